@@ -1,0 +1,1 @@
+"""Sans-I/O iSCSI protocol core (RFC 7143)."""
