@@ -1,0 +1,1 @@
+"""Configuration: iscsid.conf, the key registry, the initiator name."""

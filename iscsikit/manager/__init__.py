@@ -1,0 +1,1 @@
+"""Session policy: redirects, retries, timers.  Decisions live here, not in drivers."""

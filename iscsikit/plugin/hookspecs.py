@@ -1,0 +1,39 @@
+"""The hooks a plugin may implement (pluggy project name and entry-point group: ``iscsikit``).
+
+Hooks are few on purpose: they are called at start-up or on rare events.  The hot path
+(login, discovery, I/O) goes through the typed :class:`~iscsikit.plugin.transport.Transport`
+interface that a plugin registers, never through a hook call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from iscsikit.plugin.events import SessionEvent
+    from iscsikit.plugin.transport import TransportRegistry
+
+PROJECT = "iscsikit"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def iscsikit_register_transports(registry: TransportRegistry) -> None:
+    """Register transport drivers: call ``registry.register(MyTransport)`` for each.
+
+    Called once, when the plugin manager is first built.  The return value is ignored.
+    Registering a name twice is an error (two drivers cannot both be ``tcp``).
+    """
+
+
+@hookspec
+def iscsikit_session_event(event: SessionEvent) -> None:
+    """Observe a session event (logged in, logged out, login failed, redirected).
+
+    Called after the fact, synchronously, from the thread that caused the event; keep
+    it quick.  Exceptions propagate to the caller, so a plugin must not raise.
+    """

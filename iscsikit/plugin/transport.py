@@ -1,0 +1,151 @@
+"""The typed interface every transport driver implements, and the registry of drivers.
+
+A transport is how iscsikit reaches a target: ``usertcp`` (iSCSI over a Python socket,
+no kernel needed), and later the kernel ``tcp``/``iser`` and offload HBAs over netlink.
+The core asks a transport to run a SendTargets discovery or to log a session in; what
+comes back is a :class:`TransportSession`.  Policy (redirects, retries, records) stays
+in the core, so a driver only moves PDUs.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from iscsikit.errors import InvalidParameterError, TransportNotFoundError
+from iscsikit.proto.address import Portal
+from iscsikit.proto.login import LoginConfig, TargetRedirected
+from iscsikit.proto.sendtargets import DiscoveredTarget
+
+
+class Capability(enum.Enum):
+    """What a transport can do (mirrors the kernel's CAP_* bits where they exist)."""
+
+    SENDTARGETS = "sendtargets"
+    LOGIN = "login"
+    DATA = "data"
+    HEADER_DIGEST = "header-digest"
+    DATA_DIGEST = "data-digest"
+    IPV6 = "ipv6"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Bounds on every wait, in seconds (open-iscsi's ``node.conn[0].timeo.*`` defaults)."""
+
+    login: float = 15.0
+    logout: float = 15.0
+    #: A Text / NOP response in Full Feature Phase (discovery answers, pings).
+    response: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("login", "logout", "response"):
+            if not getattr(self, name) > 0:
+                raise InvalidParameterError(f"timeout {name} must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectSpec:
+    """One login attempt: where to connect and what to say."""
+
+    portal: Portal
+    login: LoginConfig
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    #: Transport-specific binding (network interface name, source address...), by key.
+    binding: Mapping[str, str] = field(default_factory=dict)
+
+
+class TransportSession(abc.ABC):
+    """A logged-in session as the transport sees it."""
+
+    #: Every negotiated key by RFC name, values as strings.
+    params: Mapping[str, str]
+    portal: Portal
+    target: str | None
+    tsih: int
+    isid: bytes
+    tpgt: int | None
+
+    @abc.abstractmethod
+    def logout(self, timeout: float | None = None) -> None:
+        """Log out (close the session) and release the connection; idempotent."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Drop the connection without logging out (used after errors); idempotent."""
+
+    @abc.abstractmethod
+    def ping(self, timeout: float | None = None) -> float:
+        """NOP-Out / NOP-In round trip; returns the round-trip time in seconds."""
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """True once the session was logged out or closed."""
+
+
+class Transport(abc.ABC):
+    """A transport driver.  Subclasses set ``name`` and implement the two operations."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+
+    @abc.abstractmethod
+    def discover_sendtargets(
+        self, spec: ConnectSpec, query: str = "All"
+    ) -> list[DiscoveredTarget] | TargetRedirected:
+        """Log in a Discovery session at ``spec.portal``, ask SendTargets, log out.
+
+        A redirected discovery login returns the redirect; the core follows it.
+        """
+
+    @abc.abstractmethod
+    def login(self, spec: ConnectSpec) -> TransportSession | TargetRedirected:
+        """Log a Normal session in, or report the redirect the target answered with."""
+
+
+class TransportRegistry:
+    """Transport classes by name, filled by the ``iscsikit_register_transports`` hook."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[Transport]] = {}
+
+    def register(self, cls: type[Transport]) -> type[Transport]:
+        """Add a driver class (usable as a decorator).  Names are unique."""
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            raise InvalidParameterError(f"transport class {cls.__qualname__} has no name")
+        if not (isinstance(cls, type) and issubclass(cls, Transport)):
+            raise InvalidParameterError(f"{cls!r} is not a Transport subclass")
+        existing = self._classes.get(name)
+        if existing is not None and existing is not cls:
+            raise InvalidParameterError(
+                f"transport {name!r} registered twice ({existing.__module__} and {cls.__module__})"
+            )
+        self._classes[name] = cls
+        return cls
+
+    def get(self, name: str) -> type[Transport]:
+        try:
+            return self._classes[name]
+        except KeyError:
+            known = ", ".join(sorted(self._classes)) or "none"
+            raise TransportNotFoundError(
+                f"iSCSI transport {name!r} not found (registered: {known})"
+            ) from None
+
+    def create(self, name: str) -> Transport:
+        return self.get(name)()
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+    def __iter__(self) -> Iterator[type[Transport]]:
+        return iter(self._classes.values())
