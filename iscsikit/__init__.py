@@ -10,11 +10,16 @@ The Python API in one import::
 
 Every error raised is an :class:`IscsiError` whose ``.code`` (an :class:`IscsiErr`)
 is the exit code iscsiadm uses for the same failure.
+
+The API names are loaded on first use (PEP 562), so ``import iscsikit.proto`` stays a
+pure protocol import and command-line tools start fast.
 """
 
 from __future__ import annotations
 
-from iscsikit.api import Chap, Session, discover, login
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from iscsikit.errors import (
     AuthenticationError,
     IscsiErr,
@@ -23,9 +28,34 @@ from iscsikit.errors import (
     TransportError,
     TransportTimeoutError,
 )
-from iscsikit.proto.sendtargets import DiscoveredTarget
+
+if TYPE_CHECKING:
+    from iscsikit.api import Chap, Session, discover, login
+    from iscsikit.proto.sendtargets import DiscoveredTarget
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Chap": "iscsikit.api",
+    "Session": "iscsikit.api",
+    "discover": "iscsikit.api",
+    "login": "iscsikit.api",
+    "DiscoveredTarget": "iscsikit.proto.sendtargets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'iscsikit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AuthenticationError",

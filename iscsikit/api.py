@@ -46,8 +46,6 @@ NORMAL_SESSION_DEFAULTS: Mapping[str, str] = MappingProxyType(
         "DataPDUInOrder": "Yes",
         "DataSequenceInOrder": "Yes",
         "ErrorRecoveryLevel": "0",
-        "IFMarker": "No",
-        "OFMarker": "No",
     }
 )
 
@@ -72,7 +70,7 @@ class Chap:
     def secrets(self) -> ChapSecrets:
         algs = self.algorithms
         text = algs if isinstance(algs, str) else ",".join(algs)
-        parsed: tuple[ChapAlgorithm, ...] = parse_chap_algs(text)
+        parsed: tuple[ChapAlgorithm, ...] = parse_chap_algs(text, warn=_refuse_algorithm)
         return ChapSecrets(
             username=self.username,
             password=self.password,
@@ -80,6 +78,11 @@ class Chap:
             password_in=self.password_in,
             algorithms=parsed,
         )
+
+
+def _refuse_algorithm(problem: str) -> None:
+    # iscsid.conf parsing warns and skips, as open-iscsi does; an API caller gets an error.
+    raise InvalidParameterError(f"CHAP algorithms: {problem}")
 
 
 def new_isid() -> bytes:

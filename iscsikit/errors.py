@@ -284,20 +284,19 @@ def login_status_error(status_class: int, status_detail: int, target: str = "") 
     """
     what = login_status_text(status_class, status_detail)
     message = f"login to {target} rejected: {what}" if target else f"login rejected: {what}"
-    kwargs = {"status_class": status_class, "status_detail": status_detail}
+    cls: type[LoginError] = LoginError
     if status_class == 0x02:
-        if status_detail in (0x01, 0x02):
-            return AuthenticationError(message, **kwargs)
-        if status_detail == 0x03:
-            return TargetNotFoundError(message, **kwargs)
-        if status_detail == 0x04:
-            return TargetRemovedError(message, **kwargs)
-        return FatalLoginError(message, **kwargs)
-    if status_class == 0x03:
-        return TargetError(message, **kwargs)
-    # Class 1 (redirect) is handled by the login machine; anything else is a protocol error
-    # in open-iscsi's eyes, which reports it as a plain login failure.
-    return LoginError(message, **kwargs)
+        cls = {
+            0x01: AuthenticationError,
+            0x02: AuthenticationError,
+            0x03: TargetNotFoundError,
+            0x04: TargetRemovedError,
+        }.get(status_detail, FatalLoginError)
+    elif status_class == 0x03:
+        cls = TargetError
+    # Class 1 (redirect) is handled by the login machine; any other class is reported as
+    # a plain login failure, as open-iscsi does.
+    return cls(message, status_class=status_class, status_detail=status_detail)
 
 
 __all__ = [

@@ -38,10 +38,10 @@ def format_portal(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _check_host(host: str, text: str) -> str:
+def _check_host(host: str, text: str, *, ipv6: bool = False) -> str:
     if not host:
         raise InvalidParameterError(f"invalid portal {text!r}: empty address")
-    if ":" in host:
+    if ipv6 or ":" in host:
         bare = host.split("%", 1)[0]
         try:
             ipaddress.IPv6Address(bare)
@@ -88,7 +88,7 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[Portal, 
         if rest and not rest.startswith(":"):
             raise InvalidParameterError(f"invalid portal {original!r}: junk after ']'")
         port = _check_port(rest[1:], original) if rest else default_port
-        return Portal(_check_host(host, original), port), tpgt
+        return Portal(_check_host(host, original, ipv6=True), port), tpgt
     if text.count(":") > 1:
         # Bare IPv6 literal, no port possible.
         return Portal(_check_host(text, original), default_port), tpgt

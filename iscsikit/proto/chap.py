@@ -40,9 +40,9 @@ from __future__ import annotations
 import base64 as _base64
 import hashlib
 import hmac
-import logging
 import re
 import secrets
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,7 +75,6 @@ __all__ = [
     "parse_chap_identifier",
 ]
 
-_log = logging.getLogger(__name__)
 
 RandomBytes = Callable[[int], bytes]
 """``random_bytes(n)`` must return exactly *n* unpredictable bytes."""
@@ -175,17 +174,22 @@ DEFAULT_CHAP_ALGS: Final[tuple[ChapAlgorithm, ...]] = (ChapAlgorithm.MD5,)
 _CHAP_ALGS_SEPARATOR = re.compile(r"[, \n]")
 
 
+def _warn(message: str) -> None:
+    warnings.warn(message, stacklevel=3)
+
+
 def parse_chap_algs(
     text: str, *, warn: Callable[[str], object] | None = None
 ) -> tuple[ChapAlgorithm, ...]:
     """Parse open-iscsi's ``node.session.auth.chap_algs`` value, in preference order.
 
-    Each problem is passed to ``warn`` (default: this module's logger, at WARNING level)
+    Each problem is passed to ``warn`` (default: a Python :mod:`warnings` warning)
     and skipped, as idbm does: an unknown name, a repeated name, or entries past
     :data:`MAX_CHAP_ALGS`.  An empty value gives :data:`DEFAULT_CHAP_ALGS`.  So does a
     value with no known name, with a warning.
     """
-    report: Callable[[str], object] = warn if warn is not None else _log.warning
+    # No logging here (sans-I/O): without a callback the warning is a Python warning.
+    report: Callable[[str], object] = warn if warn is not None else _warn
     found: list[ChapAlgorithm] = []
     for token in _CHAP_ALGS_SEPARATOR.split(text):
         if not token:

@@ -13,7 +13,7 @@ from typing import Final
 
 
 class Opcode(IntEnum):
-    """PDU opcodes (RFC 7143 §11.2.1.2): the low six bits of BHS byte 0."""
+    """PDU opcodes (RFC 7143 §11.2.1): the low six bits of BHS byte 0."""
 
     # Initiator opcodes.
     NOP_OUT = 0x00
@@ -37,20 +37,20 @@ class Opcode(IntEnum):
     REJECT = 0x3F
 
 
-#: Opcodes only an initiator sends (RFC 7143 §11.2.1.2).
+#: Opcodes only an initiator sends (RFC 7143 §11.2.1).
 INITIATOR_OPCODES: Final = frozenset(op for op in Opcode if op < 0x20)
-#: Opcodes only a target sends (RFC 7143 §11.2.1.2).
+#: Opcodes only a target sends (RFC 7143 §11.2.1).
 TARGET_OPCODES: Final = frozenset(op for op in Opcode if op >= 0x20)
 
 #: Basic Header Segment length (RFC 7143 §11.2.1).
 BHS_LEN: Final = 48
-#: Length of a CRC32C header or data digest (RFC 7143 §11.2.3, §13.1).
+#: Length of a CRC32C header or data digest (RFC 7143 §13.1).
 DIGEST_LEN: Final = 4
-#: The reserved tag value 0xffffffff (RFC 7143 §11.2.1.8, §11.18.3).
+#: The reserved tag value 0xffffffff (RFC 7143 §11.2.1, §11.18).
 RESERVED_TAG: Final = 0xFFFFFFFF
-#: Largest value the 24-bit DataSegmentLength field can hold (RFC 7143 §11.2.1.5).
+#: Largest value the 24-bit DataSegmentLength field can hold (RFC 7143 §11.2.1).
 MAX_DATA_SEGMENT_LENGTH: Final = 2**24 - 1
-#: Largest TotalAHSLength in bytes: 255 four-byte words (RFC 7143 §11.2.1.4).
+#: Largest TotalAHSLength in bytes: 255 four-byte words (RFC 7143 §11.2.1).
 MAX_TOTAL_AHS_LENGTH: Final = 255 * 4
 
 
@@ -181,7 +181,7 @@ class SnackType(IntEnum):
 
 
 class AhsType(IntEnum):
-    """Additional Header Segment types (RFC 7143 §11.2.2.2)."""
+    """Additional Header Segment types (RFC 7143 §11.2.2)."""
 
     EXTENDED_CDB = 1
     BIDI_READ_LENGTH = 2

@@ -183,10 +183,12 @@ class LoginMachine:
         if self._chap is not None or self.config.security_stage:
             self._state = _State.SECURITY
             keys += self._auth_offer()
+            self._negotiator.record_sent(keys, Stage.SECURITY)
             # With AuthMethod=None only, ask to leave the security stage at once.
             transit = self._chap is None
             return self._request(keys, transit=transit)
         self._state = _State.OPERATIONAL
+        self._negotiator.record_sent(keys, Stage.OPERATIONAL)
         keys += self._negotiator.offer(Stage.OPERATIONAL)
         return self._request(keys, transit=True)
 
@@ -229,8 +231,11 @@ class LoginMachine:
         *,
         transit: bool,
         csg: Stage | None = None,
+        continuation: bool = False,
     ) -> LoginRequest:
-        self._rounds += 1
+        # Continuation requests (fetching a C-bit response) are bounded by the text
+        # assembler's size limit instead; negotiation rounds are bounded here.
+        self._rounds += 0 if continuation else 1
         if self._rounds > MAX_LOGIN_ROUNDS:
             raise RemoteProtocolError(
                 f"login did not complete in {MAX_LOGIN_ROUNDS} rounds",
@@ -281,7 +286,7 @@ class LoginMachine:
                     "Login Response with both T and C bits set",
                     reject_reason=RejectReason.PROTOCOL_ERROR,
                 )
-            return self._request([], transit=False)
+            return self._request([], transit=False, continuation=True)
         if self._state is _State.SECURITY:
             return self._security(pdu, pairs)
         return self._operational(pdu, pairs)
@@ -416,14 +421,18 @@ class LoginMachine:
     ) -> LoginRequest | LoginEvent:
         if not pdu.transit:
             return self._request(answers, transit=True, csg=Stage.SECURITY)
+        if answers:
+            raise RemoteProtocolError(
+                "target offered keys while leaving the security stage",
+                reject_reason=RejectReason.PROTOCOL_ERROR,
+            )
         if pdu.nsg == Stage.FULL_FEATURE:
             # Allowed only if we asked for it, which we never do from security.
             raise RemoteProtocolError(
                 "target skipped operational negotiation", reject_reason=RejectReason.PROTOCOL_ERROR
             )
         self._state = _State.OPERATIONAL
-        keys = [*answers, *self._negotiator.offer(Stage.OPERATIONAL)]
-        return self._request(keys, transit=True)
+        return self._request(self._negotiator.offer(Stage.OPERATIONAL), transit=True)
 
     # -- operational stage (RFC 7143 §6.3.2) --------------------------------------------
 

@@ -59,9 +59,14 @@ def test_logout_exchange() -> None:
     req = ex.request()
     assert req.immediate and req.reason == 0 and req.cmdsn == 4 and req.expstatsn == 9
     assert s.cmdsn == 4  # immediate
-    assert ex.receive(NopIn(itt=RESERVED_TAG, ttt=RESERVED_TAG, statsn=9, expcmdsn=4, maxcmdsn=12)) is None
+    assert (
+        ex.receive(NopIn(itt=RESERVED_TAG, ttt=RESERVED_TAG, statsn=9, expcmdsn=4, maxcmdsn=12))
+        is None
+    )
     done = ex.receive(
-        LogoutResponse(response=0, itt=req.itt, statsn=9, expcmdsn=4, maxcmdsn=12, time2wait=2, time2retain=20)
+        LogoutResponse(
+            response=0, itt=req.itt, statsn=9, expcmdsn=4, maxcmdsn=12, time2wait=2, time2retain=20
+        )
     )
     assert done is not None and (done.time2wait, done.time2retain) == (2, 20)
     assert s.expstatsn == 10
@@ -92,5 +97,8 @@ def test_nop_ping_and_target_ping_answer() -> None:
     assert (reply.itt, reply.ttt, reply.data, reply.expstatsn) == (RESERVED_TAG, 0x55, b"xy", 7)
     assert s.maxcmdsn == 11
     # A NOP-In answering our ping consumes a StatSN and needs no reply.
-    assert answer_nop_in(s, NopIn(itt=ping.itt, ttt=RESERVED_TAG, statsn=7, expcmdsn=3, maxcmdsn=11)) is None
+    assert (
+        answer_nop_in(s, NopIn(itt=ping.itt, ttt=RESERVED_TAG, statsn=7, expcmdsn=3, maxcmdsn=11))
+        is None
+    )
     assert s.expstatsn == 8
