@@ -98,7 +98,9 @@ def _portal_and_transport(portal: str | Portal, transport: str) -> tuple[Portal,
     return parse_portal(portal), plugins.transports().create(transport)
 
 
-def _emit(kind: SessionEventKind, transport: str, target: str | None, portal: Portal, detail: str = "") -> None:
+def _emit(
+    kind: SessionEventKind, transport: str, target: str | None, portal: Portal, detail: str = ""
+) -> None:
     plugins.plugin_manager().hook.iscsikit_session_event(
         event=SessionEvent(kind, transport, target, str(portal), detail)
     )

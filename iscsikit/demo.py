@@ -32,7 +32,10 @@ def _show(title: str) -> None:
 
 
 def run(host: str = "127.0.0.1") -> int:
-    with tempfile.TemporaryDirectory(prefix="iscsikit-demo-") as tmp, Tgtd(Path(tmp), host=host) as tgtd:
+    with (
+        tempfile.TemporaryDirectory(prefix="iscsikit-demo-") as tmp,
+        Tgtd(Path(tmp), host=host) as tgtd,
+    ):
         tid = tgtd.add_target(TARGET, luns=1)
         tgtd.add_account(CHAP.username, CHAP.password)
         tgtd.bind_account(CHAP.username, tid=tid)

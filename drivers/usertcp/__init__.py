@@ -8,6 +8,9 @@ serves SendTargets discovery and Normal sessions whose data path runs in Python.
 
 from __future__ import annotations
 
+from .connection import PduConnection, deadline_after
+from .session import UserTcpSession, run_login
+
 from iscsikit.errors import IscsiErr, LocalProtocolError, RemoteProtocolError
 from iscsikit.plugin import Capability, ConnectSpec, Transport, TransportRegistry, hookimpl
 from iscsikit.proto.constants import RejectReason
@@ -15,9 +18,6 @@ from iscsikit.proto.login import TargetRedirected
 from iscsikit.proto.pdu import AsyncMessage, TextRequest
 from iscsikit.proto.sendtargets import DiscoveredTarget, SendTargetsMachine
 from iscsikit.proto.session import SessionState
-
-from iscsikit_drivers.usertcp.connection import PduConnection, deadline_after
-from iscsikit_drivers.usertcp.session import UserTcpSession, run_login
 
 
 class UserTcpTransport(Transport):
@@ -58,7 +58,7 @@ class UserTcpTransport(Transport):
         # A failed logout after a complete answer loses nothing: report the targets.
         try:
             session.logout()
-        except Exception:  # noqa: BLE001 - the discovery itself succeeded
+        except Exception:
             session.close()
         return targets
 

@@ -8,6 +8,7 @@ iscsiadm's codes: refused/reset → 4, timeouts → 8 (or 11 for a response PDU)
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import time
@@ -62,7 +63,7 @@ class PduConnection:
     @classmethod
     def connect(cls, portal: Portal, deadline: float) -> PduConnection:
         """Connect to the first address of ``portal`` that answers before ``deadline``."""
-        last: Exception | None = None
+        last: OSError | None = None
         for family, sockaddr in resolve(portal):
             remaining = _remaining(deadline)
             if remaining <= 0:
@@ -146,10 +147,8 @@ class PduConnection:
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(OSError):  # the peer may have gone already
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
 
     def __enter__(self) -> PduConnection:

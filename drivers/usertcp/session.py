@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+from .connection import PduConnection, deadline_after
+
 from iscsikit.errors import (
     IscsiErr,
     IscsiError,
@@ -29,8 +31,6 @@ from iscsikit.proto.session import (
     answer_nop_in,
     nop_out_ping,
 )
-
-from iscsikit_drivers.usertcp.connection import PduConnection, deadline_after
 
 
 def run_login(spec: ConnectSpec) -> tuple[PduConnection, LoginAccepted] | TargetRedirected:

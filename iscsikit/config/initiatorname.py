@@ -47,8 +47,8 @@ def read_initiator_name(path: Path | None = None) -> str | None:
         text = path.read_text(encoding="utf-8", errors="replace")
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         return None
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if line.startswith("#"):
             continue
         key, sep, value = line.partition("=")

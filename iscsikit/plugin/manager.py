@@ -17,7 +17,7 @@ from iscsikit.plugin import hookspecs
 from iscsikit.plugin.transport import TransportRegistry
 
 _lock = threading.Lock()
-_default: tuple[pluggy.PluginManager, TransportRegistry] | None = None
+_cache: dict[str, tuple[pluggy.PluginManager, TransportRegistry]] = {}
 
 
 def build(
@@ -38,11 +38,10 @@ def build(
 
 def default() -> tuple[pluggy.PluginManager, TransportRegistry]:
     """The process-wide plugin manager and registry, built on first use."""
-    global _default
     with _lock:
-        if _default is None:
-            _default = build()
-        return _default
+        if "default" not in _cache:
+            _cache["default"] = build()
+        return _cache["default"]
 
 
 def plugin_manager() -> pluggy.PluginManager:

@@ -206,7 +206,9 @@ class LoginMachine:
 
     def _expect(self, state: _State) -> None:
         if self._state is not state:
-            raise LocalProtocolError(f"login machine is {self._state.value}, expected {state.value}")
+            raise LocalProtocolError(
+                f"login machine is {self._state.value}, expected {state.value}"
+            )
 
     def _leading_keys(self) -> list[tuple[str, str]]:
         cfg = self.config
@@ -316,13 +318,16 @@ class LoginMachine:
                 reject_reason=RejectReason.PROTOCOL_ERROR,
             )
         last = self._last_request
-        if pdu.transit and last is not None:
-            # The target may only transit when we asked to, and not beyond our NSG.
-            if not last.transit or pdu.nsg > last.nsg or pdu.nsg <= pdu.csg or pdu.nsg == 2:
-                raise RemoteProtocolError(
-                    f"target moved to stage {pdu.nsg} without the initiator's consent",
-                    reject_reason=RejectReason.PROTOCOL_ERROR,
-                )
+        # The target may only transit when we asked to, and not beyond our NSG.
+        if (
+            pdu.transit
+            and last is not None
+            and (not last.transit or pdu.nsg > last.nsg or pdu.nsg <= pdu.csg or pdu.nsg == 2)
+        ):
+            raise RemoteProtocolError(
+                f"target moved to stage {pdu.nsg} without the initiator's consent",
+                reject_reason=RejectReason.PROTOCOL_ERROR,
+            )
 
     def _status(self, pdu: LoginResponse) -> TargetRedirected:
         if pdu.status_class == LoginStatusClass.REDIRECTION and pdu.status_detail in (1, 2):
@@ -345,7 +350,9 @@ class LoginMachine:
 
     # -- security stage (RFC 7143 §6.3.1, §12.1.3) ------------------------------------
 
-    def _security(self, pdu: LoginResponse, pairs: list[tuple[str, str]]) -> LoginRequest | LoginEvent:
+    def _security(
+        self, pdu: LoginResponse, pairs: list[tuple[str, str]]
+    ) -> LoginRequest | LoginEvent:
         chap_keys = {k: v for k, v in pairs if k.startswith(_CHAP_PREFIX)}
         other = [(k, v) for k, v in pairs if not k.startswith(_CHAP_PREFIX)]
         if len(chap_keys) != sum(1 for k, _ in pairs if k.startswith(_CHAP_PREFIX)):

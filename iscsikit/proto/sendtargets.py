@@ -66,7 +66,11 @@ def parse_sendtargets(
 
     def close_target() -> None:
         if current is not None and addresses == 0:
-            add(DiscoveredTarget(current, discovery_portal.host, discovery_portal.port, TPGT_UNKNOWN))
+            add(
+                DiscoveredTarget(
+                    current, discovery_portal.host, discovery_portal.port, TPGT_UNKNOWN
+                )
+            )
 
     for key, value in pairs:
         if key == "TargetName":
@@ -91,7 +95,11 @@ def parse_sendtargets(
                     reject_reason=RejectReason.PROTOCOL_ERROR,
                 ) from None
             addresses += 1
-            add(DiscoveredTarget(current, portal.host, portal.port, TPGT_UNKNOWN if tpgt is None else tpgt))
+            add(
+                DiscoveredTarget(
+                    current, portal.host, portal.port, TPGT_UNKNOWN if tpgt is None else tpgt
+                )
+            )
         # Other keys (TargetAlias, X- extensions) carry nothing discovery records keep.
     close_target()
     return result

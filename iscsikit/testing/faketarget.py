@@ -124,7 +124,9 @@ class FakeTarget:
 
     # -- login ---------------------------------------------------------------------------
 
-    def _status(self, req: LoginRequest, cls: int, detail: int, keys: Sequence[tuple[str, str]] = ()) -> LoginResponse:
+    def _status(
+        self, req: LoginRequest, cls: int, detail: int, keys: Sequence[tuple[str, str]] = ()
+    ) -> LoginResponse:
         return LoginResponse(
             transit=False,
             cont=False,
@@ -206,7 +208,7 @@ class FakeTarget:
                 return self._status(req, 2, 0)
             try:
                 answers += self._chap.check(chap_keys)
-            except Exception:  # noqa: BLE001 - any CHAP failure is an auth failure on the wire
+            except Exception:
                 return self._status(req, 2, 1)
             self.authenticated = True
         transit = req.transit and (self.authenticated or not accounts)
@@ -243,7 +245,9 @@ class FakeTarget:
                 return self._login_pdu(req, data, transit=False, cont=True)
         return self._login_pdu(req, data, transit=transit, cont=False)
 
-    def _login_pdu(self, req: LoginRequest, data: bytes, *, transit: bool, cont: bool) -> LoginResponse:
+    def _login_pdu(
+        self, req: LoginRequest, data: bytes, *, transit: bool, cont: bool
+    ) -> LoginResponse:
         final = transit and req.nsg == Stage.FULL_FEATURE
         if final:
             self.logged_in = True
@@ -278,7 +282,9 @@ class FakeTarget:
             else:
                 body = self._sendtargets(query)
             size = self.config.sendtargets_chunk
-            self._st_chunks = [body[i : i + size] for i in range(0, len(body), size)] if size else [body]
+            self._st_chunks = (
+                [body[i : i + size] for i in range(0, len(body), size)] if size else [body]
+            )
         data = self._st_chunks.pop(0) if self._st_chunks else b""
         final = not self._st_chunks
         return self._ffp(
@@ -342,7 +348,9 @@ def serve(target: FakeTarget, conn: socket.socket, *, timeout: float = 10.0) -> 
             reader.receive_data(chunk)
             continue
         for rsp in target.receive(pdu):
-            conn.sendall(encode_pdu(rsp, header_digest=reader.header_digest, data_digest=reader.data_digest))
+            conn.sendall(
+                encode_pdu(rsp, header_digest=reader.header_digest, data_digest=reader.data_digest)
+            )
         if target.logged_in and target.negotiated:
             reader.header_digest = target.negotiated.get("HeaderDigest") == "CRC32C"
             reader.data_digest = target.negotiated.get("DataDigest") == "CRC32C"

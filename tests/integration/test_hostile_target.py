@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from iscsikit.testing.hostile import ScriptedTarget, read_pdu
 
 import iscsikit
 from iscsikit import IscsiErr, IscsiError
@@ -29,7 +30,6 @@ from iscsikit.proto.pdu import (
     encode_pdu,
 )
 from iscsikit.proto.text import encode_text
-from iscsikit.testing.hostile import ScriptedTarget, read_pdu
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,9 @@ INITIATOR = "iqn.2024-01.test.iscsikit:hostile"
 Behaviour = Callable[[socket.socket], None]
 
 
-def login_response(req: LoginRequest, keys: list[tuple[str, str]], **fields: object) -> LoginResponse:
+def login_response(
+    req: LoginRequest, keys: list[tuple[str, str]], **fields: object
+) -> LoginResponse:
     """A well-formed final Login Response to ``req`` (overridable field by field)."""
     values: dict[str, object] = {
         "transit": True,
@@ -162,7 +164,7 @@ def test_wrong_opcode_for_login() -> None:
 
 def test_initiator_opcode_from_target() -> None:
     # A Login *Request* (opcode 0x03) coming back from the target.
-    expect_error(reply_to_login(lambda req: encode_pdu(req)), IscsiErr.TRANS)
+    expect_error(reply_to_login(encode_pdu), IscsiErr.TRANS)
 
 
 def test_unknown_opcode() -> None:
@@ -221,8 +223,15 @@ def test_bad_header_digest_after_login() -> None:
 
     def bad_digest(conn: socket.socket) -> None:
         read_pdu(conn, header_digest=True)
-        rsp = TextResponse(final=True, itt=1, ttt=RESERVED_TAG, statsn=2, expcmdsn=2, maxcmdsn=9,
-                           data=encode_text([("TargetName", "iqn.2024-01.x:y")]))
+        rsp = TextResponse(
+            final=True,
+            itt=1,
+            ttt=RESERVED_TAG,
+            statsn=2,
+            expcmdsn=2,
+            maxcmdsn=9,
+            data=encode_text([("TargetName", "iqn.2024-01.x:y")]),
+        )
         raw = bytearray(encode_pdu(rsp, header_digest=True))
         raw[48] ^= 0xFF  # corrupt the header digest
         conn.sendall(bytes(raw))
@@ -233,9 +242,10 @@ def test_bad_header_digest_after_login() -> None:
         conn.sendall(encode_pdu(login_response(req, answers)))
         bad_digest(conn)
 
-    with ScriptedTarget(discovery) as target:
-        with pytest.raises(IscsiError) as info:
-            iscsikit.discover(target.portal, initiator_name=INITIATOR, timeout=TIMEOUT, header_digest="CRC32C")
+    with ScriptedTarget(discovery) as target, pytest.raises(IscsiError) as info:
+        iscsikit.discover(
+            target.portal, initiator_name=INITIATOR, timeout=TIMEOUT, header_digest="CRC32C"
+        )
     assert info.value.code is IscsiErr.TRANS
     assert "digest" in str(info.value).lower()
 
@@ -246,8 +256,9 @@ def test_bad_data_digest_in_full_feature_phase() -> None:
     def session(conn: socket.socket) -> None:
         req = read_login(conn)
         conn.sendall(encode_pdu(login_response(req, answers, nsg=3)))
-        nop = NopIn(itt=RESERVED_TAG, ttt=RESERVED_TAG, statsn=2, expcmdsn=2, maxcmdsn=9,
-                    data=b"payload!")
+        nop = NopIn(
+            itt=RESERVED_TAG, ttt=RESERVED_TAG, statsn=2, expcmdsn=2, maxcmdsn=9, data=b"payload!"
+        )
         raw = bytearray(encode_pdu(nop, data_digest=True))
         assert int.from_bytes(raw[-4:], "little") == crc32c(b"payload!")
         raw[-1] ^= 0x01  # corrupt the data digest
@@ -255,8 +266,13 @@ def test_bad_data_digest_in_full_feature_phase() -> None:
         time.sleep(TIMEOUT + SLACK + 1)
 
     with ScriptedTarget(session) as target:
-        s = iscsikit.login(target.portal, "iqn.2024-01.test.iscsikit:victim",
-                           initiator_name=INITIATOR, timeout=TIMEOUT, data_digest="CRC32C")
+        s = iscsikit.login(
+            target.portal,
+            "iqn.2024-01.test.iscsikit:victim",
+            initiator_name=INITIATOR,
+            timeout=TIMEOUT,
+            data_digest="CRC32C",
+        )
         assert s.params["DataDigest"] == "CRC32C"
         with pytest.raises(IscsiError) as info:
             s.ping(timeout=TIMEOUT)
@@ -271,8 +287,15 @@ def test_sendtargets_endless_continuation_is_bounded() -> None:
         while True:
             text = decode_pdu(read_pdu(conn))
             n += 1
-            rsp = TextResponse(final=False, itt=text.itt, ttt=n, statsn=1 + n, expcmdsn=2,  # type: ignore[attr-defined]
-                               maxcmdsn=9, data=encode_text([("TargetName", f"iqn.2024-01.x:{n}")]))
+            rsp = TextResponse(
+                final=False,
+                itt=text.itt,
+                ttt=n,
+                statsn=1 + n,
+                expcmdsn=2,  # type: ignore[attr-defined]
+                maxcmdsn=9,
+                data=encode_text([("TargetName", f"iqn.2024-01.x:{n}")]),
+            )
             conn.sendall(encode_pdu(rsp))
 
     err = expect_error(answer_login_then(endless), IscsiErr.PDU_TIMEOUT)
@@ -282,8 +305,15 @@ def test_sendtargets_endless_continuation_is_bounded() -> None:
 def test_sendtargets_garbage_answer() -> None:
     def garbage(conn: socket.socket) -> None:
         text = decode_pdu(read_pdu(conn))
-        rsp = TextResponse(final=True, itt=text.itt, ttt=RESERVED_TAG, statsn=2, expcmdsn=2,  # type: ignore[attr-defined]
-                           maxcmdsn=9, data=encode_text([("TargetAddress", "1.2.3.4:3260,1")]))
+        rsp = TextResponse(
+            final=True,
+            itt=text.itt,
+            ttt=RESERVED_TAG,
+            statsn=2,
+            expcmdsn=2,  # type: ignore[attr-defined]
+            maxcmdsn=9,
+            data=encode_text([("TargetAddress", "1.2.3.4:3260,1")]),
+        )
         conn.sendall(encode_pdu(rsp))
         time.sleep(TIMEOUT + SLACK + 1)
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from iscsikit.testing.tgtd import Tgtd
 
 import iscsikit
 from iscsikit.testing import peers
-from iscsikit.testing.tgtd import Tgtd
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +44,8 @@ def test_same_set_as_libiscsi(configured: Tgtd) -> None:
 
 
 def test_same_set_as_open_iscsi(configured: Tgtd, tmp_path: Path) -> None:
-    theirs = peers.iscsiadm_discover(configured.portal, db=tmp_path / "oracle", initiator_name=INITIATOR)
+    theirs = peers.iscsiadm_discover(
+        configured.portal, db=tmp_path / "oracle", initiator_name=INITIATOR
+    )
     assert theirs
     assert ours(configured.portal) == theirs

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from iscsikit.testing.tgtd import Tgtd
 
 import iscsikit
 from iscsikit import Chap, IscsiErr, IscsiError
-from iscsikit.testing.tgtd import Tgtd
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,10 @@ def test_wrong_secret_is_auth_failure_24(tgtd_factory: TgtdFactory) -> None:
     tgtd.bind_account("inuser", tid=tid)
     with pytest.raises(IscsiError) as info:
         iscsikit.login(
-            tgtd.portal, f"{IQN}:chap", chap=Chap("inuser", "wrong-secret"), initiator_name=INITIATOR
+            tgtd.portal,
+            f"{IQN}:chap",
+            chap=Chap("inuser", "wrong-secret"),
+            initiator_name=INITIATOR,
         )
     assert info.value.code is IscsiErr.LOGIN_AUTH_FAILED
     # No credentials at all against a CHAP target: also an authentication failure.
