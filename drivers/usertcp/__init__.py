@@ -8,9 +8,6 @@ serves SendTargets discovery and Normal sessions whose data path runs in Python.
 
 from __future__ import annotations
 
-from .connection import PduConnection, deadline_after
-from .session import UserTcpSession, run_login
-
 from iscsikit.errors import IscsiErr, LocalProtocolError, RemoteProtocolError
 from iscsikit.plugin import Capability, ConnectSpec, Transport, TransportRegistry, hookimpl
 from iscsikit.proto.constants import RejectReason
@@ -18,6 +15,9 @@ from iscsikit.proto.login import TargetRedirected
 from iscsikit.proto.pdu import AsyncMessage, TextRequest
 from iscsikit.proto.sendtargets import DiscoveredTarget, SendTargetsMachine
 from iscsikit.proto.session import SessionState
+
+from .connection import PduConnection, deadline_after
+from .session import UserTcpSession, run_login
 
 
 class UserTcpTransport(Transport):

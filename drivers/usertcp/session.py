@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import time
 
-from .connection import PduConnection, deadline_after
-
 from iscsikit.errors import (
     IscsiErr,
     IscsiError,
-    LoginError,
     LogoutError,
     RemoteProtocolError,
-    TransportError,
     TransportTimeoutError,
 )
 from iscsikit.plugin.transport import ConnectSpec, TransportSession
@@ -32,6 +28,8 @@ from iscsikit.proto.session import (
     nop_out_ping,
 )
 
+from .connection import PduConnection, deadline_after
+
 
 def run_login(spec: ConnectSpec) -> tuple[PduConnection, LoginAccepted] | TargetRedirected:
     """Connect and log in; returns the connection in Full Feature Phase, or the redirect.
@@ -45,18 +43,20 @@ def run_login(spec: ConnectSpec) -> tuple[PduConnection, LoginAccepted] | Target
         step: LoginRequest | LoginAccepted | TargetRedirected = machine.start()
         while isinstance(step, LoginRequest):
             conn.send(step, deadline)
-            try:
-                pdu = conn.recv(deadline)
-            except TransportTimeoutError:
-                raise TransportTimeoutError(
-                    f"login to {spec.portal} timed out after {spec.timeouts.login:g} s"
-                ) from None
-            except TransportError as exc:
-                # A target that hangs up mid-login: open-iscsi reports a login I/O error.
-                raise LoginError(
-                    f"login to {spec.portal} failed: {exc}", code=IscsiErr.TRANS
-                ) from None
-            step = machine.receive(pdu)
+            step = machine.receive(conn.recv(deadline))
+    except TransportTimeoutError:
+        conn.close()
+        raise TransportTimeoutError(
+            f"login to {spec.portal} timed out after {spec.timeouts.login:g} s"
+        ) from None
+    except RemoteProtocolError as exc:
+        # The target broke the protocol during login: a login failure (exit 5).
+        conn.close()
+        raise RemoteProtocolError(
+            f"login to {spec.portal} failed: {exc}",
+            reject_reason=exc.reject_reason,
+            code=IscsiErr.LOGIN,
+        ) from exc
     except BaseException:
         conn.close()
         raise

@@ -5,7 +5,9 @@ initiator's first PDU (or later ones) with crafted bytes: truncated PDUs, wrong
 opcodes, oversized segments, bad digests, garbage text keys, endless rounds, or
 nothing at all.  The assertion is always the same shape: an ``IscsiError`` with the
 expected code, raised before the configured timeout (plus scheduling slack) — never a
-hang and never another exception type.
+hang and never another exception type.  Codes: a target that breaks the protocol
+during login fails the login (5); after login the connection is unusable (4); a hang
+is a timeout (8 while logging in, 11 waiting for a response).
 """
 
 from __future__ import annotations
@@ -158,13 +160,13 @@ def test_wrong_opcode_for_login() -> None:
     def nop_in(req: LoginRequest) -> bytes:
         return encode_pdu(NopIn(itt=req.itt, ttt=RESERVED_TAG, statsn=1, expcmdsn=1, maxcmdsn=1))
 
-    err = expect_error(reply_to_login(nop_in), IscsiErr.TRANS)
+    err = expect_error(reply_to_login(nop_in), IscsiErr.LOGIN)
     assert "Login Response" in str(err)
 
 
 def test_initiator_opcode_from_target() -> None:
     # A Login *Request* (opcode 0x03) coming back from the target.
-    expect_error(reply_to_login(encode_pdu), IscsiErr.TRANS)
+    expect_error(reply_to_login(encode_pdu), IscsiErr.LOGIN)
 
 
 def test_unknown_opcode() -> None:
@@ -173,7 +175,7 @@ def test_unknown_opcode() -> None:
         raw[0] = 0x3A  # not an iSCSI opcode
         return bytes(raw)
 
-    expect_error(reply_to_login(weird), IscsiErr.TRANS)
+    expect_error(reply_to_login(weird), IscsiErr.LOGIN)
 
 
 def test_oversized_data_segment_is_refused_without_waiting_for_it() -> None:
@@ -182,7 +184,7 @@ def test_oversized_data_segment_is_refused_without_waiting_for_it() -> None:
         raw[5:8] = (16 * 1024 * 1024 - 1).to_bytes(3, "big")  # DataSegmentLength
         return bytes(raw)  # ...and never send the 16 MiB
 
-    err = expect_error(reply_to_login(huge), IscsiErr.TRANS)
+    err = expect_error(reply_to_login(huge), IscsiErr.LOGIN)
     assert "segment" in str(err).lower()
 
 
@@ -190,7 +192,7 @@ def test_garbage_text_keys() -> None:
     for data in (b"\xff\xfe=\x00", b"no-equals-sign\x00", b"=empty-key\x00", b"A" * 70 + b"=1\x00"):
         expect_error(
             reply_to_login(lambda req, d=data: encode_pdu(login_response(req, [], data=d))),  # type: ignore[misc]
-            IscsiErr.TRANS,
+            IscsiErr.LOGIN,
         )
 
 
@@ -208,13 +210,13 @@ def test_endless_login_rounds_are_bounded() -> None:
             req = read_login(conn)
             conn.sendall(encode_pdu(login_response(req, [], transit=False, nsg=0)))
 
-    expect_error(stall, IscsiErr.TRANS)
+    expect_error(stall, IscsiErr.LOGIN)
 
 
 def test_leading_login_with_tsih_zero() -> None:
     expect_error(
         reply_to_login(lambda req: encode_pdu(login_response(req, OPERATIONAL_ANSWERS, tsih=0))),
-        IscsiErr.TRANS,
+        IscsiErr.LOGIN,
     )
 
 
