@@ -68,7 +68,7 @@ def _sendtargets(session: UserTcpSession, query: str) -> list[DiscoveredTarget]:
     machine = SendTargetsMachine(session.state, session.portal, query=query)
     step: TextRequest | list[DiscoveredTarget] = machine.start()
     while isinstance(step, TextRequest):
-        session.conn.send(step, deadline)
+        session.conn.send(step, deadline, timeout_code=IscsiErr.PDU_TIMEOUT)
         pdu = session.recv(deadline, timeout_code=IscsiErr.PDU_TIMEOUT)
         if isinstance(pdu, AsyncMessage):
             raise RemoteProtocolError(

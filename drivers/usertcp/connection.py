@@ -84,20 +84,26 @@ class PduConnection:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def send(self, pdu: Pdu, deadline: float) -> None:
+    def send(
+        self, pdu: Pdu, deadline: float, *, timeout_code: IscsiErr = IscsiErr.TRANS_TIMEOUT
+    ) -> None:
         data = encode_pdu(pdu, header_digest=self.header_digest, data_digest=self.data_digest)
-        self.send_bytes(data, deadline)
+        self.send_bytes(data, deadline, timeout_code=timeout_code)
 
-    def send_bytes(self, data: bytes, deadline: float) -> None:
+    def send_bytes(
+        self, data: bytes, deadline: float, *, timeout_code: IscsiErr = IscsiErr.TRANS_TIMEOUT
+    ) -> None:
         self._check_open()
         remaining = _remaining(deadline)
         if remaining <= 0:
-            raise TransportTimeoutError(f"timed out sending to {self.portal}")
+            raise TransportTimeoutError(f"timed out sending to {self.portal}", code=timeout_code)
         try:
             self.sock.settimeout(remaining)
             self.sock.sendall(data)
         except TimeoutError:
-            raise TransportTimeoutError(f"timed out sending to {self.portal}") from None
+            raise TransportTimeoutError(
+                f"timed out sending to {self.portal}", code=timeout_code
+            ) from None
         except OSError as exc:
             raise TransportError(f"connection to {self.portal} failed: {_describe(exc)}") from None
 

@@ -104,7 +104,7 @@ class UserTcpSession(TransportSession):
             if isinstance(pdu, NopIn):
                 reply = answer_nop_in(self.state, pdu)
                 if reply is not None:
-                    self.conn.send(reply, deadline)
+                    self.conn.send(reply, deadline, timeout_code=timeout_code)
                     continue
                 if pdu.itt == 0xFFFFFFFF:
                     continue
@@ -117,7 +117,7 @@ class UserTcpSession(TransportSession):
         deadline = deadline_after(timeout or self.spec.timeouts.response)
         nop = nop_out_ping(self.state)
         started = time.monotonic()
-        self.conn.send(nop, deadline)
+        self.conn.send(nop, deadline, timeout_code=IscsiErr.PDU_TIMEOUT)
         while True:
             pdu = self.recv(deadline)
             if isinstance(pdu, NopIn) and pdu.itt == nop.itt:

@@ -29,6 +29,7 @@ from iscsikit.errors import (
 from iscsikit.proto.address import Portal, parse_address
 from iscsikit.proto.chap import ChapAlgorithm, ChapInitiator
 from iscsikit.proto.constants import LoginStatusClass, RejectReason, Stage
+from iscsikit.proto.keys import KEYS
 from iscsikit.proto.negotiation import Negotiator
 from iscsikit.proto.pdu import LoginRequest, LoginResponse, Pdu, Reject
 from iscsikit.proto.text import TextAssembler, decode_text, encode_text
@@ -95,6 +96,8 @@ class LoginAccepted:
     maxcmdsn: int
     target_portal_group_tag: int | None
     target_alias: str | None
+    #: Keys we offered that the target never answered (they hold the RFC default).
+    unanswered: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +298,10 @@ class LoginMachine:
 
     def _check_header(self, pdu: LoginResponse) -> None:
         cfg = self.config
+        if pdu.status_class != LoginStatusClass.SUCCESS:
+            # Report the status even if the target did not echo ISID/ITT: tgt zeroes the
+            # whole header of its error responses, and the status is what matters.
+            return
         if pdu.isid != cfg.isid:
             raise RemoteProtocolError(
                 "Login Response ISID does not match the request",
@@ -305,8 +312,6 @@ class LoginMachine:
                 "Login Response ITT does not match the request",
                 reject_reason=RejectReason.INVALID_PDU_FIELD,
             )
-        if pdu.status_class != LoginStatusClass.SUCCESS:
-            return
         if pdu.version_active != 0:
             raise RemoteProtocolError(
                 f"target chose unsupported iSCSI version {pdu.version_active}",
@@ -459,12 +464,6 @@ class LoginMachine:
                 "target offered keys in its final Login Response",
                 reject_reason=RejectReason.PROTOCOL_ERROR,
             )
-        if not self._negotiator.complete:
-            raise RemoteProtocolError(
-                "target ended the login without answering "
-                + ", ".join(sorted(self._negotiator.pending)),
-                reject_reason=RejectReason.PROTOCOL_ERROR,
-            )
         if self.config.tsih == 0 and pdu.tsih == 0:
             raise RemoteProtocolError(
                 "final Login Response of a leading login carries TSIH 0",
@@ -477,6 +476,14 @@ class LoginMachine:
             )
         self._state = _State.DONE
         params = self._negotiator.negotiated()
+        # A target that never answered an offer breaks RFC 7143 §6.2, but open-iscsi
+        # logs in regardless; so do we, with the RFC default for each such key (the
+        # value a target that ignored the key is running with), and say which they were.
+        unanswered = self._negotiator.pending
+        for key in unanswered:
+            spec = KEYS.get(key)
+            if spec is not None and spec.default is not None:
+                params[key] = spec.default
         tpgt_text = self._declared.get("TargetPortalGroupTag")
         tpgt = int(tpgt_text) if tpgt_text is not None and tpgt_text.isdigit() else None
         for key in ("TargetAlias", "TargetPortalGroupTag"):
@@ -490,6 +497,7 @@ class LoginMachine:
             maxcmdsn=pdu.maxcmdsn,
             target_portal_group_tag=tpgt,
             target_alias=self._declared.get("TargetAlias"),
+            unanswered=unanswered,
         )
 
     def _remember_declarations(self, pairs: Sequence[tuple[str, str]]) -> None:

@@ -65,8 +65,10 @@ def _run(
     proc = subprocess.run(
         cmd, stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=timeout, check=False
     )
-    return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(
-        errors="replace"
+    return (
+        proc.returncode,
+        proc.stdout.decode(errors="replace"),
+        proc.stderr.decode(errors="replace"),
     )
 
 

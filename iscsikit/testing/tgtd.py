@@ -480,9 +480,7 @@ class Tgtd:
         While a redirect is set tgt shows only the Redirect* keys.
         """
         out = self.tgtadm("--op", "show", "--mode", "target", "--tid", str(tid))
-        return dict(
-            line.strip().split("=", 1) for line in out.splitlines() if "=" in line
-        )
+        return dict(line.strip().split("=", 1) for line in out.splitlines() if "=" in line)
 
     def set_system_param(self, name: str, value: str | int) -> None:
         """``--op update --mode sys``, e.g. iSNSServerIP, iSNSServerPort, then iSNS=On

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-from iscsikit.testing.hostile import ScriptedTarget, read_pdu
 
 import iscsikit
 from iscsikit import IscsiErr, IscsiError
@@ -32,6 +31,7 @@ from iscsikit.proto.pdu import (
     encode_pdu,
 )
 from iscsikit.proto.text import encode_text
+from iscsikit.testing.hostile import ScriptedTarget, read_pdu
 
 pytestmark = pytest.mark.integration
 
@@ -200,7 +200,7 @@ def test_illegal_negotiation_answer() -> None:
     # We offered HeaderDigest=None only; CRC32C is not a legal answer.
     answers = [("HeaderDigest", "CRC32C"), ("DataDigest", "None")]
     expect_error(
-        reply_to_login(lambda req: encode_pdu(login_response(req, answers))), IscsiErr.TRANS
+        reply_to_login(lambda req: encode_pdu(login_response(req, answers))), IscsiErr.LOGIN
     )
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from iscsikit.testing.tgtd import Tgtd
 
 import iscsikit
 from iscsikit import Chap, IscsiErr, IscsiError
+from iscsikit.testing.tgtd import Tgtd
 
 pytestmark = pytest.mark.integration
 
@@ -63,15 +63,18 @@ def test_one_way_chap(tgtd_factory: TgtdFactory) -> None:
         assert session.params["AuthMethod"] == "CHAP"
 
 
-@pytest.mark.parametrize("algorithms", ["MD5", "SHA256,MD5", "SHA3-256,SHA256,SHA1,MD5"])
-def test_mutual_chap(tgtd_factory: TgtdFactory, algorithms: str) -> None:
+def test_mutual_chap(tgtd_factory: TgtdFactory) -> None:
+    # tgt 1.0.85 implements CHAP_A=5 (MD5) only: it answers CHAP_A=6 with 0x0200 and
+    # accepts CHAP_A=7 but then cannot decode a 32-byte CHAP_R ("chap_decode_string
+    # buf[20] !sufficient").  SHA1/SHA-256/SHA3-256 are exercised against the fake
+    # target in tests/unit/proto/test_login.py.
     tgtd = tgtd_factory()
     tid = tgtd.add_target(f"{IQN}:mutual")
     tgtd.add_account("inuser", "inpass123456")
     tgtd.bind_account("inuser", tid=tid)
     tgtd.add_account("outuser", "outpass12345")
     tgtd.bind_account("outuser", tid=tid, outgoing=True)
-    chap = Chap("inuser", "inpass123456", "outuser", "outpass12345", algorithms=algorithms)
+    chap = Chap("inuser", "inpass123456", "outuser", "outpass12345", algorithms="MD5")
     with iscsikit.login(tgtd.portal, f"{IQN}:mutual", chap=chap, initiator_name=INITIATOR) as s:
         assert s.params["AuthMethod"] == "CHAP"
 

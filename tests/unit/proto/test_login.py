@@ -368,3 +368,19 @@ def test_discovery_session_and_sendtargets(chunk: int | None) -> None:
     assert str(found[0]) == "127.0.0.1:3260,1 iqn.2024-01.test.fake:t0"
     if chunk:
         assert exchanges > 1
+
+
+def test_unanswered_offers_take_the_rfc_default_and_are_reported() -> None:
+    machine = LoginMachine(config())
+    req = machine.start()
+    answers = [("HeaderDigest", "None"), ("DataDigest", "None"), ("MaxBurstLength", "65536")]
+    rsp = LoginResponse(
+        transit=True, csg=1, nsg=3, isid=req.isid, itt=req.itt, tsih=5, statsn=1,
+        data=encode_text(answers),
+    )  # fmt: skip
+    event = machine.receive(rsp)
+    assert isinstance(event, LoginAccepted)
+    assert event.params["MaxBurstLength"] == "65536"
+    assert "InitialR2T" in event.unanswered and "MaxBurstLength" not in event.unanswered
+    assert event.params["InitialR2T"] == "Yes"  # RFC 7143 §13.10 default
+    assert event.params["FirstBurstLength"] == "65536"  # §13.14 default
