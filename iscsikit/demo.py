@@ -43,7 +43,10 @@ def run(host: str = "127.0.0.1") -> int:
         assert CHAP.username_in is not None and CHAP.password_in is not None
         tgtd.add_account(CHAP.username_in, CHAP.password_in)
         tgtd.bind_account(CHAP.username_in, tid=tid, outgoing=True)
-        print(f"tgtd {tgtd.portal}: target {TARGET} (1 LUN, mutual CHAP)")
+        # tgt answers HeaderDigest=None to an offer of CRC32C alone unless told otherwise.
+        tgtd.set_target_param(tid, "HeaderDigest", "CRC32C")
+        tgtd.set_target_param(tid, "DataDigest", "CRC32C")
+        print(f"tgtd {tgtd.portal}: target {TARGET} (1 LUN, mutual CHAP, CRC32C digests)")
 
         _show(f"discovery at {tgtd.portal}")
         targets = iscsikit.discover(tgtd.portal, initiator_name=INITIATOR)

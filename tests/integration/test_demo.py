@@ -1,0 +1,22 @@
+"""The README's demo runs end to end against a real tgtd (so it cannot rot)."""
+
+from __future__ import annotations
+
+import pytest
+
+from iscsikit import demo
+from iscsikit.testing.plugin import require_tgt
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_demo(host: str, capsys: pytest.CaptureFixture[str]) -> None:
+    require_tgt()
+    assert demo.main(["--host", host]) == 0
+    out = capsys.readouterr().out
+    assert f"{demo.TARGET}" in out
+    assert "HeaderDigest             = CRC32C" in out
+    assert "AuthMethod               = CHAP" in out
+    assert f"logged out of {demo.TARGET}" in out
+    assert "iscsiadm exit code 24: LOGIN_AUTH_FAILED" in out
