@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from iscsikit.testing.tgtd import Tgtd
 
 import iscsikit
 from iscsikit.testing import peers
+from iscsikit.testing.tgtd import Tgtd
 
 pytestmark = pytest.mark.integration
 
