@@ -51,13 +51,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from iscsikit.proto.address import format_portal
+
 __all__ = [
     "DEFAULT_LUN_SIZE",
     "Connection",
     "Tgtd",
     "TgtadmError",
     "TgtdError",
-    "format_portal",
     "free_port",
     "tgt_missing",
 ]
@@ -119,11 +120,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def format_portal(host: str, port: int) -> str:
-    """``host:port``, with IPv6 addresses in brackets (``[::1]:3260``), as iSCSI writes it."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Tgtd:

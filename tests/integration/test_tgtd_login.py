@@ -234,3 +234,11 @@ def test_connection_refused_is_4_and_nothing_listening() -> None:
     with pytest.raises(IscsiError) as info:
         iscsikit.discover(f"127.0.0.1:{free_port()}", initiator_name=INITIATOR, timeout=5)
     assert info.value.code is IscsiErr.TRANS
+
+
+def test_sendtargets_for_one_target_name(tgtd_factory: TgtdFactory) -> None:
+    tgtd = tgtd_factory()
+    for name in ("one", "two", "three"):
+        tgtd.add_target(f"{IQN}:{name}")
+    assert _disc(tgtd, query=f"{IQN}:two") == {(tgtd.portal, 1, f"{IQN}:two")}
+    assert _disc(tgtd, query=f"{IQN}:absent") == set()

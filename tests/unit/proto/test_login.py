@@ -12,6 +12,7 @@ import itertools
 
 import pytest
 
+from iscsikit.api import NORMAL_SESSION_DEFAULTS
 from iscsikit.errors import (
     AuthenticationError,
     FatalLoginError,
@@ -43,22 +44,8 @@ TARGET = "iqn.2024-01.test.fake:disk"
 INITIATOR = "iqn.2024-01.test.fake:initiator"
 ISID = bytes.fromhex("800102030405")
 
-OPERATIONAL = {
-    "HeaderDigest": "None",
-    "DataDigest": "None",
-    "MaxRecvDataSegmentLength": "262144",
-    "InitialR2T": "No",
-    "ImmediateData": "Yes",
-    "FirstBurstLength": "262144",
-    "MaxBurstLength": "16776192",
-    "DefaultTime2Wait": "2",
-    "DefaultTime2Retain": "0",
-    "MaxConnections": "1",
-    "MaxOutstandingR2T": "1",
-    "DataPDUInOrder": "Yes",
-    "DataSequenceInOrder": "Yes",
-    "ErrorRecoveryLevel": "0",
-}
+# What the API offers for a Normal session (open-iscsi's iscsid.conf values).
+OPERATIONAL = {**NORMAL_SESSION_DEFAULTS, "HeaderDigest": "None", "DataDigest": "None"}
 
 
 def counter_bytes() -> object:
