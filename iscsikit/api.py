@@ -125,12 +125,17 @@ def discover(
     transport: str = DEFAULT_TRANSPORT,
     header_digest: str = "None",
     query: str = "All",
+    max_recv_data_segment_length: int = DISCOVERY_MAX_RECV_DATA_SEGMENT_LENGTH,
+    login_timeout: float | None = None,
+    response_timeout: float | None = None,
 ) -> list[DiscoveredTarget]:
     """SendTargets discovery at ``portal`` (``host[:port]``, ``[ipv6]:port``).
 
     Returns one :class:`DiscoveredTarget` per (target, portal) the target reported,
     with ``.name``, ``.portal`` and ``.tpgt``.  ``timeout`` bounds the login and the
-    wait for the answer.  Redirects are followed.
+    wait for the answer (``login_timeout`` / ``response_timeout`` set them apart, as
+    open-iscsi's ``discovery.sendtargets.timeo.login_timeout`` / ``active_timeout``).
+    Redirects are followed.
     """
     where, driver = _portal_and_transport(portal, transport)
     config = LoginConfig(
@@ -140,10 +145,12 @@ def discover(
         operational={
             "HeaderDigest": header_digest,
             "DataDigest": "None",
-            "MaxRecvDataSegmentLength": str(DISCOVERY_MAX_RECV_DATA_SEGMENT_LENGTH),
+            "MaxRecvDataSegmentLength": str(max_recv_data_segment_length),
         },
     )
-    timeouts = Timeouts(login=timeout, logout=timeout, response=timeout)
+    timeouts = Timeouts(
+        login=login_timeout or timeout, logout=timeout, response=response_timeout or timeout
+    )
 
     def attempt(at: Portal) -> list[DiscoveredTarget] | TargetRedirected:
         return driver.discover_sendtargets(ConnectSpec(at, config, timeouts), query)
