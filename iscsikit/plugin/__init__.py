@@ -8,6 +8,7 @@ from iscsikit.plugin.manager import plugin_manager, transports
 from iscsikit.plugin.transport import (
     Capability,
     ConnectSpec,
+    OffloadPort,
     Timeouts,
     Transport,
     TransportRegistry,
@@ -17,6 +18,7 @@ from iscsikit.plugin.transport import (
 __all__ = [
     "Capability",
     "ConnectSpec",
+    "OffloadPort",
     "SessionEvent",
     "SessionEventKind",
     "Timeouts",

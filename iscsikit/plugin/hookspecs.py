@@ -13,7 +13,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from iscsikit.plugin.events import SessionEvent
-    from iscsikit.plugin.transport import TransportRegistry
+    from iscsikit.plugin.transport import OffloadPort, TransportRegistry
 
 PROJECT = "iscsikit"
 
@@ -36,4 +36,15 @@ def iscsikit_session_event(event: SessionEvent) -> None:
 
     Called after the fact, synchronously, from the thread that caused the event; keep
     it quick.  Exceptions propagate to the caller, so a plugin must not raise.
+    """
+
+
+@hookspec
+def iscsikit_offload_ports() -> list[OffloadPort]:
+    """Report the iSCSI offload ports of this driver's hardware (one per MAC address).
+
+    Called when ifaces are listed or chosen for binding (``-m iface``, discovery).  For
+    each port without an iface the core creates ``ifaces/<transport>.<mac>``, as
+    open-iscsi's ``iscsi_default_iface_setup`` does.  Return ``[]`` when the hardware
+    is absent; every implementation's list is used.
     """

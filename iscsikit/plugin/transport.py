@@ -58,6 +58,21 @@ class ConnectSpec:
     binding: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class OffloadPort:
+    """One port of an offload HBA, as a driver reports it (see ``iscsikit_offload_ports``)."""
+
+    transport: str
+    hwaddress: str
+    net_ifacename: str = ""
+    ipaddress: str = ""
+
+    @property
+    def iface_name(self) -> str:
+        """open-iscsi's name for the port's default iface: ``<transport>.<mac>``."""
+        return f"{self.transport}.{self.hwaddress.lower()}"
+
+
 class TransportSession(abc.ABC):
     """A logged-in session as the transport sees it."""
 
