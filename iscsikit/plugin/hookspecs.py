@@ -48,3 +48,4 @@ def iscsikit_offload_ports() -> list[OffloadPort]:
     open-iscsi's ``iscsi_default_iface_setup`` does.  Return ``[]`` when the hardware
     is absent; every implementation's list is used.
     """
+    raise NotImplementedError  # a specification: plugins implement it
