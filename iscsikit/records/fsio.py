@@ -1,0 +1,316 @@
+"""Crash-safe file operations for the records store: atomic replacement, in batches.
+
+Every record file is replaced, never rewritten in place: the new text goes to a
+temporary file in the same directory (``.<name>.iscsikit-tmp.<pid>.<n>``, mode 0600),
+which is made durable and then ``rename()``-d over the old name, and the directory is
+made durable.  A reader sees the old file or the new one, never a mix; a crash leaves
+the old or the new record, never a truncated one, plus at worst a temporary file that
+the next writer removes (:func:`remove_temp_files`).
+
+Durability is paid per *batch*, not per file: a :class:`WriteBatch` of a few files
+``fsync()``-s each file and each directory it touched; a large one issues one
+``syncfs()`` before the renames (the new data is on disk before any name points at it)
+and one after (the renames are).  ``durable=False`` skips both (tests, scratch data).
+
+Errors become :class:`~iscsikit.errors.DatabaseError` (code 6) naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import itertools
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+from iscsikit.errors import DatabaseError
+from iscsikit.records.layout import TEMP_MARKER
+
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "WriteBatch",
+    "db_error",
+    "make_dirs",
+    "read_text",
+    "remove_empty_dir",
+    "remove_temp_files",
+    "sync_dirs",
+    "unlink",
+]
+
+#: open-iscsi runs with umask 0077: record files 0600 (they hold CHAP secrets), dirs 0700.
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+#: From this many files on, one syncfs() beats an fsync() per file and directory.
+SYNCFS_THRESHOLD = 16
+
+_counter = itertools.count()
+_syncfs_fn: Callable[[int], int] | None = None
+_syncfs_missing = False
+
+
+def db_error(action: str, path: str | os.PathLike[str], exc: OSError) -> DatabaseError:
+    """A DatabaseError (6) that says what failed on which file."""
+    return DatabaseError(f"Could not {action} {os.fspath(path)}: {exc.strerror or exc}")
+
+
+def read_text(path: str) -> str | None:
+    """The file's text (UTF-8, undecodable bytes kept as surrogates), None if missing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise db_error("open", path, exc) from exc
+    try:
+        chunks = []
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            chunks.append(data)
+    except OSError as exc:
+        raise db_error("read", path, exc) from exc
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "surrogateescape")
+
+
+def _syncfs(path: str) -> None:
+    """syncfs(2) on the filesystem holding ``path`` (Linux); os.sync() elsewhere."""
+    global _syncfs_fn, _syncfs_missing  # noqa: PLW0603 - resolved once
+    if _syncfs_fn is None and not _syncfs_missing:
+        try:
+            _syncfs_fn = ctypes.CDLL(None, use_errno=True).syncfs
+        except (OSError, AttributeError):
+            _syncfs_missing = True
+    if _syncfs_fn is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _syncfs_fn(fd) != 0:
+            err = ctypes.get_errno()
+            raise db_error("sync the filesystem of", path, OSError(err, os.strerror(err)))
+    finally:
+        os.close(fd)
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_dirs(dirs: Iterable[str], *, many: bool = False) -> None:
+    """Make entries created in or removed from ``dirs`` durable."""
+    dirs = list(dict.fromkeys(dirs))
+    if not dirs:
+        return
+    if many or len(dirs) >= SYNCFS_THRESHOLD:
+        _syncfs(dirs[0])
+        return
+    for directory in dirs:
+        try:
+            _fsync_path(directory)
+        except FileNotFoundError:
+            continue  # removed since (an empty directory we rmdir-ed)
+        except OSError as exc:
+            raise db_error("sync", directory, exc) from exc
+
+
+def make_dirs(path: str, created: list[str] | None = None) -> None:
+    """``mkdir -p`` with mode 0700; appends each directory's parent it created in to
+    ``created`` (for durability)."""
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError as exc:
+        if not os.path.isdir(path):
+            notdir = OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+            raise db_error("use as a directory", path, notdir) from exc
+        return
+    except FileNotFoundError:
+        make_dirs(os.path.dirname(path), created)
+        try:
+            os.mkdir(path, DIR_MODE)
+        except FileExistsError:
+            return
+        except OSError as exc:
+            raise db_error("make directory", path, exc) from exc
+    except OSError as exc:
+        raise db_error("make directory", path, exc) from exc
+    if created is not None:
+        created.append(os.path.dirname(path))
+
+
+def unlink(path: str) -> bool:
+    """Remove a file or link; False if it was not there."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise db_error("remove", path, exc) from exc
+    return True
+
+
+def remove_empty_dir(path: str) -> bool:
+    """rmdir if empty (usr/idbm.c removes a node's portal and target dirs this way)."""
+    try:
+        os.rmdir(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise db_error("remove directory", path, exc) from exc
+    return True
+
+
+def _walk_dirs(root: str, depth: int) -> Iterator[str]:
+    yield root
+    if depth == 0:
+        return
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk_dirs(entry.path, depth - 1)
+
+
+def remove_temp_files(roots: Iterable[tuple[str, int]]) -> list[str]:
+    """Delete temporary files a crashed writer left, under ``(directory, depth)`` roots.
+
+    Only call this with the database lock held: then no live iscsikit writer has
+    temporary files.
+    """
+    removed = []
+    for root, depth in roots:
+        for directory in _walk_dirs(root, depth):
+            try:
+                names = os.listdir(directory)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for name in names:
+                if TEMP_MARKER in name:
+                    path = os.path.join(directory, name)
+                    if unlink(path):
+                        removed.append(path)
+    return removed
+
+
+class WriteBatch:
+    """Whole-file replacements and symlinks, staged then committed (see module doc).
+
+    Directories the files go to must exist (:func:`make_dirs`).  Use as a context
+    manager: leaving the block without :meth:`commit` (an exception) removes the
+    temporary files and leaves every old file untouched.
+    """
+
+    def __init__(self, *, durable: bool = True) -> None:
+        self.durable = durable
+        self._staged: list[tuple[str, str]] = []  # (temp, final)
+        self.dirs: list[str] = []  # directories whose entries changed
+
+    def __enter__(self) -> WriteBatch:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.abort()
+
+    def __len__(self) -> int:
+        return len(self._staged)
+
+    def _temp_name(self, path: str) -> str:
+        head, tail = os.path.split(path)
+        return f"{head}/.{tail}{TEMP_MARKER}{os.getpid()}.{next(_counter)}"
+
+    def write(self, path: str, text: str) -> None:
+        """Stage ``path`` := ``text`` (mode 0600)."""
+        temp = self._temp_name(path)
+        data = text.encode("utf-8", "surrogateescape")
+        try:
+            fd = os.open(
+                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE
+            )
+        except OSError as exc:
+            raise db_error("create", temp, exc) from exc
+        self._staged.append((temp, path))
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            raise db_error("write", temp, exc) from exc
+        finally:
+            os.close(fd)
+
+    def symlink(self, path: str, target: str) -> None:
+        """Stage a symlink ``path`` -> ``target`` (replacing whatever ``path`` is).
+
+        A new link is made in place at once (``symlink()`` is atomic: the link appears
+        whole); only replacing one needs a temporary name and a rename.
+        """
+        try:
+            if os.readlink(path) == target:
+                return
+        except FileNotFoundError:
+            try:
+                os.symlink(target, path)
+            except OSError as exc:
+                raise db_error("create link", path, exc) from exc
+            self.dirs.append(os.path.dirname(path))
+            return
+        except OSError:
+            pass
+        temp = self._temp_name(path)
+        try:
+            os.symlink(target, temp)
+        except OSError as exc:
+            raise db_error("create link", temp, exc) from exc
+        self._staged.append((temp, path))
+
+    def commit(self) -> None:
+        """Make every staged file durable, then rename each into place."""
+        staged, self._staged = self._staged, []
+        if not staged:
+            if self.durable:
+                sync_dirs(self.dirs)
+            self.dirs = []
+            return
+        many = len(staged) >= SYNCFS_THRESHOLD
+        try:
+            if self.durable:
+                if many:
+                    _syncfs(staged[0][0])
+                else:
+                    for temp, _ in staged:
+                        if not os.path.islink(temp):
+                            _fsync_path(temp)
+        except OSError as exc:
+            self._staged = staged
+            raise db_error("sync", staged[0][0], exc) from exc
+        done = 0
+        try:
+            for temp, final in staged:
+                os.replace(temp, final)
+                done += 1
+        except OSError as exc:
+            self._staged = staged[done:]
+            raise db_error("replace", staged[done][1], exc) from exc
+        finally:
+            self.dirs.extend(os.path.dirname(final) for _, final in staged[:done])
+        if self.durable:
+            sync_dirs(self.dirs, many=many)
+        self.dirs = []
+
+    def abort(self) -> None:
+        """Remove the temporary files of everything not committed."""
+        staged, self._staged = self._staged, []
+        for temp, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)

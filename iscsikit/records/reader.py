@@ -1,0 +1,330 @@
+"""Reading an open-iscsi database: walks by name, record files only when asked.
+
+Listing never opens a record file: node ids come from directory names
+(``nodes/<target>/<address>,<port>,<tpgt>/<iface>``), sorted as open-iscsi's
+libopeniscsiusr lists them (``scandir(..., alphasort)`` at each level, i.e. byte
+order).  Loading a record reads one file, without the lock: the store replaces files
+atomically, so a file is always whole.  An iscsiadm, though, rewrites files in place;
+a file read without its ``# END RECORD`` line is therefore read once more under the
+lock before it is reported as truncated.
+
+A malformed file never affects another record: its problems are collected (file and
+line) and what is valid in it loads.  Only I/O errors other than "not there" raise
+(:class:`~iscsikit.errors.DatabaseError`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from iscsikit.config.registry import REGISTRY, RecordType
+from iscsikit.errors import DatabaseError
+from iscsikit.records.fileformat import ParsedRecord, RecordProblem, parse_record
+from iscsikit.records.fsio import db_error, read_text
+from iscsikit.records.layout import (
+    BUILTIN_IFACES,
+    ISNS_CONFIG,
+    ST_CONFIG,
+    Layout,
+    NodeId,
+    is_temp_name,
+    parse_discovery_dir_name,
+    parse_link_name,
+    parse_portal_name,
+    strip_brackets,
+)
+from iscsikit.records.lock import DbLock
+from iscsikit.records.model import DiscoveryRecord, IfaceRecord, NodeRecord
+
+__all__ = ["Reader", "listdir_sorted", "node_defaults"]
+
+#: How long a reader waits for the lock to re-read a record caught mid-write.
+REREAD_LOCK_TIMEOUT = 5.0
+
+
+def _sort_key(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
+def listdir_sorted(path: str) -> list[str]:
+    """Entry names in byte order, temporary files left out; [] if ``path`` is missing."""
+    try:
+        names = os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise db_error("list", path, exc) from exc
+    names.sort(key=_sort_key)
+    return [n for n in names if not is_temp_name(n)]
+
+
+def _visible(record: RecordType) -> dict[str, str]:
+    return {k.name: k.default for k in REGISTRY.keys(record)}
+
+
+_DEFAULTS = {record: _visible(record) for record in RecordType}
+
+
+def node_defaults() -> dict[str, str]:
+    """A fresh dict of every (visible) node key's compiled default."""
+    return dict(_DEFAULTS[RecordType.NODE])
+
+
+def _settle(
+    values: dict[str, str],
+    parsed: ParsedRecord,
+    identity: Iterable[tuple[str, str]],
+    path: Path,
+    problems: list[RecordProblem],
+) -> None:
+    """Make the identity keys agree with where the file is (the path wins)."""
+    for name, want in identity:
+        have = parsed.values.get(name)
+        if have is not None and have != want:
+            problems.append(
+                RecordProblem(path, 0, f"'{name}' is {have!r} in the file but {want!r} by its name")
+            )
+        values[name] = want
+
+
+class Reader:
+    """Walks and loads records of the database at ``layout`` (see the module doc)."""
+
+    def __init__(self, layout: Layout, lock: DbLock) -> None:
+        self.layout = layout
+        self.lock = lock
+
+    # -- nodes ------------------------------------------------------------------------
+
+    def node_ids(
+        self,
+        problems: list[RecordProblem],
+        target: str | None = None,
+        address: str | None = None,
+        port: int | None = None,
+        tpgt: int | None = None,
+        iface: str | None = None,
+    ) -> list[NodeId]:
+        """Every node (optionally only those matching), sorted, without opening a file."""
+        nodes = self.layout.nodes
+        if address is not None:
+            address = strip_brackets(address)
+        targets = [target] if target is not None else listdir_sorted(nodes)
+        found: list[NodeId] = []
+        for name in targets:
+            tdir = f"{nodes}/{name}"
+            for portal in listdir_sorted(tdir):
+                parsed = parse_portal_name(portal)
+                if parsed is None:
+                    problems.append(
+                        RecordProblem(
+                            Path(tdir, portal), 0, "not a node record: expected address,port,tpgt"
+                        )
+                    )
+                    continue
+                addr, prt, group = parsed
+                if (address is not None and addr != address) or (port is not None and prt != port):
+                    continue
+                if group is None:  # old style: a file, tpgt unknown, iface default
+                    if (tpgt is None or tpgt == -1) and (iface is None or iface == "default"):
+                        found.append(NodeId(name, addr, prt, -1, "default"))
+                    continue
+                if tpgt is not None and group != tpgt:
+                    continue
+                pdir = f"{tdir}/{portal}"
+                for ifname in listdir_sorted(pdir):
+                    if iface is None or ifname == iface:
+                        found.append(NodeId(name, addr, prt, group, ifname))
+        return found
+
+    def load_node(
+        self, node: NodeId, problems: list[RecordProblem], *, path: str | None = None
+    ) -> NodeRecord | None:
+        """The record of ``node`` (None if it is not there)."""
+        records = self.load_nodes([node], problems, paths=[path] if path else None)
+        return records[0] if records else None
+
+    def load_nodes(
+        self,
+        nodes: list[NodeId],
+        problems: list[RecordProblem],
+        *,
+        paths: list[str] | None = None,
+    ) -> list[NodeRecord]:
+        """Records of ``nodes`` in order; ones that vanished meanwhile are left out."""
+        files = paths if paths is not None else [self.layout.node_file(n) for n in nodes]
+        texts = [self._read_node_text(path) for path in files]
+        parsed = [
+            parse_record(t, RecordType.NODE, path=Path(p)) if t is not None else None
+            for t, p in zip(texts, files, strict=True)
+        ]
+        torn = [i for i, p in enumerate(parsed) if p is not None and not p.complete]
+        if torn and not self.lock.held:
+            self._reread(torn, files, parsed)
+        records = []
+        for node, path, result in zip(nodes, files, parsed, strict=True):
+            if result is None:
+                continue
+            records.append(self._node_record(node, Path(path), result, problems))
+        return records
+
+    def _read_node_text(self, path: str) -> str | None:
+        try:
+            return read_text(path)
+        except DatabaseError:
+            if os.path.isdir(path):  # e.g. an iface named like a file we expected
+                return None
+            raise
+
+    def _reread(self, torn: list[int], files: list[str], parsed: list[ParsedRecord | None]) -> None:
+        """Read files caught without an END line again, under the lock (an iscsiadm
+        rewrites in place); keep the first reading if the lock is not free soon."""
+        try:
+            self.lock.acquire(timeout=min(self.lock.timeout, REREAD_LOCK_TIMEOUT))
+        except DatabaseError:
+            return
+        try:
+            for i in torn:
+                text = read_text(files[i])
+                parsed[i] = (
+                    parse_record(text, RecordType.NODE, path=Path(files[i]))
+                    if text is not None
+                    else None
+                )
+        finally:
+            self.lock.release()
+
+    @staticmethod
+    def _node_record(
+        node: NodeId, path: Path, parsed: ParsedRecord, problems: list[RecordProblem]
+    ) -> NodeRecord:
+        values = node_defaults()
+        values.update(parsed.values)
+        own = parsed.problems
+        identity = [
+            ("node.name", node.target),
+            ("node.conn[0].address", node.address),
+            ("node.conn[0].port", str(node.port)),
+            ("node.tpgt", str(node.tpgt)),
+        ]
+        if node.tpgt != -1:
+            identity.append(("iface.iscsi_ifacename", node.iface))
+        _settle(values, parsed, identity, path, own)
+        problems.extend(own)
+        return NodeRecord(values, path=path, problems=own, loaded=True)
+
+    # -- discovery --------------------------------------------------------------------
+
+    def discoveries(self, problems: list[RecordProblem], kind: str | None) -> list[DiscoveryRecord]:
+        """SendTargets and iSNS records with a file; static/fw when asked by type."""
+        found: list[DiscoveryRecord] = []
+        for dtype in ("sendtargets", "isns"):
+            if kind not in (None, dtype):
+                continue
+            root = self.layout.discovery_root(dtype)
+            for name in listdir_sorted(root):
+                parsed = parse_discovery_dir_name(name)
+                if parsed is None:
+                    continue  # pre-2.0-872 iSNS node links live here too
+                record = self.load_discovery(dtype, parsed[0], parsed[1], problems)
+                if record is not None:
+                    found.append(record)
+        for dtype in ("static", "fw"):
+            if kind == dtype:
+                directory = self.layout.static if dtype == "static" else self.layout.fw
+                if os.path.isdir(directory):
+                    record = DiscoveryRecord.new(dtype)
+                    record.path = Path(directory)
+                    found.append(record)
+        return found
+
+    def load_discovery(
+        self, kind: str, address: str, port: int, problems: list[RecordProblem]
+    ) -> DiscoveryRecord | None:
+        directory = self.layout.discovery_dir(kind, address, port)
+        # usr/idbm.c idbm_open_rec_r: an old record is the file <address>,<port> itself.
+        path = (
+            f"{directory}/{ST_CONFIG if kind == 'sendtargets' else ISNS_CONFIG}"
+            if os.path.isdir(directory)
+            else directory
+        )
+        text = read_text(path)
+        if text is None:
+            if os.path.isdir(directory):
+                problems.append(RecordProblem(Path(path), 0, "discovery directory without record"))
+            return None
+        record_type = RecordType.SENDTARGETS if kind == "sendtargets" else RecordType.ISNS
+        parsed = parse_record(text, record_type, path=Path(path))
+        values = dict(_DEFAULTS[record_type])
+        values.update(parsed.values)
+        own = parsed.problems
+        identity = [
+            ("discovery.type", kind),
+            ("discovery.sendtargets.address", address),
+            ("discovery.sendtargets.port", str(port)),
+        ]
+        _settle(values, parsed, identity, Path(path), own)
+        problems.extend(own)
+        return DiscoveryRecord(record_type, values, path=Path(path), problems=own, loaded=True)
+
+    def links(self, directory: str, problems: list[RecordProblem]) -> list[tuple[NodeId, str]]:
+        """The nodes a discovery directory links to: (node, link path), sorted.
+
+        The link *name* says which node (as in usr/idbm.c); its target may carry another
+        database root (``/etc/iscsi/...`` in a copied database) and is only checked,
+        through :meth:`Layout.resolve_link`, to report a link that points elsewhere.
+        """
+        found = []
+        for name in listdir_sorted(directory):
+            if name in (ST_CONFIG, ISNS_CONFIG):
+                continue
+            path = f"{directory}/{name}"
+            node = parse_link_name(name)
+            if node is None:
+                if os.path.islink(path):
+                    problems.append(RecordProblem(Path(path), 0, "bad link name"))
+                continue
+            try:
+                target = self.layout.resolve_link(os.readlink(path))
+            except OSError:
+                target = None  # not a link (or gone): nothing to check
+            if target is not None and str(target) != self.layout.portal_dir(node):
+                problems.append(
+                    RecordProblem(Path(path), 0, f"link points to {target}, not to its node")
+                )
+            found.append((node, path))
+        return found
+
+    def link_index(self) -> dict[str, list[str]]:
+        """Every discovery link by name (send_targets/*, isns/*, old isns, static, fw)."""
+        index: dict[str, list[str]] = {}
+        dirs = [self.layout.static, self.layout.fw, self.layout.isns]
+        for root in (self.layout.send_targets, self.layout.isns):
+            dirs.extend(f"{root}/{n}" for n in listdir_sorted(root) if parse_discovery_dir_name(n))
+        for directory in dirs:
+            for name in listdir_sorted(directory):
+                if parse_link_name(name) is not None:
+                    index.setdefault(name, []).append(f"{directory}/{name}")
+        return index
+
+    # -- ifaces -----------------------------------------------------------------------
+
+    def iface_names(self) -> list[str]:
+        return listdir_sorted(self.layout.ifaces)
+
+    def load_iface(self, name: str, problems: list[RecordProblem]) -> IfaceRecord | None:
+        path = self.layout.iface_file(name)
+        text = read_text(path)
+        if text is None:
+            return None
+        parsed = parse_record(text, RecordType.IFACE, path=Path(path))
+        values = dict(_DEFAULTS[RecordType.IFACE])
+        values.update(parsed.values)
+        own = parsed.problems
+        _settle(values, parsed, [("iface.iscsi_ifacename", name)], Path(path), own)
+        if name in BUILTIN_IFACES:
+            own.append(RecordProblem(Path(path), 0, "a built-in iface cannot have a file"))
+        problems.extend(own)
+        return IfaceRecord(values, path=Path(path), problems=own, loaded=True)
