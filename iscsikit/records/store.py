@@ -17,6 +17,11 @@ What it adds:
   the stored one wholesale.
 * **Atomic, durable writes** (:mod:`iscsikit.records.fsio`): readers never see half a
   record, a crash never loses a stored one.  Record files are 0600, directories 0700.
+  A writer leaves ``<db_root>/.iscsikit-writing`` while it works; the next writer that
+  finds it (the last one crashed) removes the temporary files left behind first.
+* **No data lost on read-modify-write.**  iscsiadm 2.1.8 reads a node record with the
+  IPv4 iface keys only, so its ``-o update`` resets the IPv6 iface values of a node
+  bound to an IPv6 iface; iscsikit reads both blocks and keeps them.
 * **Speed.**  Listing walks directory names only (:meth:`Records.node_ids`); updates
   rewrite only the changed lines when a file is in open-iscsi's own layout; durability
   costs one ``syncfs`` per large batch rather than two ``fsync`` per file.
