@@ -37,6 +37,8 @@ def target(i: int) -> str:
 
 
 def _timed(fn: Callable[[], object]) -> float:
+    # Flush what the previous step left dirty, so no tool pays for another's writes.
+    os.sync()
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
@@ -54,7 +56,19 @@ def bench_iscsiadm(n: int) -> dict[str, float]:
 
     def create() -> None:
         for i in range(n):
-            _run([iscsiadm, "-m", "node", "-o", "new", "-T", target(i), "-p", f"{host}:{port},{tpgt}"])
+            _run(
+                [
+                    iscsiadm,
+                    "-m",
+                    "node",
+                    "-o",
+                    "new",
+                    "-T",
+                    target(i),
+                    "-p",
+                    f"{host}:{port},{tpgt}",
+                ]
+            )
 
     def listing() -> None:
         out = subprocess.run([iscsiadm, "-m", "node"], capture_output=True, check=True).stdout
@@ -63,7 +77,11 @@ def bench_iscsiadm(n: int) -> dict[str, float]:
     return {
         "create": _timed(create),
         "list": _timed(listing),
-        "update": _timed(lambda: _run([iscsiadm, "-m", "node", "-o", "update", "-n", "node.startup", "-v", "automatic"])),
+        "update": _timed(
+            lambda: _run(
+                [iscsiadm, "-m", "node", "-o", "update", "-n", "node.startup", "-v", "automatic"]
+            )
+        ),
         "delete": _timed(lambda: _run([iscsiadm, "-m", "node", "-o", "delete"])),
     }
 
@@ -81,11 +99,15 @@ def bench_iscsikit(n: int, db: Path, conf_path: Path) -> tuple[dict[str, float],
 
     def create() -> None:
         template = IscsidConf.load(conf_path).template(RecordType.NODE)
-        records.add_nodes(NodeRecord.new(target(i), host, port, tpgt, template=template) for i in range(n))
+        records.add_nodes(
+            NodeRecord.new(target(i), host, port, tpgt, template=template) for i in range(n)
+        )
 
     def listing() -> None:
         # What `iscsiadm -m node` prints: "ip:port,tpgt target" per record.
-        lines = [f"{format_portal(i.address, i.port)},{i.tpgt} {i.target}" for i in records.node_ids()]
+        lines = [
+            f"{format_portal(i.address, i.port)},{i.tpgt} {i.target}" for i in records.node_ids()
+        ]
         assert len(lines) == n
         sys.stdout.flush()
 
@@ -127,22 +149,33 @@ def inside(work: Path, n: int, runs: int) -> int:
             for tool, times in (("iscsiadm", theirs), ("iscsikit", ours)):
                 for op, t in times.items():
                     results[tool].setdefault(op, []).append(t)
-            print(f"run {run + 1}/{runs}: " + ", ".join(
-                f"{op} {theirs[op]:.3f}s vs {ours[op]:.3f}s" for op in OPS), file=sys.stderr)
-    print(f"\nN = {n} node records, {runs} runs, median seconds (min-max); ratio = iscsiadm / iscsikit\n")
+            print(
+                f"run {run + 1}/{runs}: "
+                + ", ".join(f"{op} {theirs[op]:.3f}s vs {ours[op]:.3f}s" for op in OPS),
+                file=sys.stderr,
+            )
+    print(f"\nN = {n} node records, {runs} runs, median seconds (min-max);", end=" ")
+    print("ratio = iscsiadm / iscsikit\n")
     print("| operation | iscsiadm 2.1.8 | iscsikit (API) | ratio |")
     print("|---|---|---|---|")
     for op in OPS:
         a, k = results["iscsiadm"][op], results["iscsikit"][op]
         ma, mk = statistics.median(a), statistics.median(k)
-        print(f"| {op} | {ma:.3f} ({min(a):.3f}-{max(a):.3f}) | {mk:.3f} ({min(k):.3f}-{max(k):.3f}) | {ma / mk:.1f}x |")
+        spread_a = f"{ma:.3f} ({min(a):.3f}-{max(a):.3f})"
+        spread_k = f"{mk:.3f} ({min(k):.3f}-{max(k):.3f})"
+        print(f"| {op} | {spread_a} | {spread_k} | {ma / mk:.1f}x |")
     return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-n", type=int, default=10000, help="node records (default 10000)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--tmpfs", action="store_true", help="put both databases on a tmpfs (CPU-bound view)"
+    )
     parser.add_argument("--inside", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
@@ -152,13 +185,19 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="iscsikit-bench-") as tmp:
         work = Path(tmp)
+        if args.tmpfs:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", tmp], check=True)
         from iscsikit.testing.oracle import Oracle
 
         Oracle(work)  # scratch etc-iscsi with Debian's iscsid.conf + initiatorname, lock dir
         Path("/run/lock/iscsi").mkdir(parents=True, exist_ok=True)
         cmd = ["unshare", "-m", "-n", sys.executable, __file__, "-n", str(args.n),
                "--runs", str(args.runs), "--inside", str(work)]  # fmt: skip
-        return subprocess.run(cmd, check=False).returncode
+        try:
+            return subprocess.run(cmd, check=False).returncode
+        finally:
+            if args.tmpfs:
+                subprocess.run(["umount", tmp], check=False)
 
 
 if __name__ == "__main__":
