@@ -32,6 +32,8 @@ from iscsikit.errors import (
 if TYPE_CHECKING:
     from iscsikit.api import Chap, Session, discover, login
     from iscsikit.proto.sendtargets import DiscoveredTarget
+    from iscsikit.records.model import DiscoveryRecord, IfaceRecord, NodeRecord
+    from iscsikit.records.store import Records
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,10 @@ _LAZY = {
     "discover": "iscsikit.api",
     "login": "iscsikit.api",
     "DiscoveredTarget": "iscsikit.proto.sendtargets",
+    "Records": "iscsikit.records.store",
+    "NodeRecord": "iscsikit.records.model",
+    "DiscoveryRecord": "iscsikit.records.model",
+    "IfaceRecord": "iscsikit.records.model",
 }
 
 
@@ -61,9 +67,13 @@ __all__ = [
     "AuthenticationError",
     "Chap",
     "DiscoveredTarget",
+    "DiscoveryRecord",
+    "IfaceRecord",
     "IscsiErr",
     "IscsiError",
     "LoginError",
+    "NodeRecord",
+    "Records",
     "Session",
     "TransportError",
     "TransportTimeoutError",
