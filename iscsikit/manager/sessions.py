@@ -1,0 +1,357 @@
+"""The session layer: one interface for everything the CLI does with sessions.
+
+``session_service(env)`` is the only way the CLI reaches sessions.  It returns a
+:class:`SessionService`; which one depends on what runs on the machine, never on the
+caller:
+
+* :class:`DaemonSessionService` when iscsikit's daemon socket
+  (``<paths.run_dir>/iscsikitd.sock``) exists.  The daemon (iscsikitd) will own the
+  userspace and kernel sessions and answer over a versioned JSON unix-socket IPC; this
+  class is where that client plugs in.  Until the protocol exists it refuses every call
+  with ISCSID_COMM_ERR (18) instead of pretending to work.
+* :class:`SysfsSessionService` otherwise: kernel sessions read from
+  ``<root>/sys`` (:mod:`iscsikit.sysfs`), rescans written to sysfs; login, logout and
+  statistics need a daemon and fail as iscsiadm fails without iscsid (exit 20).
+
+A kernel netlink driver plugs in the same way: another :class:`SessionService`.
+:class:`SessionInfo` carries everything the iscsiadm output formats print, so no mode
+reads sysfs for a session itself.  The library never prints; the CLI does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from iscsikit.errors import IscsiErr, IscsiError
+
+if TYPE_CHECKING:
+    from iscsikit.config.paths import Paths
+    from iscsikit.records import NodeRecord
+    from iscsikit.sysfs import IscsiSession, SysfsContext
+
+__all__ = [
+    "DAEMON_SOCKET_NAME",
+    "DaemonSessionService",
+    "IscsidCommError",
+    "IscsidNotConnectedError",
+    "ScsiLun",
+    "STATS_KEYS",
+    "SessionInfo",
+    "SessionService",
+    "SysfsSessionService",
+    "grouped",
+    "session_from_sysfs",
+    "session_service",
+]
+
+#: ``struct iscsi_stats`` counters, in the order iscsiadm prints them.
+STATS_KEYS = (
+    "txdata_octets", "rxdata_octets", "noptx_pdus", "scsicmd_pdus", "tmfcmd_pdus",
+    "login_pdus", "text_pdus", "dataout_pdus", "logout_pdus", "snack_pdus", "noprx_pdus",
+    "scsirsp_pdus", "tmfrsp_pdus", "textrsp_pdus", "datain_pdus", "logoutrsp_pdus",
+    "r2t_pdus", "async_pdus", "rjt_pdus", "digest_err", "timeout_err",
+)  # fmt: skip
+#: The daemon's socket, under ``Paths.run_dir``.
+DAEMON_SOCKET_NAME = "iscsikitd.sock"
+#: iscsiadm's "iSCSI Connection State" / "Internal iscsid Session State" without a daemon.
+UNKNOWN_STATE = "Unknown"
+
+
+class IscsidNotConnectedError(IscsiError):
+    """No daemon to ask (iscsiadm: "could not connect to iscsid", exit 20)."""
+
+    code = IscsiErr.ISCSID_NOTCONN
+
+
+class IscsidCommError(IscsiError):
+    """A daemon is there but the exchange failed (exit 18)."""
+
+    code = IscsiErr.ISCSID_COMM_ERR
+
+
+@dataclass(frozen=True, slots=True)
+class ScsiLun:
+    """A SCSI device of a session: ``scsiH Channel CC Id T Lun: L`` and its disk."""
+
+    host_no: int
+    channel: int
+    target: int
+    lun: int
+    disk: str | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One session, with what ``iscsiadm -m session -P 0..3`` prints.
+
+    The first block of fields is docs/cli-contract.md's; the ones after ``timeouts``
+    (all defaulted) carry the rest of iscsiadm's display.  ``params`` uses the RFC 7143
+    key names with iscsiadm's printed values (``HeaderDigest: CRC32C``, ``ImmediateData:
+    Yes``); a key the session does not report is absent.  ``timeouts`` holds
+    ``recovery_tmo``, ``tgt_reset_tmo``, ``lu_reset_tmo`` and ``abort_tmo`` as decimal
+    strings (-1: unknown).
+    """
+
+    sid: int
+    transport: str
+    target: str
+    address: str
+    port: int
+    tpgt: int
+    persistent_address: str
+    persistent_port: int
+    iface: str
+    initiator_name: str
+    state: str
+    conn_state: str
+    internal_state: str
+    host_no: int | None
+    params: Mapping[str, str]
+    username: str
+    password: str
+    username_in: str
+    password_in: str
+    timeouts: Mapping[str, str]
+    #: The iface the session is bound to, as the kernel reports it ("default": unbound).
+    iface_ipaddress: str = "default"
+    iface_hwaddress: str = "default"
+    iface_netdev: str = "default"
+    #: Created by an HBA's firmware ("flash") rather than by an initiator daemon.
+    flash: bool = False
+    #: The SCSI host's state ("running") and the session's LUNs (``-P 3``).
+    host_state: str = UNKNOWN_STATE
+    devices: tuple[ScsiLun, ...] = field(default=())
+
+    def timeout(self, name: str) -> int:
+        """A timeout as an int (-1 when unknown)."""
+        try:
+            return int(self.timeouts.get(name, "-1"))
+        except ValueError:
+            return -1
+
+
+def grouped(sessions: Iterable[SessionInfo]) -> list[SessionInfo]:
+    """open-iscsi's ``session_info_create_list`` order: each session goes after the last
+    one with its target (and portal, when one has it too), else at the end.  Logouts
+    and host mode's session blocks use it."""
+    out: list[SessionInfo] = []
+    for info in sessions:
+        at = -1
+        for i, cur in enumerate(out):
+            if cur.target == info.target:
+                at = i
+                if (cur.address, cur.port) == (info.address, info.port):
+                    break
+        out.insert(at + 1 if at >= 0 else len(out), info)
+    return out
+
+
+class SessionService(Protocol):
+    """What the CLI (and later the daemon's clients) can do with sessions."""
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every session, in the order iscsiadm lists them."""
+        ...
+
+    def login(self, node: NodeRecord, *, wait: bool = True) -> SessionInfo:
+        """Log in to ``node``; IscsiError (with iscsiadm's code) on failure."""
+        ...
+
+    def logout(self, session: SessionInfo) -> None: ...
+
+    def rescan(self, session: SessionInfo) -> None: ...
+
+    def stats(self, session: SessionInfo) -> Mapping[str, int]:
+        """``struct iscsi_stats`` counters by name, in iscsiadm's order."""
+        ...
+
+
+class _HasPaths(Protocol):
+    @property
+    def paths(self) -> Paths: ...
+
+
+def daemon_socket(paths: Paths) -> Path:
+    return paths.run_dir / DAEMON_SOCKET_NAME
+
+
+def session_service(env: _HasPaths) -> SessionService:
+    """The session service for this machine (see the module docstring)."""
+    sock = daemon_socket(env.paths)
+    if sock.exists():
+        return DaemonSessionService(sock)
+    from iscsikit.sysfs import SysfsContext
+
+    return SysfsSessionService(SysfsContext.from_paths(env.paths), run_dir=env.paths.run_dir)
+
+
+# -- sysfs ----------------------------------------------------------------------------
+
+_NO_DAEMON = (
+    "could not connect to iscsid: iscsikitd is not running (no socket at {sock}); "
+    "{what} needs the daemon"
+)
+
+
+def _yes_no(value: int) -> str:
+    return "Yes" if value else "No"
+
+
+def _digest(value: int) -> str:
+    return "CRC32C" if value else "None"
+
+
+#: (RFC key, object, kernel attribute, formatter), in iscsiadm's print order.
+_PARAMS = (
+    ("HeaderDigest", "conn", "header_digest", _digest),
+    ("DataDigest", "conn", "data_digest", _digest),
+    ("MaxRecvDataSegmentLength", "conn", "max_recv_dlength", str),
+    ("MaxXmitDataSegmentLength", "conn", "max_xmit_dlength", str),
+    ("FirstBurstLength", "session", "first_burst_len", str),
+    ("MaxBurstLength", "session", "max_burst_len", str),
+    ("ImmediateData", "session", "immediate_data", _yes_no),
+    ("InitialR2T", "session", "initial_r2t", _yes_no),
+    ("MaxOutstandingR2T", "session", "max_outstanding_r2t", str),
+)
+_TIMEOUTS = ("recovery_tmo", "tgt_reset_tmo", "lu_reset_tmo", "abort_tmo")
+
+
+def _is_ipv6(address: str) -> bool:
+    first = address.find(":")
+    return first >= 0 and address.find(":", first + 1) > 0
+
+
+def session_from_sysfs(s: IscsiSession) -> SessionInfo | None:
+    """A :class:`SessionInfo` from a kernel session, read as open-iscsi 2.1.8 reads it
+    (libopeniscsiusr/session.c and iface.c); None if the session vanished meanwhile."""
+    target = s.targetname
+    if target is None:
+        return None
+    conn = s.connection()
+    address = (conn.address if conn else None) or ""
+    persistent = (conn.persistent_address if conn else None) or ""
+    port = conn.port if conn else None
+    pport = conn.persistent_port if conn else None
+    # Each of current / persistent stands in for the other when missing (iser, qla4xxx).
+    address, persistent = address or persistent, persistent or address
+    port = port if port is not None else pport
+    pport = pport if pport is not None else port
+    host = s.host()
+    transport = (host.transport_name if host else None) or ""
+    hwaddress = (host.hwaddress if host else None) or "default"
+    netdev = (host.netdev if host else None) or "default"
+    ipaddress = (host.ipaddress if host else None) or "default"
+    iname = s.initiatorname or (host.initiatorname if host else None) or ""
+    iface = s.ifacename or ""
+    if hwaddress != "default":
+        # Offload binding: libopeniscsiusr names the iface <transport>.<mac>.<ipv4|ipv6>.0
+        family = "ipv6" if _is_ipv6(ipaddress) else "ipv4"
+        iface = f"{transport}.{hwaddress}.{family}.0"
+    objects = {"session": s, "conn": conn}
+    params: dict[str, str] = {}
+    for key, where, attr, fmt in _PARAMS:
+        obj = objects[where]
+        value = obj.attr_int(attr) if obj is not None else None
+        if value is not None and value != -1:
+            params[key] = fmt(value)
+    timeouts = {name: str(s.attr_int(name, -1)) for name in _TIMEOUTS}
+    luns = tuple(ScsiLun(*d.hctl, disk=d.block_device, state=d.state) for d in s.scsi_devices())
+    return SessionInfo(
+        sid=s.sid,
+        transport=transport,
+        target=target,
+        address=address,
+        port=port if port is not None else -1,
+        tpgt=s.tpgt if s.tpgt is not None else -1,
+        persistent_address=persistent,
+        persistent_port=pport if pport is not None else -1,
+        iface=iface or "default",
+        initiator_name=iname,
+        state=s.state or UNKNOWN_STATE,
+        conn_state=UNKNOWN_STATE,
+        internal_state=UNKNOWN_STATE,
+        host_no=s.host_no,
+        params=params,
+        username=s.attr("username") or "",
+        password=s.attr("password") or "",
+        username_in=s.attr("username_in") or "",
+        password_in=s.attr("password_in") or "",
+        timeouts=timeouts,
+        iface_ipaddress=ipaddress,
+        iface_hwaddress=hwaddress,
+        iface_netdev=netdev,
+        flash=s.is_flash,
+        host_state=(host.state if host else None) or UNKNOWN_STATE,
+        devices=luns,
+    )
+
+
+class SysfsSessionService:
+    """Kernel sessions from sysfs; no daemon, so no login, logout or statistics."""
+
+    def __init__(self, sysfs: SysfsContext, *, run_dir: Path | None = None) -> None:
+        self.sysfs = sysfs
+        self._sock = (run_dir or sysfs.root / "run/iscsikit") / DAEMON_SOCKET_NAME
+
+    def sessions(self) -> list[SessionInfo]:
+        out = []
+        for s in self.sysfs.sessions():
+            info = session_from_sysfs(s)
+            if info is not None:  # raced with a logout: iscsiadm skips it too
+                out.append(info)
+        return out
+
+    def _no_daemon(self, what: str) -> IscsidNotConnectedError:
+        return IscsidNotConnectedError(_NO_DAEMON.format(sock=self._sock, what=what))
+
+    def login(self, node: NodeRecord, *, wait: bool = True) -> SessionInfo:
+        raise self._no_daemon(f"login to {node.target}")
+
+    def logout(self, session: SessionInfo) -> None:
+        raise self._no_daemon(f"logout of session {session.sid}")
+
+    def rescan(self, session: SessionInfo) -> None:
+        found = self.sysfs.session(session.sid)
+        if found is None:
+            raise IscsiError(f"session {session.sid} is gone", code=IscsiErr.SYSFS_LOOKUP)
+        found.rescan()
+
+    def stats(self, session: SessionInfo) -> Mapping[str, int]:
+        raise self._no_daemon(f"statistics of session {session.sid}")
+
+
+class DaemonSessionService:
+    """The client of iscsikitd's JSON IPC -- the plug-in point for the daemon.
+
+    The socket exists but the protocol is not implemented yet, so every call fails with
+    ISCSID_COMM_ERR (18) naming the socket; nothing is faked.
+    """
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path = socket_path
+
+    def _unsupported(self, what: str) -> IscsidCommError:
+        return IscsidCommError(
+            f"could not communicate to iscsikitd at {self.socket_path}: {what} over the "
+            "daemon IPC is not implemented in this version (remove a stale socket to use "
+            "the kernel's sessions directly)"
+        )
+
+    def sessions(self) -> list[SessionInfo]:
+        raise self._unsupported("listing sessions")
+
+    def login(self, node: NodeRecord, *, wait: bool = True) -> SessionInfo:
+        raise self._unsupported("login")
+
+    def logout(self, session: SessionInfo) -> None:
+        raise self._unsupported("logout")
+
+    def rescan(self, session: SessionInfo) -> None:
+        raise self._unsupported("rescan")
+
+    def stats(self, session: SessionInfo) -> Mapping[str, int]:
+        raise self._unsupported("statistics")

@@ -1,0 +1,386 @@
+"""Build fake ``/sys`` trees laid out as the Linux kernel lays them out, for tests.
+
+No machine running iscsikit's tests has iSCSI kernel modules, so sessions, hosts and
+the iBFT are exercised on trees this module writes under a temporary directory.  The
+layout follows the kernel exactly (drivers/scsi/scsi_transport_iscsi.c and
+iscsi_tcp/libiscsi, drivers/firmware/iscsi_ibft.c), because both iscsikit's
+:class:`~iscsikit.sysfs.SysfsContext` and the real ``iscsiadm`` (bind-mounted over
+``/sys`` in a private mount namespace, see tests/integration) must read it:
+
+* ``devices/platform/hostH`` (the Scsi_Host of an iscsi_tcp session, parent
+  ``platform_bus``) with ``scsi_host/hostH`` and ``iscsi_host/hostH`` class dirs;
+* ``devices/platform/hostH/sessionS/iscsi_session/sessionS`` (session attributes),
+  ``.../sessionS/connectionS:0/iscsi_connection/connectionS:0`` (connection
+  attributes) and ``.../sessionS/targetH:0:T/H:0:T:L/block/sdX`` (LUNs);
+* ``class/<name>/<id>`` and ``bus/scsi/devices/<id>`` as *relative* symlinks, so the
+  tree works wherever it is mounted;
+* ``class/iscsi_transport/<t>/{handle,caps}``, ``module/scsi_transport_iscsi/version``
+  and ``firmware/ibft/{initiator,ethernetN,targetN}``.
+
+Values are written as the kernel prints them: ``"%s\\n"`` with a NULL string printing
+``(null)`` (libiscsi's get_param), so an unset CHAP user reads ``(null)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["FakeIbftTarget", "FakeSession", "FakeSysfs", "sample_kernel"]
+
+_DISK1 = "iqn.2003-01.org.example:disk1"
+_DISK0 = "iqn.2003-01.org.example:disk0"
+
+#: Negotiated session parameters iscsi_tcp exports (kernel names), with iscsid's defaults.
+SESSION_PARAMS: dict[str, str] = {
+    "initial_r2t": "0",
+    "immediate_data": "1",
+    "first_burst_len": "65536",
+    "max_burst_len": "262144",
+    "max_outstanding_r2t": "1",
+    "erl": "0",
+    "data_pdu_in_order": "1",
+    "data_seq_in_order": "1",
+    "fast_abort": "1",
+    "def_time2wait": "2",
+    "def_time2retain": "0",
+    "targetalias": "(null)",
+    "tsid": "1",
+    "isid": "00023d000001",
+    "target_id": "0",
+}
+#: Negotiated connection parameters iscsi_tcp exports.
+CONN_PARAMS: dict[str, str] = {
+    "header_digest": "0",
+    "data_digest": "0",
+    "max_recv_dlength": "262144",
+    "max_xmit_dlength": "262144",
+    "ifmarker": "0",
+    "ofmarker": "0",
+    "exp_statsn": "1",
+    "ping_tmo": "5",
+    "recv_tmo": "5",
+    "local_port": "52000",
+    "state": "up",
+}
+
+
+@dataclass
+class FakeSession:
+    """What :meth:`FakeSysfs.add_session` writes; every field is a kernel attribute."""
+
+    sid: int
+    target: str
+    address: str
+    port: int = 3260
+    tpgt: int = 1
+    persistent_address: str | None = None
+    persistent_port: int | None = None
+    host_no: int | None = None
+    ifacename: str = "default"
+    initiatorname: str = "iqn.2004-10.com.example:oracle"
+    state: str = "LOGGED_IN"
+    creator: int = 1234
+    username: str = "(null)"
+    password: str = "(null)"
+    username_in: str = "(null)"
+    password_in: str = "(null)"
+    recovery_tmo: str = "120"
+    lu_reset_tmo: str = "30"
+    tgt_reset_tmo: str = "30"
+    abort_tmo: str = "15"
+    params: Mapping[str, str] = field(default_factory=dict)
+    conn_params: Mapping[str, str] = field(default_factory=dict)
+    #: Host attributes: iscsi_tcp reports the local address and "(null)" for the rest.
+    host_ipaddress: str = "192.0.2.1"
+    host_netdev: str = "(null)"
+    host_hwaddress: str = "(null)"
+    host_initiatorname: str = "(null)"
+    host_state: str = "running"
+    proc_name: str = "iscsi_tcp"
+
+
+@dataclass
+class FakeIbftTarget:
+    """One ``firmware/ibft/targetN`` block (iscsi_ibft.c attribute names)."""
+
+    index: int
+    target_name: str
+    ip_addr: str
+    port: int = 3260
+    lun: str = "00000000"
+    nic_assoc: int = 0
+    flags: int = 3
+    chap_type: int = 0
+    chap_name: str | None = None
+    chap_secret: str | None = None
+    rev_chap_name: str | None = None
+    rev_chap_secret: str | None = None
+
+
+def _write(path: Path, value: str | int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{value}\n")
+
+
+def _link(link: Path, target: Path) -> None:
+    """A relative symlink ``link`` -> ``target`` (both absolute paths in the tree)."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(os.path.relpath(target, link.parent))
+
+
+class FakeSysfs:
+    """Writes a kernel-shaped tree under ``<root>/sys``; ``root`` is what a
+    :class:`~iscsikit.sysfs.SysfsContext` (or ``ISCSIKIT_ROOT``) is given."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sys = root / "sys"
+        # Every kernel has these; open-iscsi fails differently when one is missing.
+        for sub in ("class", "bus", "devices", "firmware", "module"):
+            (self.sys / sub).mkdir(parents=True, exist_ok=True)
+
+    # -- kernel-wide ------------------------------------------------------------------
+    def add_transport(
+        self, name: str = "tcp", *, handle: int = 18446744072102035520, caps: int = 0x39
+    ) -> Path:
+        dev = self.sys / "devices/virtual/iscsi_transport" / name
+        _write(dev / "handle", handle)
+        _write(dev / "caps", f"0x{caps:x}")
+        _link(self.sys / "class/iscsi_transport" / name, dev)
+        return dev
+
+    def set_transport_class_version(self, version: str = "2.0-870") -> None:
+        _write(self.sys / "module/scsi_transport_iscsi/version", version)
+
+    # -- hosts ------------------------------------------------------------------------
+    def add_host(
+        self,
+        host_no: int,
+        *,
+        proc_name: str = "iscsi_tcp",
+        state: str = "running",
+        attrs: Mapping[str, str] | None = None,
+        parent: str = "devices/platform",
+    ) -> Path:
+        """A Scsi_Host with its ``scsi_host`` and ``iscsi_host`` class devices."""
+        dev = self.sys / parent / f"host{host_no}"
+        _link(dev / "subsystem", self.sys / "bus/scsi")
+        _link(self.sys / "bus/scsi/devices" / f"host{host_no}", dev)
+        sh = dev / "scsi_host" / f"host{host_no}"
+        _write(sh / "proc_name", proc_name)
+        _write(sh / "state", state)
+        _write(sh / "scan", "")
+        (sh / "scan").chmod(0o200)
+        _link(sh / "device", dev)
+        _link(sh / "subsystem", self.sys / "class/scsi_host")
+        _link(self.sys / "class/scsi_host" / f"host{host_no}", sh)
+        ih = dev / "iscsi_host" / f"host{host_no}"
+        ih.mkdir(parents=True, exist_ok=True)
+        for key, value in (attrs or {}).items():
+            _write(ih / key, value)
+        _link(ih / "device", dev)
+        _link(ih / "subsystem", self.sys / "class/iscsi_host")
+        _link(self.sys / "class/iscsi_host" / f"host{host_no}", ih)
+        return dev
+
+    def host_dir(self, host_no: int) -> Path:
+        found = self.sys / "class/scsi_host" / f"host{host_no}" / "device"
+        return found.resolve()
+
+    # -- sessions ---------------------------------------------------------------------
+    def add_session(self, session: FakeSession) -> Path:
+        """A session (with its own iscsi_tcp host unless ``host_no`` names an existing
+        one), its lead connection, and the attributes iscsiadm reads."""
+        s = session
+        host_no = s.host_no if s.host_no is not None else s.sid + 1
+        if not (self.sys / "class/scsi_host" / f"host{host_no}").exists():
+            self.add_host(
+                host_no,
+                proc_name=s.proc_name,
+                state=s.host_state,
+                attrs={
+                    "ipaddress": s.host_ipaddress,
+                    "netdev": s.host_netdev,
+                    "hwaddress": s.host_hwaddress,
+                    "initiatorname": s.host_initiatorname,
+                },
+            )
+        dev = self.host_dir(host_no) / f"session{s.sid}"
+        cls = dev / "iscsi_session" / f"session{s.sid}"
+        values: dict[str, str | int] = {
+            "targetname": s.target,
+            "tpgt": s.tpgt,
+            "ifacename": s.ifacename,
+            "initiatorname": s.initiatorname,
+            "state": s.state,
+            "creator": s.creator,
+            "username": s.username,
+            "password": s.password,
+            "username_in": s.username_in,
+            "password_in": s.password_in,
+            "recovery_tmo": s.recovery_tmo,
+            "lu_reset_tmo": s.lu_reset_tmo,
+            "tgt_reset_tmo": s.tgt_reset_tmo,
+            "abort_tmo": s.abort_tmo,
+            **SESSION_PARAMS,
+            **s.params,
+        }
+        for key, value in values.items():
+            _write(cls / key, value)
+        _link(cls / "device", dev)
+        _link(cls / "subsystem", self.sys / "class/iscsi_session")
+        _link(self.sys / "class/iscsi_session" / f"session{s.sid}", cls)
+
+        conn = dev / f"connection{s.sid}:0"
+        ccls = conn / "iscsi_connection" / f"connection{s.sid}:0"
+        cvalues: dict[str, str | int] = {
+            "address": s.address,
+            "port": s.port,
+            "persistent_address": s.persistent_address or s.address,
+            "persistent_port": s.persistent_port if s.persistent_port is not None else s.port,
+            **CONN_PARAMS,
+            **s.conn_params,
+        }
+        for key, value in cvalues.items():
+            _write(ccls / key, value)
+        _link(ccls / "device", conn)
+        _link(ccls / "subsystem", self.sys / "class/iscsi_connection")
+        _link(self.sys / "class/iscsi_connection" / f"connection{s.sid}:0", ccls)
+        return dev
+
+    def add_lun(
+        self,
+        sid: int,
+        lun: int,
+        *,
+        target_id: int = 0,
+        channel: int = 0,
+        block: str | None = None,
+        state: str = "running",
+    ) -> Path:
+        """A SCSI device ``H:C:T:L`` under the session's target, optionally a disk."""
+        session = (self.sys / "class/iscsi_session" / f"session{sid}" / "device").resolve()
+        host_no = int(session.parent.name.removeprefix("host"))
+        target = session / f"target{host_no}:{channel}:{target_id}"
+        hctl = f"{host_no}:{channel}:{target_id}:{lun}"
+        dev = target / hctl
+        _write(dev / "state", state)
+        _write(dev / "type", 0)
+        _write(dev / "vendor", "IET     ")
+        _write(dev / "model", "VIRTUAL-DISK    ")
+        _link(dev / "subsystem", self.sys / "bus/scsi")
+        _link(self.sys / "bus/scsi/devices" / hctl, dev)
+        _link(self.sys / "bus/scsi/devices" / target.name, target)
+        if block is not None:
+            bdev = dev / "block" / block
+            _write(bdev / "dev", "8:16")
+            _write(bdev / "size", "2097152")
+            _link(self.sys / "class/block" / block, bdev)
+        return dev
+
+    # -- iBFT -------------------------------------------------------------------------
+    def add_ibft(
+        self,
+        *,
+        initiator_name: str,
+        nics: list[Mapping[str, str | int]],
+        targets: list[FakeIbftTarget],
+        netdevs: Mapping[int, str] | None = None,
+    ) -> Path:
+        """``firmware/ibft`` as drivers/firmware/iscsi_ibft.c exports it.  Each NIC maps
+        attribute names (``index``, ``flags``, ``ip-addr``, ``mac``, ...) to values;
+        ``netdevs`` maps a NIC index to the netdev its PCI function owns (the
+        ``ethernetN/device/net/<if>`` link iscsiadm follows)."""
+        base = self.sys / "firmware/ibft"
+        _write(base / "initiator/initiator-name", initiator_name)
+        _write(base / "initiator/flags", 3)
+        _write(base / "initiator/index", 0)
+        for nic in nics:
+            index = int(nic.get("index", 0))
+            d = base / f"ethernet{index}"
+            for key, value in {"index": index, "flags": 3, "origin": 1, **nic}.items():
+                _write(d / key, value)
+            netdev = (netdevs or {}).get(index)
+            if netdev is not None:
+                pci = self.sys / "devices/pci0000:00" / f"0000:00:0{index + 3}.0"
+                _write(pci / "net" / netdev / "address", nic.get("mac", ""))
+                _link(d / "device", pci)
+                _link(self.sys / "class/net" / netdev, pci / "net" / netdev)
+        for t in targets:
+            d = base / f"target{t.index}"
+            values: dict[str, str | int] = {
+                "index": t.index,
+                "flags": t.flags,
+                "ip-addr": t.ip_addr,
+                "port": t.port,
+                "lun": t.lun,
+                "nic-assoc": t.nic_assoc,
+                "chap-type": t.chap_type,
+                "target-name": t.target_name,
+            }
+            optional = {
+                "chap-name": t.chap_name,
+                "chap-secret": t.chap_secret,
+                "rev-chap-name": t.rev_chap_name,
+                "rev-chap-name-secret": t.rev_chap_secret,
+            }
+            values.update({k: v for k, v in optional.items() if v is not None})
+            for key, value in values.items():
+                _write(d / key, value)
+        return base
+
+
+def sample_kernel(root: Path) -> FakeSysfs:
+    """The tree the CLI's golden outputs were captured on (tests/unit/cli/golden):
+    sessions LOGGED_IN and FAILED, IPv6 portals, an offload-style binding, CHAP, LUNs
+    with and without disks, \"off\" and \"(null)\" timeouts, and an iBFT."""
+    f = FakeSysfs(root)
+    f.add_transport("tcp")
+    f.set_transport_class_version("2.0-870")
+    f.add_session(FakeSession(1, _DISK1, "192.168.1.10"))
+    f.add_session(
+        FakeSession(
+            2, _DISK1, "192.168.1.11", tpgt=2, state="FAILED", username="joe",
+            password="secret", username_in="tgt", password_in="insecret",
+        )
+    )  # fmt: skip
+    f.add_session(
+        FakeSession(
+            10, _DISK0, "fd00::5", port=3261, ifacename="(null)", initiatorname="(null)",
+            host_initiatorname="iqn.host:h", host_ipaddress="fe80::1",
+            conn_params={"header_digest": "1"}, recovery_tmo="off", abort_tmo="(null)",
+        )
+    )  # fmt: skip
+    f.add_session(
+        FakeSession(
+            3, _DISK0, "10.0.0.3", host_hwaddress="00:0e:1e:aa:bb:cc", host_netdev="eth1",
+            host_ipaddress="(null)", params={"first_burst_len": "off"},
+        )
+    )  # fmt: skip
+    f.add_lun(1, 0, block="sdb")
+    f.add_lun(1, 1, block="sdc", state="offline")
+    f.add_lun(1, 2)
+    f.add_ibft(
+        initiator_name="iqn.2010-04.org.ipxe:host",
+        nics=[
+            {"index": 0, "mac": "52:54:00:12:34:56", "ip-addr": "192.168.0.20",
+             "subnet-mask": "255.255.255.0", "prefix-len": 24, "gateway": "192.168.0.1",
+             "primary-dns": "192.168.0.1", "vlan": 0, "origin": 3},
+            {"index": 1, "mac": "52:54:00:aa:bb:cc", "ip-addr": "10.0.0.2"},
+        ],
+        targets=[
+            FakeIbftTarget(0, "iqn.2003-01.org.example:boot", "192.168.0.5",
+                           chap_name="u", chap_secret="s3cret"),
+            FakeIbftTarget(1, "iqn.2003-01.org.example:boot2", "fd00::9", port=3261,
+                           nic_assoc=1, lun="0100000000000000", rev_chap_name="t",
+                           rev_chap_secret="in"),
+            FakeIbftTarget(2, "iqn.2003-01.org.example:off", "10.0.0.7", flags=0),
+        ],
+        netdevs={0: "eth0"},
+    )  # fmt: skip
+    return f

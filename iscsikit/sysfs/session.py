@@ -1,0 +1,226 @@
+"""Kernel iSCSI sessions, their connections and the SCSI devices (LUNs) under them.
+
+The kernel's layout (drivers/scsi/scsi_transport_iscsi.c, iscsi_tcp):
+
+* ``class/iscsi_session/sessionS`` -> ``devices/.../hostH/sessionS/iscsi_session/sessionS``
+  with the session attributes (``targetname``, ``tpgt``, ``state``, ``creator``,
+  ``ifacename``, CHAP values, timeouts, negotiated session parameters);
+* ``class/iscsi_connection/connectionS:0`` with the lead connection's attributes
+  (``address``, ``port``, ``persistent_*``, digests, data segment lengths);
+* ``devices/.../hostH/sessionS/targetH:0:T/H:0:T:L`` the LUNs, each with ``state`` and
+  ``block/sdX`` once a disk driver bound it.
+
+Attribute names are the kernel's; parsing follows open-iscsi (see
+:mod:`iscsikit.sysfs.attrs`).  This module reads, except :meth:`IscsiSession.rescan`,
+which writes to the files the kernel provides for that.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from iscsikit.sysfs.attrs import Device, sort_names
+
+if TYPE_CHECKING:
+    from iscsikit.sysfs.context import SysfsContext
+    from iscsikit.sysfs.host import IscsiHost
+
+__all__ = ["IscsiConnection", "IscsiSession", "ScsiDevice"]
+
+_HOST_OF_SESSION = re.compile(r"/host(\d+)/session\d+(?:/|$)")
+_HCTL = re.compile(r"^(\d+):(\d+):(\d+):(\d+)$")
+_TARGET = re.compile(r"^target(\d+):(\d+):(\d+)$")
+
+
+class IscsiConnection(Device):
+    """``class/iscsi_connection/connectionS:C``."""
+
+    __slots__ = ()
+
+    @property
+    def sid(self) -> int:
+        return int(self.name.removeprefix("connection").split(":")[0])
+
+    @property
+    def cid(self) -> int:
+        return int(self.name.split(":")[1])
+
+    @property
+    def address(self) -> str | None:
+        return self.attr("address")
+
+    @property
+    def port(self) -> int | None:
+        return self.attr_int("port")
+
+    @property
+    def persistent_address(self) -> str | None:
+        return self.attr("persistent_address")
+
+    @property
+    def persistent_port(self) -> int | None:
+        return self.attr_int("persistent_port")
+
+
+class ScsiDevice(Device):
+    """A SCSI device ``H:C:T:L`` (under ``devices/.../targetH:C:T/``)."""
+
+    __slots__ = ()
+
+    @property
+    def hctl(self) -> tuple[int, int, int, int]:
+        m = _HCTL.match(self.name)
+        if m is None:  # pragma: no cover - only built from matching names
+            raise ValueError(self.name)
+        h, c, t, lun = (int(g) for g in m.groups())
+        return h, c, t, lun
+
+    @property
+    def host_no(self) -> int:
+        return self.hctl[0]
+
+    @property
+    def target_id(self) -> int:
+        return self.hctl[2]
+
+    @property
+    def lun(self) -> int:
+        return self.hctl[3]
+
+    @property
+    def state(self) -> str | None:
+        return self.attr("state")
+
+    def block_devices(self) -> list[str]:
+        """Disks bound to this device: ``block/sdX`` (or a pre-2.6.25 ``block:sdX`` link)."""
+        block = self.path / "block"
+        if block.is_dir():
+            return sort_names([p.name for p in block.iterdir()])
+        return sort_names(
+            [p.name.partition(":")[2] for p in self.path.glob("block:*") if p.is_symlink()]
+        )
+
+    @property
+    def block_device(self) -> str | None:
+        """The first disk, as iscsiadm's ``iscsi_sysfs_get_blockdev_from_lun`` reports it."""
+        found = self.block_devices()
+        return found[0] if found else None
+
+    def rescan(self) -> None:
+        """Ask the kernel to re-read this device's capacity (writes ``1`` to ``rescan``)."""
+        _write_attr(self.path / "rescan", "1")
+
+    def dump(self) -> dict[str, Any]:
+        out = super().dump()
+        out["block_devices"] = self.block_devices()
+        return out
+
+
+class IscsiSession(Device):
+    """``class/iscsi_session/sessionS``: one kernel session."""
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, ctx: SysfsContext, path: Path) -> None:
+        super().__init__(path)
+        self.ctx = ctx
+
+    @property
+    def sid(self) -> int:
+        return int(self.name.removeprefix("session"))
+
+    @property
+    def targetname(self) -> str | None:
+        return self.attr("targetname")
+
+    @property
+    def tpgt(self) -> int | None:
+        return self.attr_int("tpgt")
+
+    @property
+    def state(self) -> str | None:
+        """``LOGGED_IN``, ``FAILED`` or ``FREE``."""
+        return self.attr("state")
+
+    @property
+    def creator(self) -> int | None:
+        """The pid of the process that created the session; -1 if the kernel (an HBA's
+        flash) did, None if the kernel does not say."""
+        return self.attr_int("creator")
+
+    @property
+    def is_flash(self) -> bool:
+        """open-iscsi's "flash" vs "non-flash" (``creator`` is -1)."""
+        return self.creator == -1
+
+    @property
+    def ifacename(self) -> str | None:
+        return self.attr("ifacename")
+
+    @property
+    def initiatorname(self) -> str | None:
+        return self.attr("initiatorname")
+
+    @property
+    def device_path(self) -> Path:
+        """``devices/.../hostH/sessionS``: the session device (parent of the class dir)."""
+        link = self.path / "device"
+        if link.exists():
+            return link.resolve()
+        return self.real_path.parent.parent
+
+    def connection(self, cid: int = 0) -> IscsiConnection | None:
+        conn = IscsiConnection(
+            self.ctx.class_dir("iscsi_connection") / f"connection{self.sid}:{cid}"
+        )
+        return conn if conn.exists else None
+
+    @property
+    def host_no(self) -> int | None:
+        """The SCSI host this session lives on: the ``hostH`` directory above it."""
+        m = _HOST_OF_SESSION.search(self.device_path.as_posix())
+        return int(m.group(1)) if m else None
+
+    def host(self) -> IscsiHost | None:
+        host_no = self.host_no
+        return None if host_no is None else self.ctx.host(host_no)
+
+    def scsi_devices(self) -> list[ScsiDevice]:
+        """The LUNs of the session's (first) SCSI target, in alphasort order, as iscsiadm's
+        ``iscsi_sysfs_for_each_device`` walks them."""
+        dev = self.device_path
+        try:
+            targets = [p for p in dev.iterdir() if _TARGET.match(p.name)]
+        except OSError:
+            return []
+        if not targets:
+            return []
+        target = targets[0] if len(targets) == 1 else sorted(targets, key=lambda p: p.name)[0]
+        names = sort_names([p.name for p in target.iterdir() if _HCTL.match(p.name)])
+        return [ScsiDevice(target / n) for n in names]
+
+    def rescan(self) -> None:
+        """What ``iscsiadm -R`` does: rescan each LUN (size changes), then scan the host
+        for new LUNs (``- - -`` to ``scsi_host/hostH/scan``)."""
+        for device in self.scsi_devices():
+            device.rescan()
+        host = self.host()
+        if host is not None:
+            host.scan()
+
+    def dump(self) -> dict[str, Any]:
+        out = super().dump()
+        conn = self.connection()
+        out["sid"] = self.sid
+        out["host_no"] = self.host_no
+        out["connection"] = conn.dump() if conn is not None else None
+        out["devices"] = [d.dump() for d in self.scsi_devices()]
+        return out
+
+
+def _write_attr(path: Path, value: str) -> None:
+    """Write a sysfs control file; errors are the caller's (iscsiadm ignores them)."""
+    with path.open("w") as f:
+        f.write(value)

@@ -1,0 +1,103 @@
+"""The session service: SessionInfo from sysfs (open-iscsi's parsing), the no-daemon
+errors, and the choice between sysfs and the daemon client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from iscsikit.config.paths import resolve_paths
+from iscsikit.errors import IscsiErr, IscsiError
+from iscsikit.manager.sessions import (
+    DaemonSessionService,
+    IscsidCommError,
+    IscsidNotConnectedError,
+    SysfsSessionService,
+    session_service,
+)
+from iscsikit.records import NodeRecord
+from iscsikit.sysfs import SysfsContext
+from iscsikit.sysfs.fake import FakeSession, FakeSysfs, sample_kernel
+
+
+class _Env:
+    def __init__(self, root: Path) -> None:
+        self.paths = resolve_paths(root=root)
+
+
+def test_session_info_from_sysfs(tmp_path: Path) -> None:
+    sample_kernel(tmp_path)
+    sessions = {s.sid: s for s in SysfsSessionService(SysfsContext(tmp_path)).sessions()}
+    assert list(sessions) == [1, 10, 2, 3]
+    one = sessions[1]
+    assert (one.transport, one.state, one.conn_state, one.internal_state) == (
+        "tcp",
+        "LOGGED_IN",
+        "Unknown",
+        "Unknown",
+    )
+    assert (one.iface, one.iface_ipaddress, one.iface_hwaddress, one.host_no) == (
+        "default",
+        "192.0.2.1",
+        "default",
+        2,
+    )
+    assert one.params["HeaderDigest"] == "None" and one.params["ImmediateData"] == "Yes"
+    assert [(d.lun, d.disk, d.state) for d in one.devices] == [
+        (0, "sdb", "running"),
+        (1, "sdc", "offline"),
+        (2, None, "running"),
+    ]
+    ten = sessions[10]
+    assert (ten.address, ten.port, ten.initiator_name, ten.params["HeaderDigest"]) == (
+        "fd00::5",
+        3261,
+        "iqn.host:h",
+        "CRC32C",
+    )
+    assert ten.timeout("recovery_tmo") == 0 and ten.timeout("abort_tmo") == 0  # "off", "(null)"
+    three = sessions[3]
+    assert three.iface == "tcp.00:0e:1e:aa:bb:cc.ipv4.0" and three.iface_ipaddress == "default"
+    two = sessions[2]
+    assert (two.state, two.username, two.password_in) == ("FAILED", "joe", "insecret")
+
+
+def test_timeouts_missing_read_as_unknown(tmp_path: Path) -> None:
+    f = FakeSysfs(tmp_path)
+    f.add_transport()
+    f.add_session(FakeSession(4, "iqn.t:x", "10.0.0.1"))
+    (f.sys / "class/iscsi_session/session4/abort_tmo").unlink()
+    (info,) = SysfsSessionService(SysfsContext(tmp_path)).sessions()
+    assert info.timeout("abort_tmo") == -1 and info.timeout("nonsense") == -1
+
+
+def test_no_daemon(tmp_path: Path) -> None:
+    sample_kernel(tmp_path)
+    service = session_service(_Env(tmp_path))
+    assert isinstance(service, SysfsSessionService)
+    info = service.sessions()[0]
+    for call in (lambda: service.logout(info), lambda: service.stats(info),
+                 lambda: service.login(NodeRecord.new("iqn.t:x", "10.0.0.1"))):  # fmt: skip
+        with pytest.raises(IscsidNotConnectedError) as exc:
+            call()
+        assert exc.value.code == IscsiErr.ISCSID_NOTCONN and "iscsikitd is not running" in str(
+            exc.value
+        )
+    service.rescan(info)
+    gone = type(info)(**{**info.__dict__, "sid": 77})
+    with pytest.raises(IscsiError):
+        service.rescan(gone)
+
+
+def test_daemon_socket_picks_the_daemon_stub(tmp_path: Path) -> None:
+    env = _Env(tmp_path)
+    sock = env.paths.run_dir / "iscsikitd.sock"
+    sock.parent.mkdir(parents=True)
+    sock.touch()
+    service = session_service(env)
+    assert isinstance(service, DaemonSessionService)
+    info_less = [service.sessions, lambda: service.login(NodeRecord.new("iqn.t:x", "10.0.0.1"))]
+    for call in info_less:
+        with pytest.raises(IscsidCommError, match="not implemented"):
+            call()
