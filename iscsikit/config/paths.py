@@ -37,8 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from configobj import ConfigObj, ConfigObjError
-
 from iscsikit.errors import InvalidParameterError
 
 __all__ = ["DB_SUBDIRS", "Paths", "resolve_paths", "resolve_root"]
@@ -135,6 +133,9 @@ def _db_root_from_conf(root: Path) -> str | None:
         return None
     except OSError as exc:
         raise InvalidParameterError(f"cannot read {path}: {exc.strerror}") from exc
+    # Imported only when the file exists: every command resolves paths, few have one.
+    from configobj import ConfigObj, ConfigObjError
+
     try:
         conf = ConfigObj(
             text.splitlines(), list_values=False, interpolation=False, raise_errors=True
