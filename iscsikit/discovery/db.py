@@ -7,7 +7,7 @@ The ops of ``iscsiadm -m discoverydb ... --discover`` / ``-m discovery -t st``:
   template (open-iscsi's behaviour: per-node edits such as ``node.startup`` are lost,
   open-iscsi #58/#286);
 * ``delete``: a record this discovery source found earlier whose target portal was not
-  returned this time is deleted;
+  returned this time, or that is bound to an iface this discovery did not bind, is deleted;
 * ``nonpersistent``: nothing is written.
 
 With no ``-o`` the ops are ``new|update|delete``.  Discovered portals are bound to the
@@ -125,11 +125,10 @@ def apply_discovery(
             elif DiscoveryOp.NEW in ops:
                 outcome.added.append(node)
         if DiscoveryOp.DELETE in ops:
-            outcome.deleted = [
-                node
-                for node in existing.values()
-                if _key(node.target, node.address, node.port, node.tpgt) not in returned
-            ]
+            # Stale: not returned this time, or bound to an iface this discovery did not
+            # use (iscsiadm drops those too: rediscovery through fewer ifaces).
+            kept = {node.id for node in wanted}
+            outcome.deleted = [node for node in existing.values() if node.id not in kept]
         # add_nodes replaces a record of the same id: that is open-iscsi's "update".
         changed = outcome.added + outcome.updated
         if changed:

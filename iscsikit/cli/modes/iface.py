@@ -18,9 +18,12 @@ and the golden battery), quirks included:
   hwaddress and net_ifacename, a built-in iface) iscsiadm prints the error and exits 0;
   so does iscsikit-adm (scripts written for iscsiadm rely on the exit code they got).
 * ``-o delete`` removes the iface and the nodes bound to it ("X unbound and deleted.").
+  Deliberate difference (docs/json-output.md, appendix): for ``default``/``iser``
+  iscsiadm deletes the bound nodes before refusing; iscsikit refuses first.
 * ``-o apply``/``applyall`` and ``-C ping`` need an offload HBA; without one they do
   what iscsiadm does on a host without: "X applied." and "Nothing to configure." (exit
-  0), "Ping N failed: unknown error" for each packet (exit 1).
+  0) for ifaces without network settings, "Could not apply net configuration" (exit 1)
+  for one with an address or DHCP, "Ping N failed: unknown error" per packet (exit 1).
 * Two ops at once, or one iface mode does not know, exit 7 without a message.
 """
 
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from iscsikit.cli import jsonout
 from iscsikit.cli.printing import EMPTY, iface_text, portal_text
-from iscsikit.errors import IscsiErr, IscsiError
+from iscsikit.errors import IscsiErr, IscsiError, NoObjectsFoundError
 
 if TYPE_CHECKING:
     from iscsikit.cli.env import CliEnv
@@ -121,9 +124,13 @@ def _read(cmd: _Cmd, name: str, code: IscsiErr) -> IfaceRecord:
     path = f"{records.layout.ifaces}/{name}"
     try:
         record = records.iface(name)
-    except IscsiError:
+    except NoObjectsFoundError:
         raise IscsiError(
             f"Failed to open {path} using read mode: No such file or directory", code=IscsiErr.IDBM
+        ) from None
+    except IscsiError as exc:  # unreadable, or a name that cannot be a file
+        raise IscsiError(
+            f"Failed to open {path} using read mode: {exc}", code=IscsiErr.IDBM
         ) from None
     key = _unknown_key(path, name)
     if key is not None:

@@ -241,7 +241,19 @@ def _add_static(pattern: Pattern, env: CliEnv, out: Output) -> int:
             message = f"Could not read iface info for {pattern.iface}."
             raise IscsiError(message, code=IscsiErr.NOMEM) from exc
     if pattern.target is None or pattern.address is None:
-        env.err("Error while adding record: a target name (-T) and a portal (-p) are needed")
+        # iscsiadm 2.1.8 then walks the records matching what was given and "adds" each
+        # again: the database is unchanged, one "added" line per record, exit 0.
+        matching = records.nodes(
+            target=pattern.target,
+            address=pattern.address,
+            port=pattern.port if pattern.address is not None else None,
+            tpgt=pattern.tpgt,
+            iface=pattern.iface or "default",  # -o new binds to default without -I
+        )
+        if not matching:
+            env.err("Error while adding record: a target name (-T) and a portal (-p) are needed")
+        for existing in matching:
+            _added(existing, out)
         return 0
     node = NodeRecord.new(
         pattern.target,
@@ -252,6 +264,11 @@ def _add_static(pattern: Pattern, env: CliEnv, out: Output) -> int:
         template=env.iscsid_conf().template(RecordType.NODE),
     )
     records.add_node(node)
+    _added(node, out)
+    return 0
+
+
+def _added(node: NodeRecord, out: Output) -> None:
     v = node.values
     out.text(
         f"New iSCSI node [{v['iface.transport_name']}:[hw={v['iface.hwaddress']},"
@@ -259,7 +276,6 @@ def _add_static(pattern: Pattern, env: CliEnv, out: Output) -> int:
         f"iscsi_if={node.iface}] {node.address},{node.port},{node.tpgt} {node.target}] added\n"
     )
     out.add("nodes", out.node_doc(node, node))
-    return 0
 
 
 def _update(args: ParsedArgs, pattern: Pattern, env: CliEnv, out: Output) -> int:
