@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from iscsikit.errors import MESSAGES, IscsiErr
 
 if TYPE_CHECKING:
+    from iscsikit.cli.printing import NodeLike
     from iscsikit.config.registry import Family, RecordType
     from iscsikit.records.model import DiscoveryRecord, IfaceRecord, Record
 
@@ -70,19 +71,6 @@ class _Output(Protocol):
 class _HasOutput(Protocol):
     @property
     def output(self) -> str: ...
-
-
-class NodeLike(Protocol):
-    @property
-    def target(self) -> str: ...
-    @property
-    def address(self) -> str: ...
-    @property
-    def port(self) -> int: ...
-    @property
-    def tpgt(self) -> int: ...
-    @property
-    def iface(self) -> str: ...
 
 
 def wants_json(args: _HasOutput) -> bool:
