@@ -132,6 +132,28 @@ class PduTimeoutError(TransportError):
     code = IscsiErr.PDU_TIMEOUT
 
 
+class ConnectionFailedError(TransportError):
+    """The connection failed while commands were in flight (exit 4).
+
+    Every command outstanding on the connection ends with this error: at error recovery
+    level 0 the connection is gone and nothing it carried completed as good.  The
+    commands may be retried on a new connection (the kernel's SCSI layer does exactly
+    that after session recovery).
+    """
+
+
+class CommandTimeoutError(PduTimeoutError):
+    """A SCSI command did not complete in time and was aborted (exit 11)."""
+
+
+class TaskManagementError(IscsiError):
+    """A task management function (abort, LUN reset, target reset) failed (exit 1)."""
+
+    def __init__(self, message: str, *, response: int | None = None) -> None:
+        super().__init__(message)
+        self.response = response
+
+
 class TransportNotFoundError(IscsiError):
     """No transport driver of that name is registered (exit 12)."""
 
@@ -302,6 +324,8 @@ def login_status_error(status_class: int, status_detail: int, target: str = "") 
 __all__ = [
     "MESSAGES",
     "AuthenticationError",
+    "CommandTimeoutError",
+    "ConnectionFailedError",
     "DatabaseError",
     "DigestError",
     "FatalLoginError",
@@ -322,6 +346,7 @@ __all__ = [
     "TargetError",
     "TargetNotFoundError",
     "TargetRemovedError",
+    "TaskManagementError",
     "TooManyRedirectsError",
     "TransportError",
     "TransportNotFoundError",

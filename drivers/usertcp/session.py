@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 
 from iscsikit.errors import (
+    ConnectionFailedError,
     IscsiErr,
     IscsiError,
+    LocalProtocolError,
     LogoutError,
     RemoteProtocolError,
     TransportTimeoutError,
@@ -19,6 +21,7 @@ from iscsikit.errors import (
 from iscsikit.plugin.transport import ConnectSpec, TransportSession
 from iscsikit.proto.address import Portal
 from iscsikit.proto.constants import RejectReason
+from iscsikit.proto.ffp import ConnectionParams, FullFeatureConnection
 from iscsikit.proto.login import LoginAccepted, LoginMachine, TargetRedirected
 from iscsikit.proto.pdu import AsyncMessage, LoginRequest, NopIn, Pdu
 from iscsikit.proto.session import (
@@ -27,7 +30,10 @@ from iscsikit.proto.session import (
     answer_nop_in,
     nop_out_ping,
 )
+from iscsikit.proto.task import LogoutTask, PingTask
 
+from .aio import AsyncChannel
+from .blocking import BlockingChannel
 from .connection import PduConnection, deadline_after
 
 
@@ -94,6 +100,43 @@ class UserTcpSession(TransportSession):
             expstatsn=(accepted.statsn + 1) & 0xFFFFFFFF,
         )
         self._logged_out = False
+        self._channel: BlockingChannel | AsyncChannel | None = None
+
+    # -- the data path -----------------------------------------------------------------------
+
+    def _machine(self) -> FullFeatureConnection:
+        if self._channel is not None:
+            raise LocalProtocolError("the session's data path is already open")
+        return FullFeatureConnection(
+            ConnectionParams.from_negotiated(self.params),
+            self.state,
+            queue_depth=self.spec.queue_depth,
+            timers=self.spec.timers,
+        )
+
+    def command_channel(self) -> BlockingChannel:
+        """The blocking data path (see :mod:`.blocking`); opened once, then reused."""
+        if isinstance(self._channel, BlockingChannel):
+            return self._channel
+        machine = self._machine()
+        leftover = self.conn.reader.take_buffered()
+        if leftover:
+            machine.receive_data(leftover)
+        self._channel = BlockingChannel(self.conn.sock, machine, describe=str(self.portal))
+        return self._channel
+
+    async def async_command_channel(self) -> AsyncChannel:
+        """The asyncio data path on the running loop (see :mod:`.aio`); opened once."""
+        if isinstance(self._channel, AsyncChannel):
+            return self._channel
+        machine = self._machine()
+        self._channel = await AsyncChannel.over(
+            self.conn.sock,
+            machine,
+            describe=str(self.portal),
+            leftover=self.conn.reader.take_buffered(),
+        )
+        return self._channel
 
     # -- receiving in Full Feature Phase ------------------------------------------------
 
@@ -114,6 +157,14 @@ class UserTcpSession(TransportSession):
             return pdu
 
     def ping(self, timeout: float | None = None) -> float:
+        if isinstance(self._channel, BlockingChannel):
+            started = time.monotonic()
+            task = self._channel.ping(PingTask())
+            if task.error is not None:
+                raise task.error
+            return time.monotonic() - started
+        if self._channel is not None:
+            raise LocalProtocolError("ping an asyncio session through its channel")
         deadline = deadline_after(timeout or self.spec.timeouts.response)
         nop = nop_out_ping(self.state)
         started = time.monotonic()
@@ -141,11 +192,18 @@ class UserTcpSession(TransportSession):
 
     @property
     def closed(self) -> bool:
+        if self._channel is not None:
+            return self._channel.closed
         return self.conn.closed
 
     def logout(self, timeout: float | None = None) -> None:
         if self.conn.closed:
             return
+        if isinstance(self._channel, BlockingChannel):
+            self._logout_channel(self._channel)
+            return
+        if self._channel is not None:
+            raise LocalProtocolError("log an asyncio session out through its channel")
         deadline = deadline_after(timeout or self.spec.timeouts.logout)
         exchange = LogoutExchange(self.state)
         try:
@@ -159,6 +217,19 @@ class UserTcpSession(TransportSession):
         except (LogoutError, TransportTimeoutError):
             raise
         except IscsiError as exc:
+            raise LogoutError(f"logout from {self.portal} failed: {exc}") from exc
+        finally:
+            self.conn.close()
+
+    def _logout_channel(self, channel: BlockingChannel) -> None:
+        try:
+            if channel.closed:
+                return
+            task = channel.logout(LogoutTask())
+            if task.error is not None:
+                raise task.error
+            self._logged_out = True
+        except ConnectionFailedError as exc:
             raise LogoutError(f"logout from {self.portal} failed: {exc}") from exc
         finally:
             self.conn.close()

@@ -6,7 +6,9 @@ from iscsikit.plugin.events import SessionEvent, SessionEventKind
 from iscsikit.plugin.hookspecs import hookimpl
 from iscsikit.plugin.manager import plugin_manager, transports
 from iscsikit.plugin.transport import (
+    AsyncCommandChannel,
     Capability,
+    CommandChannel,
     ConnectSpec,
     OffloadPort,
     Timeouts,
@@ -16,7 +18,9 @@ from iscsikit.plugin.transport import (
 )
 
 __all__ = [
+    "AsyncCommandChannel",
     "Capability",
+    "CommandChannel",
     "ConnectSpec",
     "OffloadPort",
     "SessionEvent",

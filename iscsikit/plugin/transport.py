@@ -15,10 +15,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from iscsikit.errors import InvalidParameterError, TransportNotFoundError
+from iscsikit.errors import InvalidParameterError, NotSupportedError, TransportNotFoundError
 from iscsikit.proto.address import Portal
+from iscsikit.proto.ffp import Timers
 from iscsikit.proto.login import LoginConfig, TargetRedirected
 from iscsikit.proto.sendtargets import DiscoveredTarget
+from iscsikit.proto.task import ScsiTask, TmfTask
 
 
 class Capability(enum.Enum):
@@ -56,6 +58,10 @@ class ConnectSpec:
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: Transport-specific binding (network interface name, source address...), by key.
     binding: Mapping[str, str] = field(default_factory=dict)
+    #: Full Feature Phase: keepalive, command and task management timeouts.
+    timers: Timers = field(default_factory=Timers)
+    #: Commands in flight at most (open-iscsi's ``node.session.cmds_max``).
+    queue_depth: int = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,83 @@ class TransportSession(abc.ABC):
     @abc.abstractmethod
     def closed(self) -> bool:
         """True once the session was logged out or closed."""
+
+    def command_channel(self) -> CommandChannel:
+        """The session's SCSI data path for blocking callers.
+
+        Transports whose data path is the kernel's block layer do not offer one.
+        """
+        raise NotSupportedError(f"the {type(self).__name__} has no userspace data path")
+
+    async def async_command_channel(self) -> AsyncCommandChannel:
+        """The session's SCSI data path on the running asyncio event loop."""
+        raise NotSupportedError(f"the {type(self).__name__} has no userspace data path")
+
+
+class CommandChannel(abc.ABC):
+    """Runs SCSI commands over a logged-in session, blocking the calling thread.
+
+    One thread at a time: a channel is not thread-safe (open one session per thread,
+    or use the asyncio channel to keep many commands in flight from one thread).
+    Every wait is bounded by the connection's timers (command timeout, task
+    management escalation, keepalive).
+    """
+
+    @abc.abstractmethod
+    def submit(self, task: ScsiTask) -> None:
+        """Queue a command without waiting for it."""
+
+    @abc.abstractmethod
+    def wait(self, task: ScsiTask | None = None) -> None:
+        """Run I/O until ``task`` is done (or, with None, until any request finishes)."""
+
+    def execute(self, task: ScsiTask) -> ScsiTask:
+        """Submit ``task`` and wait for it; check ``task.error`` / ``task.status``."""
+        self.submit(task)
+        self.wait(task)
+        return task
+
+    @abc.abstractmethod
+    def task_management(self, task: TmfTask) -> TmfTask:
+        """Send a task management function and wait for its response."""
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """True once the connection failed or the session logged out."""
+
+
+class AsyncCommandChannel(abc.ABC):
+    """Runs SCSI commands over a logged-in session on an asyncio event loop.
+
+    Any number of commands may be in flight; the target's queue depth (CmdSN window)
+    and the session's ``queue_depth`` hold back the excess in order.
+    """
+
+    @abc.abstractmethod
+    def submit(self, task: ScsiTask) -> None:
+        """Queue a command; its ``callback`` runs when it is done (from the loop)."""
+
+    @abc.abstractmethod
+    async def execute(self, task: ScsiTask) -> ScsiTask:
+        """Submit ``task`` and wait for it."""
+
+    @abc.abstractmethod
+    async def task_management(self, task: TmfTask) -> TmfTask:
+        """Send a task management function and wait for its response."""
+
+    @abc.abstractmethod
+    async def logout(self) -> None:
+        """Log the session out and close the connection."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Drop the connection without logging out."""
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """True once the connection failed or the session logged out."""
 
 
 class Transport(abc.ABC):

@@ -193,6 +193,15 @@ class PduReader:
         """Bytes received but not yet returned as part of a PDU."""
         return len(self._buf) - self._pos
 
+    def take_buffered(self) -> bytes:
+        """Hand over the bytes received but not yet parsed (to another reader), and forget
+        them: the Full Feature Phase machine takes the stream over after login."""
+        rest = bytes(self._buf[self._pos :])
+        self._buf.clear()
+        self._pos = 0
+        self._header = None
+        return rest
+
     # --- internals ------------------------------------------------------------------
 
     def _accept_header(self) -> _Header | None:

@@ -398,7 +398,7 @@ class Tgtd:
             if null:
                 store = ["--bstype", "null", "--backing-store", f"null-{tid}-{lun}"]
             else:
-                path = self.workdir / f"tgtd.{self._control}.tid{tid}-lun{lun}.img"
+                path = self.backing_path(tid, lun)
                 with path.open("wb") as f:
                     f.truncate(lun_size)
                 self._backing.append(path)
@@ -410,6 +410,10 @@ class Tgtd:
         for address in acl or ():
             self.bind_address(tid, address)
         return tid
+
+    def backing_path(self, tid: int, lun: int = 1) -> Path:
+        """The file behind LUN ``lun`` of target ``tid`` (file-backed LUNs only)."""
+        return self.workdir / f"tgtd.{self._control}.tid{tid}-lun{lun}.img"
 
     def delete_target(self, tid: int, *, force: bool = True) -> None:
         """Delete a target; ``force`` also drops its live sessions."""
