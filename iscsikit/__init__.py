@@ -31,6 +31,8 @@ from iscsikit.errors import (
 
 if TYPE_CHECKING:
     from iscsikit.api import Chap, Session, discover, login
+    from iscsikit.lun.aio import AsyncLun, open_lun_async
+    from iscsikit.lun.lun import Lun, open_lun
     from iscsikit.proto.sendtargets import DiscoveredTarget
     from iscsikit.records.model import DiscoveryRecord, IfaceRecord, NodeRecord
     from iscsikit.records.store import Records
@@ -42,6 +44,10 @@ _LAZY = {
     "Session": "iscsikit.api",
     "discover": "iscsikit.api",
     "login": "iscsikit.api",
+    "Lun": "iscsikit.lun.lun",
+    "open_lun": "iscsikit.lun.lun",
+    "AsyncLun": "iscsikit.lun.aio",
+    "open_lun_async": "iscsikit.lun.aio",
     "DiscoveredTarget": "iscsikit.proto.sendtargets",
     "Records": "iscsikit.records.store",
     "NodeRecord": "iscsikit.records.model",
@@ -64,6 +70,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AsyncLun",
     "AuthenticationError",
     "Chap",
     "DiscoveredTarget",
@@ -72,6 +79,7 @@ __all__ = [
     "IscsiErr",
     "IscsiError",
     "LoginError",
+    "Lun",
     "NodeRecord",
     "Records",
     "Session",
@@ -80,4 +88,6 @@ __all__ = [
     "__version__",
     "discover",
     "login",
+    "open_lun",
+    "open_lun_async",
 ]

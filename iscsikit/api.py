@@ -25,6 +25,7 @@ from iscsikit.plugin import manager as plugins
 from iscsikit.plugin.transport import Transport, TransportSession
 from iscsikit.proto.address import Portal, parse_portal
 from iscsikit.proto.chap import ChapAlgorithm, parse_chap_algs
+from iscsikit.proto.ffp import Timers
 from iscsikit.proto.login import ChapSecrets, LoginConfig, TargetRedirected
 from iscsikit.proto.sendtargets import DiscoveredTarget
 
@@ -242,6 +243,8 @@ def login(
     transport: str = DEFAULT_TRANSPORT,
     retries: int = 3,
     retry_delay: float = 1.0,
+    queue_depth: int = 128,
+    timers: Timers | None = None,
     **operational_keys: Any,
 ) -> Session:
     """Log in to ``target`` at ``portal`` and return the :class:`Session`.
@@ -272,7 +275,11 @@ def login(
     timeouts = Timeouts(login=timeout, logout=logout_timeout)
 
     def attempt(at: Portal) -> TransportSession | TargetRedirected:
-        return driver.login(ConnectSpec(at, config, timeouts))
+        return driver.login(
+            ConnectSpec(
+                at, config, timeouts, timers=timers or Timers(), queue_depth=queue_depth
+            )
+        )
 
     def redirected(at: Portal, redirect: TargetRedirected) -> None:
         _emit(SessionEventKind.REDIRECTED, transport, target, at, str(redirect.portal))

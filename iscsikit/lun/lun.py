@@ -1,0 +1,205 @@
+"""A logical unit as a Python object: blocking reads and writes by byte offset.
+
+:func:`open_lun` logs a session in (over the userspace TCP transport unless told
+otherwise), probes the LUN and returns a :class:`Lun`; closing the Lun logs the session
+out.  :meth:`Lun.attach` wraps a session the caller already has.  The SCSI meaning of
+each call lives in :mod:`iscsikit.lun.ops`; this module only drives those operations
+over a :class:`~iscsikit.plugin.transport.CommandChannel`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator
+from types import TracebackType
+from typing import Any, TypeVar
+
+from iscsikit.api import Chap, Session, login
+from iscsikit.errors import InvalidParameterError
+from iscsikit.lun import ops
+from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
+from iscsikit.plugin.transport import CommandChannel
+from iscsikit.proto.task import ScsiTask
+
+_R = TypeVar("_R")
+
+
+def run_blocking(channel: CommandChannel, op: Generator[list[ScsiTask], None, _R]) -> _R:
+    """Drive an :mod:`~iscsikit.lun.ops` generator to completion over ``channel``."""
+    try:
+        step = next(op)
+        while True:
+            for task in step:
+                channel.submit(task)
+            for task in step:
+                channel.wait(task)
+            step = op.send(None)
+    except StopIteration as stop:
+        result: _R = stop.value
+        return result
+
+
+def login_for_url(url: IscsiUrl, **options: Any) -> Session:
+    """Log in the session a parsed URL names (CHAP, digests, initiator name)."""
+    chap = None
+    if url.user is not None:
+        chap = Chap(
+            url.user,
+            url.password or "",
+            username_in=url.target_user,
+            password_in=url.target_password,
+        )
+    options.setdefault("header_digest", url.header_digest)
+    options.setdefault("data_digest", url.data_digest)
+    if url.initiator_name is not None:
+        options.setdefault("initiator_name", url.initiator_name)
+    return login(url.portal, url.target, chap=chap, **options)
+
+
+class Lun:
+    """One logical unit over a logged-in session (not thread-safe: one thread at a time).
+
+    ``read``/``write`` take byte offsets; unaligned ranges work (partial blocks are
+    read, merged and written back).  Large requests are split by the target's Block
+    Limits and the pieces run concurrently.
+    """
+
+    def __init__(
+        self, session: Session, channel: CommandChannel, geometry: ops.Geometry, *, owns: bool
+    ) -> None:
+        self.session = session
+        self.channel = channel
+        self.geometry = geometry
+        self._owns = owns
+        self._closed = False
+
+    @classmethod
+    def attach(cls, session: Session, lun: int = 0, *, owns: bool = False) -> Lun:
+        """Open ``lun`` of an existing session; ``owns`` makes :meth:`close` log it out."""
+        channel = session.transport_session.command_channel()
+        geometry = run_blocking(channel, ops.probe(lun))
+        return cls(session, channel, geometry, owns=owns)
+
+    # -- what the LUN is ---------------------------------------------------------------------
+
+    @property
+    def lun(self) -> int:
+        return self.geometry.lun
+
+    @property
+    def size(self) -> int:
+        """Capacity in bytes."""
+        return self.geometry.size
+
+    @property
+    def block_size(self) -> int:
+        """Logical block size in bytes."""
+        return self.geometry.block_size
+
+    @property
+    def read_only(self) -> bool:
+        return self.geometry.read_only
+
+    # -- data ------------------------------------------------------------------------------
+
+    def read(self, offset: int, length: int) -> bytes:
+        return run_blocking(self.channel, ops.read(self.geometry, offset, length))
+
+    def readinto(self, offset: int, buffer: bytearray | memoryview) -> int:
+        """Read ``len(buffer)`` bytes at ``offset`` into ``buffer``; block-aligned reads go
+        straight into it (no copy)."""
+        view = memoryview(buffer).cast("B")
+        bs = self.block_size
+        if offset % bs == 0 and len(view) % bs == 0:
+            run_blocking(self.channel, ops.read_blocks(self.geometry, offset, view))
+        else:
+            view[:] = self.read(offset, len(view))
+        return len(view)
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview, *, fua: bool = False) -> int:
+        run_blocking(self.channel, ops.write(self.geometry, offset, data, fua=fua))
+        return len(memoryview(data).cast("B"))
+
+    def flush(self) -> None:
+        """SYNCHRONIZE CACHE: what was written is on stable storage when this returns."""
+        run_blocking(self.channel, ops.flush(self.geometry))
+
+    def unmap(self, offset: int, length: int) -> None:
+        """Deallocate a block-aligned range (UNMAP); reads return zeros or old data
+        afterwards, per the LUN's LBPRZ."""
+        run_blocking(self.channel, ops.unmap(self.geometry, offset, length))
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        run_blocking(self.channel, ops.write_zeroes(self.geometry, offset, length))
+
+    def execute(
+        self,
+        cdb: bytes,
+        *,
+        read_length: int = 0,
+        write_data: bytes | bytearray | memoryview | None = None,
+    ) -> ScsiTask:
+        """Any SCSI command (retried on unit attention); raises on failure."""
+        return run_blocking(
+            self.channel,
+            ops.command(cdb, lun=self.lun, read_length=read_length, write_data=write_data),
+        )
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Log out, if this Lun opened the session; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns:
+            try:
+                self.session.logout()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    self.session.transport_session.close()
+                raise
+
+    def __enter__(self) -> Lun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Lun {self.lun} of {self.session.target} ({self.size} bytes, "
+            f"{self.block_size}-byte blocks)>"
+        )
+
+
+def open_lun(url: str | IscsiUrl, **options: Any) -> Lun:
+    """Log in to the target a libiscsi-style URL names and open its LUN.
+
+    ``url`` is ``iscsi://[user[%password]@]host[:port]/target-iqn/lun`` (see
+    :mod:`iscsikit.lun.url` for mutual CHAP and digests); ``options`` go to
+    :func:`iscsikit.login` (``initiator_name``, ``timeout``, ``queue_depth``,
+    ``timers``, any operational key such as ``ImmediateData=False``).
+    """
+    parsed = parse_iscsi_url(url) if isinstance(url, str) else url
+    if not isinstance(parsed, IscsiUrl):
+        raise InvalidParameterError(f"not an iSCSI URL: {url!r}")
+    session = login_for_url(parsed, **options)
+    try:
+        return Lun.attach(session, parsed.lun, owns=True)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            session.logout()
+        raise
+
+
+__all__ = ["Lun", "login_for_url", "open_lun", "run_blocking"]
