@@ -257,7 +257,7 @@ class NbdServerProtocol:
             return False
         (raw,) = struct.unpack_from(">I", self._buf, self._pos)
         self._consume(4)
-        known = ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES
+        known = int(ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES)  # int: IntFlag ~ is bounded
         if raw & ~known:
             # proto.md, "Client flags": the server MUST drop the connection.
             self._fail(f"unknown client flags {raw:#010x}")
@@ -303,7 +303,7 @@ class NbdServerProtocol:
             return HandshakeAborted()
         if option == Option.LIST:
             if length:
-                return self._option_error(option, 0, OptionReply.ERR_INVALID, "data not empty")
+                return self._option_error(option, length, OptionReply.ERR_INVALID, "has data")
             for export in self._exports:
                 self._send_option(option, OptionReply.SERVER, wire.server_entry(export.name))
             self._send_option(option, OptionReply.ACK)
@@ -434,7 +434,7 @@ class NbdServerProtocol:
             return Errno.EINVAL, f"{command.name} is not supported"
         if command is Command.READ and self._structured:
             allowed |= CommandFlag.DF
-        if flags & ~allowed:
+        if flags & ~int(allowed):  # int(): ~ on an IntFlag only complements its own bits
             return Errno.EINVAL, f"flags {flags:#06x} are not valid for {command.name}"
         if command is Command.FLUSH:
             return None  # offset and length are reserved; be lenient about their values
