@@ -129,6 +129,10 @@ def test_unit_ready() -> bytes:
     return bytes(6)
 
 
+# The name starts with "test_": keep pytest from collecting it where tests import it.
+test_unit_ready.__test__ = False  # type: ignore[attr-defined]
+
+
 def inquiry(*, evpd: bool = False, page: int = 0, allocation_length: int = 255) -> bytes:
     """INQUIRY (SPC-4 §6.6): the standard data, or VPD page ``page`` when ``evpd``.
 
