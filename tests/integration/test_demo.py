@@ -18,5 +18,7 @@ def test_demo(host: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert f"{demo.TARGET}" in out
     assert "HeaderDigest             = CRC32C" in out
     assert "AuthMethod               = CHAP" in out
+    assert "read back 1048576 bytes: identical" in out
+    assert "tgtd backing file holds the same bytes" in out
     assert f"logged out of {demo.TARGET}" in out
     assert "iscsiadm exit code 24: LOGIN_AUTH_FAILED" in out
