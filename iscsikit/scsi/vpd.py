@@ -11,7 +11,6 @@ page parses as far as it goes, absent numeric fields reading 0 (which SBC-4 defi
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
@@ -153,7 +152,8 @@ class Designator:
             return f"0x{int.from_bytes(d[2:4], 'big'):x}"
         if kind == DesignatorType.UUID and len(d) == 18 and d[0] >> 4 == 1:
             # SPC-4 §7.8.6.11: UUID TYPE 1 in byte 0 bits 7-4, a reserved byte, 16 bytes.
-            return str(uuid.UUID(bytes=bytes(d[2:])))
+            h = d[2:].hex()
+            return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
         return "0x" + d.hex()
 
 

@@ -184,7 +184,9 @@ def test_rw16_round_trip(lba: int, blocks: int, fua: bool, build: object) -> Non
 
 
 @given(st.integers(0, U64), st.integers(0, U32), flag, flag, flag)
-def test_write_same_round_trip(lba: int, blocks: int, unmap: bool, anchor: bool, ndob: bool) -> None:
+def test_write_same_round_trip(
+    lba: int, blocks: int, unmap: bool, anchor: bool, ndob: bool
+) -> None:
     anchor = anchor and unmap
     raw = cdb.write_same16(lba, blocks, unmap=unmap, anchor=anchor, ndob=ndob)
     assert raw[0] == 0x93
@@ -211,7 +213,9 @@ def test_mode_sense6_round_trip(page: int, subpage: int, dbd: bool, pc: int, all
 
 
 @given(st.integers(0, 0x3F), st.integers(0, 0xFF), flag, flag, st.integers(0, U16))
-def test_mode_sense10_round_trip(page: int, subpage: int, dbd: bool, llbaa: bool, alloc: int) -> None:
+def test_mode_sense10_round_trip(
+    page: int, subpage: int, dbd: bool, llbaa: bool, alloc: int
+) -> None:
     raw = cdb.mode_sense10(page, subpage, dbd=dbd, llbaa=llbaa, allocation_length=alloc)
     assert raw[0] == 0x5A and raw[2] == page and raw[3] == subpage
     assert raw[1] == (0x10 if llbaa else 0) | (0x08 if dbd else 0)

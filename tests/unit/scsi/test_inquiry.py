@@ -200,7 +200,9 @@ def test_vpd_logical_block_provisioning() -> None:
     assert lbp.lbpu and lbp.lbpws and lbp.lbpws10 and lbp.lbprz == 1
     assert not lbp.anc_sup and not lbp.dp and lbp.provisioning_type == 2
     # SBC-4 3-bit LBPRZ = 0b010, ANC_SUP, DP with a provisioning group descriptor.
-    full = parse_vpd_logical_block_provisioning(bytes.fromhex("00b2000c 09 0b 29 05 01030004aabbccdd"))
+    full = parse_vpd_logical_block_provisioning(
+        bytes.fromhex("00b2000c 09 0b 29 05 01030004aabbccdd")
+    )
     assert full.threshold_exponent == 9 and full.lbprz == 2 and full.anc_sup and full.dp
     assert full.minimum_percentage == 5 and full.provisioning_type == 1
     assert full.threshold_percentage == 5

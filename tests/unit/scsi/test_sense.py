@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -211,7 +213,5 @@ def test_decode_sense_any_body(code: int, body: bytes) -> None:
 
 @given(st.binary(max_size=300))
 def test_decode_iscsi_sense_only_raises_parse_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(ScsiParseError):
         decode_iscsi_sense(data)
-    except ScsiParseError:
-        pass
