@@ -341,3 +341,41 @@ def test_pipelined_requests_run_concurrently(flaky: tuple[FlakyDevice, Path]) ->
     assert handles == set(range(32))
     assert device.peak >= 16
     sock.close()
+
+
+@needs_tools
+def test_tcp_port_zero_binds_loopback(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "iscsikit.nbd", "memory:1M", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline().strip()
+        prefix = "serving memory:1M on nbd://127.0.0.1:"
+        assert line.startswith(prefix)
+        info = json.loads(
+            run("nbdinfo", "--json", line.removeprefix("serving memory:1M on ")).stdout
+        )
+        assert info["exports"][0]["export-size"] == MIB
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
+
+
+def test_a_silent_client_is_dropped_after_the_handshake_timeout(tmp_path: Path) -> None:
+    from iscsikit.nbd.server import Limits
+
+    server = ThreadServer(
+        MemoryDevice(MIB), tmp_path / "t.sock", limits=Limits(handshake_timeout=0.3)
+    )
+    try:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(10)
+        sock.connect(str(server.path))
+        assert recv_exact(sock, 18)[:8] == b"NBDMAGIC"
+        assert is_closed(sock)  # well before the 10 s socket timeout
+        connect(server.path).close()  # others are still welcome
+    finally:
+        server.stop()
