@@ -20,6 +20,7 @@ from iscsikit.lun import ops
 from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
 from iscsikit.plugin.transport import CommandChannel
 from iscsikit.proto.task import ScsiTask
+from iscsikit.records.model import NodeRecord
 
 _R = TypeVar("_R")
 
@@ -202,4 +203,20 @@ def open_lun(url: str | IscsiUrl, **options: Any) -> Lun:
         raise
 
 
-__all__ = ["Lun", "login_for_url", "open_lun", "run_blocking"]
+def open_node_lun(node: NodeRecord, lun: int, **options: Any) -> Lun:
+    """Log in as a node record says (CHAP, digests, keys, timers, ``cmds_max``) and
+    open LUN ``lun``; ``options`` override what the record gives to :func:`iscsikit.login`."""
+    from iscsikit.manager.node_login import login_arguments
+
+    portal, target, arguments = login_arguments(node)
+    arguments.update(options)
+    session = login(portal, target, **arguments)
+    try:
+        return Lun.attach(session, lun, owns=True)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            session.logout()
+        raise
+
+
+__all__ = ["Lun", "login_for_url", "open_lun", "open_node_lun", "run_blocking"]

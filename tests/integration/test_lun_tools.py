@@ -109,3 +109,27 @@ def test_file_adapter_round_trip(target: Tgtd) -> None:
     image = target.backing_path(1, 2).read_bytes()
     assert digest.hexdigest() == hashlib.sha256(image).hexdigest()
     assert image[1000 : 1000 + len(payload)] == payload
+
+
+def test_open_lun_from_a_node_record_with_chap(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from iscsikit.lun.lun import open_node_lun
+    from iscsikit.records.model import NodeRecord
+
+    iqn = "iqn.2024-01.test.lstool:chap"
+    with Tgtd(tmp_path_factory.mktemp("node-chap")) as tgtd:
+        tid = tgtd.add_target(iqn, lun_size=4 << 20)
+        tgtd.add_account("node-user", "node-secret-12")
+        tgtd.bind_account("node-user", tid=tid)
+        node = NodeRecord.new(iqn, "127.0.0.1", tgtd.port, 1)
+        node.set("node.session.auth.authmethod", "CHAP")
+        node.set("node.session.auth.username", "node-user")
+        node.set("node.session.auth.password", "node-secret-12")
+        node.set("node.session.cmds_max", "16")
+        with open_node_lun(node, 1) as lun:
+            assert lun.session.params["AuthMethod"] == "CHAP"
+            lun.write(512, b"node" * 128)
+            assert lun.read(512, 512) == b"node" * 128
+        node.set("node.session.auth.password", "wrong-secret-1")
+        with pytest.raises(iscsikit.IscsiError) as info:
+            open_node_lun(node, 1, retries=0)
+        assert info.value.code == 24
