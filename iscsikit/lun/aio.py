@@ -40,7 +40,7 @@ async def run_async(channel: AsyncCommandChannel, op: Generator[list[ScsiTask], 
         return result
 
 
-class AsyncLun:
+class AsyncLun(ops.GeometryView):
     """One logical unit over a session whose data path runs on the event loop."""
 
     def __init__(
@@ -62,22 +62,6 @@ class AsyncLun:
         channel = await session.transport_session.async_command_channel()
         geometry = await run_async(channel, ops.probe(lun))
         return cls(session, channel, geometry, owns=owns)
-
-    @property
-    def lun(self) -> int:
-        return self.geometry.lun
-
-    @property
-    def size(self) -> int:
-        return self.geometry.size
-
-    @property
-    def block_size(self) -> int:
-        return self.geometry.block_size
-
-    @property
-    def read_only(self) -> bool:
-        return self.geometry.read_only
 
     async def read(self, offset: int, length: int) -> bytes:
         return await run_async(self.channel, ops.read(self.geometry, offset, length))

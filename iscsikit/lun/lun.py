@@ -57,7 +57,7 @@ def login_for_url(url: IscsiUrl, **options: Any) -> Session:
     return login(url.portal, url.target, chap=chap, **options)
 
 
-class Lun:
+class Lun(ops.GeometryView):
     """One logical unit over a logged-in session (not thread-safe: one thread at a time).
 
     ``read``/``write`` take byte offsets; unaligned ranges work (partial blocks are
@@ -80,26 +80,6 @@ class Lun:
         channel = session.transport_session.command_channel()
         geometry = run_blocking(channel, ops.probe(lun))
         return cls(session, channel, geometry, owns=owns)
-
-    # -- what the LUN is ---------------------------------------------------------------------
-
-    @property
-    def lun(self) -> int:
-        return self.geometry.lun
-
-    @property
-    def size(self) -> int:
-        """Capacity in bytes."""
-        return self.geometry.size
-
-    @property
-    def block_size(self) -> int:
-        """Logical block size in bytes."""
-        return self.geometry.block_size
-
-    @property
-    def read_only(self) -> bool:
-        return self.geometry.read_only
 
     # -- data ------------------------------------------------------------------------------
 

@@ -150,6 +150,31 @@ class Geometry:
         return self.provisioning is not None and self.provisioning.lbpu
 
 
+class GeometryView:
+    """What :class:`~iscsikit.lun.Lun` and :class:`~iscsikit.lun.AsyncLun` say about
+    themselves, read from their :class:`Geometry`."""
+
+    geometry: Geometry
+
+    @property
+    def lun(self) -> int:
+        return self.geometry.lun
+
+    @property
+    def size(self) -> int:
+        """Capacity in bytes."""
+        return self.geometry.size
+
+    @property
+    def block_size(self) -> int:
+        """Logical block size in bytes."""
+        return self.geometry.block_size
+
+    @property
+    def read_only(self) -> bool:
+        return self.geometry.read_only
+
+
 def probe(lun: int) -> Generator[list[ScsiTask], None, Geometry]:
     """TEST UNIT READY (clearing unit attentions), INQUIRY, capacity, limits, WP."""
     yield from command(C.test_unit_ready(), lun=lun)
@@ -324,6 +349,7 @@ def write_zeroes(geo: Geometry, offset: int, length: int) -> Op[None]:
 __all__ = [
     "RETRIES",
     "Geometry",
+    "GeometryView",
     "check",
     "command",
     "data_of",
