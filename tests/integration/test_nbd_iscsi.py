@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from iscsikit.testing.nbd import NbdCommand
 from iscsikit.testing.tgtd import Tgtd
 
 pytestmark = pytest.mark.integration
@@ -35,37 +34,8 @@ def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-class NbdServer:
-    def __init__(self, url: str, sock: Path, *extra: str) -> None:
-        self.sock = sock
-        argv = [sys.executable, "-m", "iscsikit.nbd", url, "--socket", str(sock), *extra]
-        self.proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        ready = threading.Event()
-
-        def drain() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.lines.append(line)
-                ready.set()
-            ready.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        assert ready.wait(TIMEOUT), "iscsikit-nbd did not report readiness"
-        assert self.proc.poll() is None, "".join(self.lines)
-
-    @property
-    def uri(self) -> str:
-        return f"nbd+unix:///?socket={self.sock}"
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(TIMEOUT)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
+def NbdServer(url: str, sock: Path, *extra: str) -> NbdCommand:
+    return NbdCommand(url, sock, *extra, timeout=TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +46,14 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tgtd, int
 
 
 @pytest.fixture
-def server(target: tuple[Tgtd, int], tmp_path: Path) -> Iterator[NbdServer]:
+def server(target: tuple[Tgtd, int], tmp_path: Path) -> Iterator[NbdCommand]:
     tgtd, _ = target
     nbd = NbdServer(f"iscsi://{tgtd.portal}/{IQN}/1", tmp_path / "nbd.sock")
     yield nbd
     assert nbd.stop() == 0, "".join(nbd.lines)
 
 
-def test_nbdinfo_reports_the_lun_size(server: NbdServer) -> None:
+def test_nbdinfo_reports_the_lun_size(server: NbdCommand) -> None:
     assert server.lines[0].startswith("serving iscsi://")
     info = json.loads(run("nbdinfo", "--json", server.uri).stdout)
     [export] = info["exports"]
@@ -121,7 +91,7 @@ def test_qemu_img_convert_from_the_export(
     assert converted == tgtd.backing_path(tid, 1).read_bytes()
 
 
-def test_qemu_io_unaligned_write_and_read(server: NbdServer, target: tuple[Tgtd, int]) -> None:
+def test_qemu_io_unaligned_write_and_read(server: NbdCommand, target: tuple[Tgtd, int]) -> None:
     tgtd, tid = target
     run(
         "qemu-io", "-f", "raw", server.uri,

@@ -28,6 +28,7 @@ import pytest
 from iscsikit.errors import InvalidParameterError
 from iscsikit.nbd.device import MemoryDevice
 from iscsikit.nbd.server import serve
+from iscsikit.testing.nbd import NbdCommand
 
 pytestmark = pytest.mark.integration
 
@@ -49,41 +50,12 @@ def run(*argv: str | Path, check: bool = True) -> subprocess.CompletedProcess[st
     )
 
 
-class Command:
-    """``python -m iscsikit.nbd`` in a subprocess, ready once it printed its line."""
-
-    def __init__(self, tmp_path: Path, *extra: str) -> None:
-        self.path = tmp_path / "nbd.sock"
-        argv = [sys.executable, "-m", "iscsikit.nbd", "memory:64M", "--socket", str(self.path)]
-        self.proc = subprocess.Popen([*argv, *extra], stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        ready = threading.Event()
-
-        def drain() -> None:  # keep reading, or a chatty server would block on a full pipe
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.lines.append(line)
-                ready.set()
-            ready.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        assert ready.wait(TIMEOUT), "the server did not report readiness"
-        assert self.lines, "the server exited before it was ready"
-        self.ready_line = self.lines[0]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(TIMEOUT)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(TIMEOUT)
+def Command(tmp_path: Path, *extra: str) -> NbdCommand:
+    return NbdCommand("memory:64M", tmp_path / "nbd.sock", *extra, timeout=TIMEOUT)
 
 
 @pytest.fixture
-def command(tmp_path: Path) -> Iterator[Command]:
+def command(tmp_path: Path) -> Iterator[NbdCommand]:
     server = Command(tmp_path)
     yield server
     server.stop()
@@ -173,7 +145,7 @@ def is_closed(sock: socket.socket) -> bool:
 
 
 @needs_tools
-def test_ready_line_and_nbdinfo(command: Command) -> None:
+def test_ready_line_and_nbdinfo(command: NbdCommand) -> None:
     assert command.ready_line.strip() == f"serving memory:64M on {uri(command.path)}"
     info = json.loads(run("nbdinfo", "--json", uri(command.path)).stdout)
     [export] = info["exports"]
@@ -184,7 +156,7 @@ def test_ready_line_and_nbdinfo(command: Command) -> None:
 
 
 @needs_tools
-def test_nbdcopy_64_mib_there_and_back(command: Command, tmp_path: Path) -> None:
+def test_nbdcopy_64_mib_there_and_back(command: NbdCommand, tmp_path: Path) -> None:
     source, back = tmp_path / "random.bin", tmp_path / "back.bin"
     source.write_bytes(os.urandom(64 * MIB))
     run("nbdcopy", source, uri(command.path))
@@ -193,7 +165,7 @@ def test_nbdcopy_64_mib_there_and_back(command: Command, tmp_path: Path) -> None
 
 
 @needs_tools
-def test_qemu_img_convert_both_ways(command: Command, tmp_path: Path) -> None:
+def test_qemu_img_convert_both_ways(command: NbdCommand, tmp_path: Path) -> None:
     source, back = tmp_path / "in.raw", tmp_path / "out.raw"
     source.write_bytes(os.urandom(MIB) * 64)
     run("qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", source, uri(command.path))
@@ -202,7 +174,7 @@ def test_qemu_img_convert_both_ways(command: Command, tmp_path: Path) -> None:
 
 
 @needs_tools
-def test_qemu_io_aligned_and_unaligned(command: Command) -> None:
+def test_qemu_io_aligned_and_unaligned(command: NbdCommand) -> None:
     result = run(
         "qemu-io", "-f", "raw",
         "-c", "write -P 0xab 4096 8192",
@@ -246,7 +218,7 @@ def test_read_only_export_refuses_writes(tmp_path: Path) -> None:
 
 
 @needs_tools
-def test_garbage_gets_disconnected_while_others_are_served(command: Command) -> None:
+def test_garbage_gets_disconnected_while_others_are_served(command: NbdCommand) -> None:
     during_handshake = socket.socket(socket.AF_UNIX)
     during_handshake.settimeout(10)
     during_handshake.connect(str(command.path))
