@@ -10,17 +10,18 @@ over a :class:`~iscsikit.plugin.transport.CommandChannel`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any, TypeVar
 
 from iscsikit.api import Chap, Session, login
-from iscsikit.errors import InvalidParameterError
+from iscsikit.errors import ConnectionFailedError, InvalidParameterError
 from iscsikit.lun import ops
 from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
 from iscsikit.plugin.transport import CommandChannel
 from iscsikit.proto.task import ScsiTask
 from iscsikit.records.model import NodeRecord
+from iscsikit.scsi.cdb import test_unit_ready
 
 _R = TypeVar("_R")
 
@@ -63,28 +64,78 @@ class Lun(ops.GeometryView):
     ``read``/``write`` take byte offsets; unaligned ranges work (partial blocks are
     read, merged and written back).  Large requests are split by the target's Block
     Limits and the pieces run concurrently.
+
+    A Lun that logged its own session in (:func:`open_lun`, :func:`open_node_lun`)
+    recovers from a failed connection once per call, as the kernel does after session
+    recovery: it logs in again and re-issues the whole operation (reads and writes of
+    the same data to the same blocks are idempotent).  If that fails too, the error is
+    raised.
     """
 
     def __init__(
-        self, session: Session, channel: CommandChannel, geometry: ops.Geometry, *, owns: bool
+        self,
+        session: Session,
+        channel: CommandChannel,
+        geometry: ops.Geometry,
+        *,
+        owns: bool,
+        relogin: Callable[[], Session] | None = None,
     ) -> None:
         self.session = session
         self.channel = channel
         self.geometry = geometry
         self._owns = owns
+        self._relogin = relogin
         self._closed = False
+        #: How often this Lun logged in again after a connection failure.
+        self.recoveries = 0
+
+    def _run(self, make: Callable[[], Generator[list[ScsiTask], None, _R]]) -> _R:
+        if self._closed:
+            raise ConnectionFailedError("the LUN is closed")
+        try:
+            return run_blocking(self.channel, make())
+        except ConnectionFailedError:
+            if self._relogin is None:
+                raise
+            self._recover()
+            return run_blocking(self.channel, make())
+
+    def _recover(self) -> None:
+        assert self._relogin is not None
+        with contextlib.suppress(Exception):
+            self.session.transport_session.close()
+        session = self._relogin()
+        try:
+            channel = session.transport_session.command_channel()
+            # A new I_T nexus starts with a unit attention (power on / reset): clear it.
+            run_blocking(channel, ops.command(test_unit_ready(), lun=self.lun))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                session.transport_session.close()
+            raise
+        self.session, self.channel = session, channel
+        self.recoveries += 1
 
     @classmethod
-    def attach(cls, session: Session, lun: int = 0, *, owns: bool = False) -> Lun:
-        """Open ``lun`` of an existing session; ``owns`` makes :meth:`close` log it out."""
+    def attach(
+        cls,
+        session: Session,
+        lun: int = 0,
+        *,
+        owns: bool = False,
+        relogin: Callable[[], Session] | None = None,
+    ) -> Lun:
+        """Open ``lun`` of an existing session; ``owns`` makes :meth:`close` log it out,
+        ``relogin`` (a new session to the same target) enables recovery."""
         channel = session.transport_session.command_channel()
         geometry = run_blocking(channel, ops.probe(lun))
-        return cls(session, channel, geometry, owns=owns)
+        return cls(session, channel, geometry, owns=owns, relogin=relogin)
 
     # -- data ------------------------------------------------------------------------------
 
     def read(self, offset: int, length: int) -> bytes:
-        return run_blocking(self.channel, ops.read(self.geometry, offset, length))
+        return self._run(lambda: ops.read(self.geometry, offset, length))
 
     def readinto(self, offset: int, buffer: bytearray | memoryview) -> int:
         """Read ``len(buffer)`` bytes at ``offset`` into ``buffer``; block-aligned reads go
@@ -92,26 +143,26 @@ class Lun(ops.GeometryView):
         view = memoryview(buffer).cast("B")
         bs = self.block_size
         if offset % bs == 0 and len(view) % bs == 0:
-            run_blocking(self.channel, ops.read_blocks(self.geometry, offset, view))
+            self._run(lambda: ops.read_blocks(self.geometry, offset, view))
         else:
             view[:] = self.read(offset, len(view))
         return len(view)
 
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, fua: bool = False) -> int:
-        run_blocking(self.channel, ops.write(self.geometry, offset, data, fua=fua))
+        self._run(lambda: ops.write(self.geometry, offset, data, fua=fua))
         return len(memoryview(data).cast("B"))
 
     def flush(self) -> None:
         """SYNCHRONIZE CACHE: what was written is on stable storage when this returns."""
-        run_blocking(self.channel, ops.flush(self.geometry))
+        self._run(lambda: ops.flush(self.geometry))
 
     def unmap(self, offset: int, length: int) -> None:
         """Deallocate a block-aligned range (UNMAP); reads return zeros or old data
         afterwards, per the LUN's LBPRZ."""
-        run_blocking(self.channel, ops.unmap(self.geometry, offset, length))
+        self._run(lambda: ops.unmap(self.geometry, offset, length))
 
     def write_zeroes(self, offset: int, length: int) -> None:
-        run_blocking(self.channel, ops.write_zeroes(self.geometry, offset, length))
+        self._run(lambda: ops.write_zeroes(self.geometry, offset, length))
 
     def execute(
         self,
@@ -121,9 +172,8 @@ class Lun(ops.GeometryView):
         write_data: bytes | bytearray | memoryview | None = None,
     ) -> ScsiTask:
         """Any SCSI command (retried on unit attention); raises on failure."""
-        return run_blocking(
-            self.channel,
-            ops.command(cdb, lun=self.lun, read_length=read_length, write_data=write_data),
+        return self._run(
+            lambda: ops.command(cdb, lun=self.lun, read_length=read_length, write_data=write_data)
         )
 
     # -- lifetime --------------------------------------------------------------------------
@@ -176,7 +226,9 @@ def open_lun(url: str | IscsiUrl, **options: Any) -> Lun:
         raise InvalidParameterError(f"not an iSCSI URL: {url!r}")
     session = login_for_url(parsed, **options)
     try:
-        return Lun.attach(session, parsed.lun, owns=True)
+        return Lun.attach(
+            session, parsed.lun, owns=True, relogin=lambda: login_for_url(parsed, **options)
+        )
     except BaseException:
         with contextlib.suppress(Exception):
             session.logout()
@@ -192,7 +244,9 @@ def open_node_lun(node: NodeRecord, lun: int, **options: Any) -> Lun:
     arguments.update(options)
     session = login(portal, target, **arguments)
     try:
-        return Lun.attach(session, lun, owns=True)
+        return Lun.attach(
+            session, lun, owns=True, relogin=lambda: login(portal, target, **arguments)
+        )
     except BaseException:
         with contextlib.suppress(Exception):
             session.logout()

@@ -166,3 +166,19 @@ def test_url_names_the_same_lun_libiscsi_sees(target: Tgtd) -> None:
     with iscsikit.open_lun(url) as lun:
         assert lun.lun == 1
         assert lun.geometry.inquiry.vendor == "IET"
+
+
+def test_lun_recovers_from_a_dropped_connection(target: Tgtd) -> None:
+    """tgtd kills the connection between two writes: the Lun logs in again, re-issues,
+    and nothing written is lost."""
+    tid = 1
+    with iscsikit.open_lun(_url(target, tid)) as lun:
+        first = os.urandom(65536)
+        lun.write(1 << 20, first)
+        assert target.drop_connections(tid) == 1
+        second = os.urandom(65536)
+        lun.write((1 << 20) + 65536, second)  # fails on the dead connection, then recovers
+        assert lun.recoveries == 1
+        assert lun.read(1 << 20, 131072) == first + second
+        lun.flush()
+    assert _backing(target, tid)[1 << 20 : (1 << 20) + 131072] == first + second
