@@ -107,6 +107,10 @@ class BlockingChannel(CommandChannel):
                 raise ConnectionFailedError(f"connection to {self.describe} is closed")
             self._turn()
 
+    def turn(self) -> None:
+        """One step of the I/O loop: for callers that drive completions by callback."""
+        self._turn()
+
     def _turn(self) -> None:
         """Send what is pending, run due timers, receive once (bounded by the tick)."""
         machine = self.machine

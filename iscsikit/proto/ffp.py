@@ -70,7 +70,13 @@ from iscsikit.proto.task import LogoutTask, PingTask, ScsiTask, TmfTask, _Reques
 from iscsikit.proto.text import decode_text, encode_text
 
 _MASK: Final = 0xFFFFFFFF
+_HALF: Final = 0x80000000
+_READ_FINAL: Final = w.F_READ | w.F_FINAL
 _BHS: Final = 48
+#: The receive scratch buffer: one ``recv_into`` may bring this much, many PDUs' worth.
+_RX_SIZE: Final = 256 * 1024
+#: Room kept free behind an incomplete PDU in the scratch buffer before it is compacted.
+_RX_RESERVE: Final = 16 * 1024
 
 
 def _yes(value: str | None) -> bool:
@@ -205,14 +211,20 @@ class FullFeatureConnection:
         self._queue: deque[ScsiTask] = deque()
         self._out: list[bytes | memoryview] = []
         self._events: deque[Event] = deque()
-        # Receive side: the current buffer, how much of it is filled, what comes next.
-        hdr_len = _BHS + (4 if self._hd else 0)
-        self._hdr = bytearray(hdr_len)
-        self._hdr_view = memoryview(self._hdr)
+        # Receive side.  Normally bytes land in the scratch buffer ``_rx`` (``_start`` ..
+        # ``_end`` not parsed yet), where one receive can bring many PDUs; a Data-In
+        # payload too large to be worth copying goes straight to the caller's buffer
+        # instead: ``_buf`` is then that view, ``_pos`` how much of it is filled and
+        # ``_step`` what to do when it is full.
+        self._hlen = _BHS + (4 if self._hd else 0)
+        self._rx = bytearray(_RX_SIZE)
+        self._rxv = memoryview(self._rx)
+        self._start = 0
+        self._end = 0
         self._tail = bytearray(8)
-        self._buf = self._hdr_view
+        self._buf: memoryview | None = None
         self._pos = 0
-        self._step: Callable[[], None] = self._on_header
+        self._step: Callable[[], None] = self._on_segment
         self._fields: tuple[int, ...] = ()
         self._segment = bytearray()
         self._task: ScsiTask | None = None
@@ -233,8 +245,45 @@ class FullFeatureConnection:
             raise self._closed_error()
         if task.itt != -1:
             raise LocalProtocolError("a task can be submitted once")
+        state = self.state
+        if (
+            not self._queue
+            and len(self._tasks) < self.queue_depth
+            and ((state.maxcmdsn - state.cmdsn) & _MASK) < _HALF  # CmdSN <= MaxCmdSN
+        ):
+            self._send_command(task)  # nothing waits ahead of it: skip the queue
+            return
         self._queue.append(task)
         self._pump()
+
+    def reissue(self, task: ScsiTask, cdb: bytes, expected_length: int) -> None:
+        """Submit ``task`` again as a new command: ``cdb`` over the same buffer.
+
+        For callers that keep one task per slot (``iscsikit-perf``) instead of building a
+        :class:`ScsiTask` per I/O.  The task must be new or finished; its outcome fields
+        are reset.  ``expected_length`` may be shorter than the buffer, never longer.
+        ``cdb`` is at most 16 bytes (no extended-CDB AHS on this path).
+        """
+        if task.itt != -1 and not task.done:
+            raise LocalProtocolError("a task can be reissued only once it is done")
+        view = task.read_view
+        if view is None:
+            view = task.write_view
+        if not 1 <= len(cdb) <= 16 or expected_length > (0 if view is None else len(view)):
+            raise LocalProtocolError("reissue: CDB over 16 bytes or length beyond the buffer")
+        task.cdb = cdb
+        task.expected_length = expected_length
+        task.itt = -1
+        task.done = False
+        task.error = None
+        task.status = -1
+        task.response = 0
+        task.residual = 0
+        task.sense_data = b""
+        task.received = 0
+        task._datasn = 0
+        task._r2tsn = 0
+        self.submit(task)
 
     def ping(self, task: PingTask) -> None:
         """Send a NOP-Out ping; the task completes when the matching NOP-In arrives."""
@@ -333,14 +382,33 @@ class FullFeatureConnection:
 
     def _send_command(self, task: ScsiTask) -> None:
         state = self.state
+        tasks = self._tasks
         itt = state.next_itt()
-        while itt in self._tasks or itt in self._others:
+        while itt in tasks or itt in self._others:
             itt = state.next_itt()
         task.itt = itt
         task.cmdsn = cmdsn = state.cmdsn
         state.cmdsn = (cmdsn + 1) & _MASK
         task.started = self._now
-        self._tasks[itt] = task
+        tasks[itt] = task
+        if task.write_view is None and len(task.cdb) <= 16:
+            # Reads and commands without data (the hot path): the header is all there is.
+            header = w.SCSI_COMMAND.pack(
+                0x01,  # Opcode.SCSI_COMMAND
+                task.attr | (_READ_FINAL if task.read_view is not None else w.F_FINAL),
+                0,
+                0,
+                task.lun_field,
+                itt,
+                task.expected_length,
+                cmdsn,
+                state.expstatsn,
+                task.cdb,
+            )
+            if self._hd:
+                header += w.digest_word(header)
+            self._out.append(header)
+            return
         length = task.expected_length
         flags = task.attr
         immediate = 0
@@ -456,26 +524,39 @@ class FullFeatureConnection:
 
     def get_buffer(self) -> memoryview:
         """Where the next received bytes go; never empty."""
-        if self._pos:
-            return self._buf[self._pos :]
-        return self._buf
+        buf = self._buf
+        if buf is not None:
+            return buf[self._pos :] if self._pos else buf
+        return self._rxv[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
         """``nbytes`` were written at the start of the last :meth:`get_buffer` view."""
         self._activity = True
-        pos = self._pos + nbytes
-        if pos < len(self._buf):
-            self._pos = pos
-            return
-        self._pos = 0
-        if self.phase in (_FAILED, _CLOSED):
-            self._buf = self._hdr_view  # keep draining into scratch
-            return
-        try:
-            self._step()
-        except IscsiError as exc:
-            self._fail(exc)
-            return
+        buf = self._buf
+        if buf is None:
+            self._end += nbytes
+            if self.phase is _FAILED or self.phase is _CLOSED:
+                self._start = self._end = 0  # keep draining into scratch
+                return
+            try:
+                self._parse()
+            except IscsiError as exc:
+                self._fail(exc)
+                return
+        else:
+            pos = self._pos + nbytes
+            if pos < len(buf):
+                self._pos = pos
+                return
+            self._pos = 0
+            if self.phase is _FAILED or self.phase is _CLOSED:
+                self._buf = None
+                return
+            try:
+                self._step()
+            except IscsiError as exc:
+                self._fail(exc)
+                return
         if self._queue:
             self._pump()
 
@@ -506,73 +587,123 @@ class FullFeatureConnection:
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
-    def _to_header(self) -> None:
-        self._buf = self._hdr_view
-        self._step = self._on_header
+    def _parse(self) -> None:
+        """Handle every whole PDU in the scratch buffer; go direct for a large payload."""
+        rx = self._rx
+        rxv = self._rxv
+        hlen = self._hlen
+        hd = self._hd
+        dd = self._dd
+        unpack = w.TARGET_BHS.unpack_from
+        start = self._start
+        end = self._end
+        while end - start >= hlen:
+            header_len = hlen
+            ahs = rx[start + 4]
+            if ahs:
+                # Targets send no AHS in practice; check it (digest included) and skip it.
+                header_len += ahs * 4
+                if end - start < header_len:
+                    break
+            if hd:
+                cut = start + header_len - 4
+                if crc32c(rxv[start:cut]) != int.from_bytes(rx[cut : cut + 4], "little"):
+                    raise DigestError(
+                        "header digest error", reject_reason=RejectReason.DATA_DIGEST_ERROR
+                    )
+            fields = unpack(rx, start)
+            dlen = fields[4] & 0xFFFFFF  # w.LENGTHS
+            pad = -dlen & 3
+            total = header_len + dlen + pad + (4 if dd and dlen else 0)
+            avail = end - start
+            p = start + header_len
+            if fields[0] & 0x3F == 0x25:  # Opcode.SCSI_DATA_IN
+                task = self._data_in_header(fields, dlen)
+                if avail >= total:
+                    if dlen:
+                        offset = fields[12]  # w.OFFSET40
+                        task.read_view[offset : offset + dlen] = rxv[p : p + dlen]  # type: ignore[index]
+                        if dd:
+                            q = p + dlen + pad
+                            if crc32c(rxv[p:q]) != int.from_bytes(rx[q : q + 4], "little"):
+                                raise DigestError(
+                                    "data digest error in Data-In",
+                                    reject_reason=RejectReason.DATA_DIGEST_ERROR,
+                                )
+                    start += total
+                    self._start = start
+                    self._data_in_done(fields, task)
+                else:
+                    # The rest of the payload goes straight to the caller's buffer.
+                    self._data_in_direct(fields, task, dlen, p, end)
+                    return
+            elif dlen > self._max_recv:
+                self._check_length(dlen)
+            elif avail >= total:
+                data = b""
+                if dlen:
+                    data = bytes(rx[p : p + dlen])
+                    if dd:
+                        q = p + dlen + pad
+                        if crc32c(rxv[p:q]) != int.from_bytes(rx[q : q + 4], "little"):
+                            raise DigestError(
+                                "data digest error", reject_reason=RejectReason.DATA_DIGEST_ERROR
+                            )
+                start += total
+                self._start = start
+                self._dispatch(fields, data)
+            elif total > _RX_SIZE:
+                self._segment_direct(fields, total - header_len, p, end)
+                return
+            else:
+                break
+            if self.phase is _FAILED or self.phase is _CLOSED:
+                self._start = self._end = 0
+                return
+            end = self._end
+        # Keep room behind the unparsed rest (a partial header, or a non-Data-In PDU that
+        # fits the scratch buffer); compacting moves at most one PDU.
+        if start == end:
+            self._start = self._end = 0
+        elif start and _RX_SIZE - end < _RX_RESERVE:
+            rx[: end - start] = rxv[start:end]
+            self._start = 0
+            self._end = end - start
+        else:
+            self._start = start
 
-    def _on_header(self) -> None:
-        hdr = self._hdr
-        if hdr[4]:
-            self._extend_header(hdr[4] * 4)
-            return
-        if self._hd:
-            want = int.from_bytes(hdr[48:52], "little")
-            if crc32c(self._hdr_view[:48]) != want:
-                raise DigestError(
-                    "header digest error", reject_reason=RejectReason.DATA_DIGEST_ERROR
-                )
-        self._header(w.TARGET_BHS.unpack_from(hdr))
-
-    def _extend_header(self, ahs_len: int) -> None:
-        # Targets send no AHS in practice; read it (and the digest behind it) and move on.
-        whole = bytearray(_BHS + ahs_len + (4 if self._hd else 0))
-        whole[: len(self._hdr)] = self._hdr
-        self._buf = memoryview(whole)
-        self._pos = len(self._hdr)
-        self._step = lambda: self._on_long_header(whole, ahs_len)
-
-    def _on_long_header(self, whole: bytearray, ahs_len: int) -> None:
-        if self._hd:
-            end = _BHS + ahs_len
-            if crc32c(whole[:end]) != int.from_bytes(whole[end : end + 4], "little"):
-                raise DigestError(
-                    "header digest error", reject_reason=RejectReason.DATA_DIGEST_ERROR
-                )
-        self._header(w.TARGET_BHS.unpack_from(whole))
-
-    def _header(self, fields: tuple[int, ...]) -> None:
-        opcode = fields[w.OPCODE] & 0x3F
-        dlen = fields[w.LENGTHS] & 0xFFFFFF
+    def _check_length(self, dlen: int) -> None:
         if dlen > self._max_recv:
             raise RemoteProtocolError(
                 f"data segment of {dlen} bytes exceeds MaxRecvDataSegmentLength {self._max_recv}",
                 reject_reason=RejectReason.PROTOCOL_ERROR,
             )
-        if opcode == Opcode.SCSI_DATA_IN:
-            self._data_in_header(fields, dlen)
-            return
+
+    def _segment_direct(self, fields: tuple[int, ...], size: int, p: int, end: int) -> None:
+        """A data segment too large for the scratch buffer: receive the rest into its own."""
+        segment = bytearray(size)
+        have = end - p
+        segment[:have] = self._rxv[p:end]
+        self._start = self._end = 0
         self._fields = fields
-        if dlen:
-            segment = bytearray(dlen + (-dlen & 3) + (4 if self._dd else 0))
-            self._buf = memoryview(segment)
-            self._segment = segment
-            self._step = self._on_segment
-            return
-        self._dispatch(fields, b"")
+        self._segment = segment
+        self._buf = memoryview(segment)
+        self._pos = have
+        self._step = self._on_segment
 
     def _on_segment(self) -> None:
         fields = self._fields
         segment = self._segment
         dlen = fields[w.LENGTHS] & 0xFFFFFF
+        self._buf = None
+        self._segment = bytearray()
         if self._dd:
             end = len(segment) - 4
             if crc32c(segment[:end]) != int.from_bytes(segment[end:], "little"):
                 raise DigestError("data digest error", reject_reason=RejectReason.DATA_DIGEST_ERROR)
-        self._segment = bytearray()
         self._dispatch(fields, bytes(segment[:dlen]))
 
     def _dispatch(self, fields: tuple[int, ...], data: bytes) -> None:
-        self._to_header()
         opcode = fields[w.OPCODE] & 0x3F
         if opcode == Opcode.SCSI_RESPONSE:
             self._scsi_response(fields, data)
@@ -598,14 +729,28 @@ class FullFeatureConnection:
 
     # -- Data-In, straight into the caller's buffer --------------------------------------
 
-    def _data_in_header(self, fields: tuple[int, ...], dlen: int) -> None:
-        itt = fields[w.ITT]
+    def _data_in_header(self, fields: tuple[int, ...], dlen: int) -> ScsiTask:
+        """The command a Data-In header belongs to, once the header checks out."""
+        itt = fields[6]  # w.ITT
         task = self._tasks.get(itt)
         if task is None or task.read_view is None:
             raise RemoteProtocolError(
                 f"Data-In for ITT 0x{itt:08x}, which is no outstanding read",
                 reject_reason=RejectReason.INVALID_PDU_FIELD,
             )
+        offset = fields[12]  # w.OFFSET40
+        if (
+            fields[11] != task._datasn
+            or offset != task.received
+            or offset + dlen > task.expected_length
+            or fields[1] & 0x81 == w.DATAIN_STATUS
+            or dlen > self._max_recv
+        ):
+            self._data_in_violation(fields, dlen, task)
+        return task
+
+    def _data_in_violation(self, fields: tuple[int, ...], dlen: int, task: ScsiTask) -> None:
+        self._check_length(dlen)
         if fields[w.SN36] != task._datasn:
             raise RemoteProtocolError(
                 f"Data-In DataSN {fields[w.SN36]} where {task._datasn} was due",
@@ -618,63 +763,106 @@ class FullFeatureConnection:
                 f"Data-In at offset {offset} where {task.received} was due",
                 reject_reason=RejectReason.PROTOCOL_ERROR,
             )
-        end = offset + dlen
-        if end > task.expected_length:
+        if offset + dlen > task.expected_length:
             raise RemoteProtocolError(
                 f"Data-In of {dlen} bytes at offset {offset} runs beyond the "
                 f"{task.expected_length}-byte buffer",
                 reject_reason=RejectReason.PROTOCOL_ERROR,
             )
-        flags = fields[w.FLAGS]
-        if flags & w.DATAIN_STATUS and not flags & w.F_FINAL:
-            raise RemoteProtocolError(
-                "Data-In with status but without the F bit",
-                reject_reason=RejectReason.INVALID_PDU_FIELD,
-            )
+        raise RemoteProtocolError(
+            "Data-In with status but without the F bit",
+            reject_reason=RejectReason.INVALID_PDU_FIELD,
+        )
+
+    def _data_in_direct(
+        self, fields: tuple[int, ...], task: ScsiTask, dlen: int, p: int, end: int
+    ) -> None:
+        """Copy the part of a Data-In PDU already here; the rest of the payload goes to the
+        caller's buffer directly (the scratch buffer is empty afterwards: all of it was
+        this PDU)."""
+        view = task.read_view
+        assert view is not None
+        rxv = self._rxv
+        offset = fields[w.OFFSET40]
+        have = min(end - p, dlen)
+        if have:
+            view[offset : offset + have] = rxv[p : p + have]
+        self._crc = crc32c(rxv[p : p + have]) if self._dd and have else 0
+        self._start = self._end = 0
         self._fields = fields
         self._task = task
-        if dlen:
-            self._buf = task.read_view[offset:end]
+        self._pos = 0
+        if have < dlen:
+            self._buf = view[offset + have : offset + dlen]
             self._step = self._on_data_in_payload
-        else:
-            self._data_in_done()
+            return
+        # Payload complete, part of the padding / digest behind it is not (rare).
+        extra = end - p - have
+        self._tail[:extra] = rxv[p + have : end]
+        self._buf = memoryview(self._tail)[: (-dlen & 3) + (4 if self._dd else 0)]
+        self._pos = extra
+        self._step = self._on_data_in_tail
 
     def _on_data_in_payload(self) -> None:
-        tail = (-len(self._buf) & 3) + (4 if self._dd else 0)
+        fields = self._fields
+        buf = self._buf
+        assert buf is not None
         if self._dd:
-            self._crc = crc32c(self._buf)
+            self._crc = crc32c(buf, self._crc)
+        tail = (-(fields[w.LENGTHS] & 0xFFFFFF) & 3) + (4 if self._dd else 0)
         if tail:
             self._buf = memoryview(self._tail)[:tail]
             self._step = self._on_data_in_tail
         else:
-            self._data_in_done()
+            self._data_in_finished()
 
     def _on_data_in_tail(self) -> None:
+        buf = self._buf
+        assert buf is not None
         if self._dd:
-            pad = len(self._buf) - 4
-            crc = crc32c(self._buf[:pad], self._crc) if pad else self._crc
-            if crc != int.from_bytes(self._buf[pad:], "little"):
+            pad = len(buf) - 4
+            crc = crc32c(buf[:pad], self._crc) if pad else self._crc
+            if crc != int.from_bytes(buf[pad:], "little"):
                 raise DigestError(
                     "data digest error in Data-In", reject_reason=RejectReason.DATA_DIGEST_ERROR
                 )
-        self._data_in_done()
+        self._data_in_finished()
 
-    def _data_in_done(self) -> None:
-        fields = self._fields
+    def _data_in_finished(self) -> None:
         task = self._task
         assert task is not None
         self._task = None
-        self._to_header()
-        task.received = fields[w.OFFSET40] + (fields[w.LENGTHS] & 0xFFFFFF)
+        self._buf = None
+        self._data_in_done(self._fields, task)
+
+    def _data_in_done(self, fields: tuple[int, ...], task: ScsiTask) -> None:
+        task.received = fields[12] + (fields[4] & 0xFFFFFF)  # OFFSET40 + data length
         task._datasn += 1
-        flags = fields[w.FLAGS]
+        state = self.state
+        # RFC 7143 §4.2.2.1, inlined from SessionState.update_from_response: this runs
+        # once per Data-In PDU.
+        expcmdsn = fields[9]
+        maxcmdsn = fields[10]
+        if ((maxcmdsn - expcmdsn + 1) & _MASK) < _HALF:
+            if expcmdsn != state.expcmdsn and ((expcmdsn - state.expcmdsn) & _MASK) < _HALF:
+                state.expcmdsn = expcmdsn
+            if maxcmdsn != state.maxcmdsn and ((maxcmdsn - state.maxcmdsn) & _MASK) < _HALF:
+                state.maxcmdsn = maxcmdsn
+        flags = fields[1]
         if flags & w.DATAIN_STATUS:
-            self.state.update_from_response(
-                fields[w.STATSN], fields[w.EXPCMDSN], fields[w.MAXCMDSN]
-            )
-            self._complete_command(task, 0, fields[w.BYTE3], flags, fields[w.WORD44], b"")
-        else:
-            self.state.update_from_response(None, fields[w.EXPCMDSN], fields[w.MAXCMDSN])
+            state.expstatsn = (fields[8] + 1) & _MASK
+            if flags & 0x06 or task.error is not None or task.received != task.expected_length:
+                # A residual, or fewer bytes than expected: the general path decides.
+                self._complete_command(task, 0, fields[3], flags, fields[13], b"")
+                return
+            # GOOD-path completion without residuals (the usual case), inlined.
+            del self._tasks[task.itt]
+            task.response = 0
+            task.status = fields[3]
+            task.done = True
+            callback = task.callback
+            if callback is not None:
+                callback(task)
 
     # -- responses -------------------------------------------------------------------------
 
@@ -1000,8 +1188,8 @@ class FullFeatureConnection:
             return
         self.phase = _FAILED
         self.error = cause
-        self._to_header()
-        self._pos = 0
+        self._buf = None
+        self._pos = self._start = self._end = 0
         self._out.clear()
         error = ConnectionFailedError(f"connection failed: {cause}")
         error.__cause__ = cause
