@@ -462,6 +462,33 @@ class FullFeatureConnection:
         """One Data-Out sequence (§11.7): ``length`` bytes from ``offset``, DataSN from 0."""
         view = task.write_view
         assert view is not None
+        if self._hd or self._dd or (length | offset | self._max_xmit) & 3:
+            self._send_data_out_general(task, ttt, offset, length)
+            return
+        # No digests, no padding (the usual write): header and payload per PDU, inlined.
+        pack = w.DATA_OUT.pack
+        append = self._out.append
+        lun_field = task.lun_field
+        itt = task.itt
+        expstatsn = self.state.expstatsn
+        step = self._max_xmit
+        end = offset + length
+        datasn = 0
+        while offset < end:
+            n = end - offset
+            if n > step:
+                n = step
+                final = 0
+            else:
+                final = w.F_FINAL
+            append(pack(0x05, final, 0, n, lun_field, itt, ttt, 0, expstatsn, 0, datasn, offset, 0))
+            append(view[offset : offset + n])
+            offset += n
+            datasn += 1
+
+    def _send_data_out_general(self, task: ScsiTask, ttt: int, offset: int, length: int) -> None:
+        view = task.write_view
+        assert view is not None
         pack = w.DATA_OUT.pack
         step = self._max_xmit
         end = offset + length
@@ -470,7 +497,7 @@ class FullFeatureConnection:
             n = min(step, end - offset)
             final = w.F_FINAL if offset + n >= end else 0
             header = pack(
-                Opcode.SCSI_DATA_OUT,
+                0x05,  # Opcode.SCSI_DATA_OUT
                 final,
                 0,
                 n,
