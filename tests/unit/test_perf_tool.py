@@ -1,0 +1,162 @@
+"""iscsikit-perf without a target: argument parsing, exit codes, the I/O pattern, the JSON."""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+
+import pytest
+
+from iscsikit.plugin.transport import CommandChannel
+from iscsikit.proto.task import ScsiTask, TmfTask
+from iscsikit.tools import perf
+
+URL = "iscsi://127.0.0.1:3260/iqn.2024-01.test:t/1"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["-m", "0", URL],
+        ["-b", "x", URL],
+        ["-t", "-1", URL],
+        ["--bogus", URL],
+        [URL, "extra"],
+    ],
+)
+def test_bad_arguments_exit_7_with_usage_on_stderr(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert perf.main(argv) == 7
+    captured = capsys.readouterr()
+    assert captured.err.startswith("usage: iscsikit-perf")
+    assert captured.out == ""
+
+
+def test_bad_url_exits_7(capsys: pytest.CaptureFixture[str]) -> None:
+    assert perf.main(["http://example.com/x"]) == 7
+    assert "invalid iSCSI URL" in capsys.readouterr().err
+
+
+def test_defaults_are_iscsi_perfs() -> None:
+    args = perf.build_parser().parse_args([URL])
+    assert (args.max_in_flight, args.blocks_per_io, args.runtime) == (32, 8, 0.0)
+    assert not args.random and not args.write and not args.json
+
+
+def test_help_warns_that_writes_destroy_data() -> None:
+    assert "DESTRUCTIVE" in perf.build_parser().format_help()
+
+
+class FakeChannel(CommandChannel):
+    """Completes every command at once with GOOD status; reads get their LBA's pattern."""
+
+    def __init__(self, status: int = 0) -> None:
+        self.status = status
+        self.pending: list[ScsiTask] = []
+        self.commands: list[tuple[int, int, int]] = []
+
+    def submit(self, task: ScsiTask) -> None:
+        opcode, _, lba, blocks = struct.unpack_from(">BBQI", task.cdb)
+        self.commands.append((opcode, lba, blocks))
+        self.pending.append(task)
+
+    def wait(self, task: ScsiTask | None = None) -> None:
+        pending, self.pending = self.pending, []
+        for t in pending:
+            t.status = self.status
+            t.received = t.expected_length
+            t.done = True
+            if t.callback is not None:
+                t.callback(t)
+
+    def task_management(self, task: TmfTask) -> TmfTask:
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+
+def workload(**kw: object) -> perf.Workload:
+    options: dict[str, object] = {
+        "lun": 1,
+        "num_blocks": 100,
+        "block_size": 512,
+        "blocks_per_io": 8,
+        "max_in_flight": 4,
+        "random_lbas": False,
+        "write": False,
+        "rng": random.Random(1),
+    }
+    options.update(kw)
+    ios = [0]
+    limit = int(options.pop("limit", 40))  # type: ignore[call-overload]
+
+    def clock() -> float:
+        ios[0] += 1
+        return 0.0 if ios[0] < limit else 1000.0
+
+    return perf.Workload(clock=clock, runtime=1.0, **options)  # type: ignore[arg-type]
+
+
+def test_sequential_wraps_and_shortens_the_last_command_like_iscsi_perf() -> None:
+    channel = FakeChannel()
+    work = workload()
+    work.run(channel)
+    lbas = [(lba, blocks) for _, lba, blocks in channel.commands]
+    assert lbas[:14] == [(i * 8, 8) for i in range(12)] + [(96, 4), (0, 8)]
+    assert all(op == 0x88 for op, _, _ in channel.commands)
+    assert work.ios == len(channel.commands) and work.in_flight == 0
+
+
+def test_random_lbas_are_at_block_granularity_and_stay_inside_the_lun() -> None:
+    channel = FakeChannel()
+    work = workload(random_lbas=True, num_blocks=1000, limit=400)
+    work.run(channel)
+    lbas = [lba for _, lba, _ in channel.commands]
+    assert any(lba % 8 for lba in lbas)  # not aligned to the I/O size
+    assert all(lba + blocks <= 1000 for _, lba, blocks in channel.commands)
+
+
+def test_writes_use_write16_and_random_data() -> None:
+    channel = FakeChannel()
+    work = workload(write=True)
+    work.run(channel)
+    assert {op for op, _, _ in channel.commands} == {0x8A}
+    assert len({bytes(slot.buffer) for slot in work.slots}) == len(work.slots)
+
+
+def test_a_failed_command_stops_the_run() -> None:
+    work = workload()
+    work.run(FakeChannel(status=2))  # CHECK CONDITION
+    assert work.failed is not None and work.ios == 0
+
+
+def test_report_has_the_json_fields() -> None:
+    work = workload()
+    work.run(FakeChannel())
+    figures = perf.report(
+        work, cpu_user=0.5, cpu_sys=0.25, url=URL, header_digest=False, data_digest=False
+    )
+    text = json.dumps(figures)
+    data = json.loads(text)
+    for key in (
+        "iops", "mib_per_s", "cpu_seconds", "seconds", "ios", "bytes", "queue_depth",
+        "block_size_bytes", "random", "write", "latency_us_avg", "version",
+    ):  # fmt: skip
+        assert key in data, key
+    assert data["cpu_seconds"] == 0.75
+    assert data["ios"] == work.ios and data["bytes"] == work.bytes
+    assert data["block_size_bytes"] == 4096 and data["queue_depth"] == 4
+    assert data["iops"] == round(work.ios / work.seconds, 1)
+
+
+def test_login_failure_exits_with_the_errors_code(capsys: pytest.CaptureFixture[str]) -> None:
+    # Nothing listens on port 1: a transport error (code 4), one line on stderr.
+    code = perf.main(["-t", "1", "iscsi://127.0.0.1:1/iqn.2024-01.test:none/1"])
+    err = capsys.readouterr().err
+    assert code not in (0, 7)
+    assert err.startswith("iscsikit-perf: ") and err.count("\n") == 1
