@@ -268,3 +268,35 @@ class ScriptedTarget:
 
     def __repr__(self) -> str:
         return f"<ScriptedTarget {self.portal} connections={self.connections}>"
+
+
+# -- mid-I/O helpers (Full Feature Phase scripts) -------------------------------------------
+
+
+def reset_connection(conn: socket.socket, partial: bytes = b"") -> None:
+    """Send ``partial`` (e.g. the first half of a PDU), then abort the connection with a
+    TCP RST (SO_LINGER 0): the peer's next receive fails with ECONNRESET."""
+    if partial:
+        conn.sendall(partial)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def serve_ffp(
+    conn: socket.socket,
+    answer: Callable[[bytes], bytes | None],
+    *,
+    header_digest: bool = False,
+    data_digest: bool = False,
+    timeout: float | None = None,
+) -> None:
+    """Read PDUs until the peer closes; for each, send what ``answer(pdu)`` returns
+    (``None`` or ``b""``: nothing).  ``answer`` raising :class:`PeerClosed` ends it too."""
+    while True:
+        pdu = read_pdu(conn, timeout, header_digest=header_digest, data_digest=data_digest)
+        reply = answer(pdu)
+        if reply:
+            conn.sendall(reply)
+
+
+__all__ += ["reset_connection", "serve_ffp"]
