@@ -282,21 +282,4 @@ def reset_connection(conn: socket.socket, partial: bytes = b"") -> None:
     conn.close()
 
 
-def serve_ffp(
-    conn: socket.socket,
-    answer: Callable[[bytes], bytes | None],
-    *,
-    header_digest: bool = False,
-    data_digest: bool = False,
-    timeout: float | None = None,
-) -> None:
-    """Read PDUs until the peer closes; for each, send what ``answer(pdu)`` returns
-    (``None`` or ``b""``: nothing).  ``answer`` raising :class:`PeerClosed` ends it too."""
-    while True:
-        pdu = read_pdu(conn, timeout, header_digest=header_digest, data_digest=data_digest)
-        reply = answer(pdu)
-        if reply:
-            conn.sendall(reply)
-
-
-__all__ += ["reset_connection", "serve_ffp"]
+__all__ += ["reset_connection"]
