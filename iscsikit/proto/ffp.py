@@ -52,6 +52,7 @@ from iscsikit.proto.constants import (
     Opcode,
     RejectReason,
     TmfFunction,
+    TmfResponse,
 )
 from iscsikit.proto.digest import crc32c
 from iscsikit.proto.pdu import (
@@ -75,6 +76,12 @@ _READ_FINAL: Final = w.F_READ | w.F_FINAL
 _BHS: Final = 48
 #: The receive scratch buffer: one ``recv_into`` may bring this much, many PDUs' worth.
 _RX_SIZE: Final = 256 * 1024
+#: While large Data-In payloads arrive, receive at most this much into the scratch buffer
+#: at a time: the next large payload then stays in the kernel until it can go straight to
+#: the caller's buffer, instead of being received here and copied.
+_RX_SMALL: Final = 4096
+#: A Data-In payload rest at least this large counts as large.
+_LARGE: Final = 16 * 1024
 #: Room kept free behind an incomplete PDU in the scratch buffer before it is compacted.
 _RX_RESERVE: Final = 16 * 1024
 
@@ -219,6 +226,7 @@ class FullFeatureConnection:
         self._hlen = _BHS + (4 if self._hd else 0)
         self._rx = bytearray(_RX_SIZE)
         self._rxv = memoryview(self._rx)
+        self._rx_limit = _RX_SIZE
         self._start = 0
         self._end = 0
         self._tail = bytearray(8)
@@ -283,7 +291,19 @@ class FullFeatureConnection:
         task.received = 0
         task._datasn = 0
         task._r2tsn = 0
-        self.submit(task)
+        # submit(), inlined (task.itt is -1 now).
+        if self.phase != _ACTIVE:
+            raise self._closed_error()
+        state = self.state
+        if (
+            not self._queue
+            and len(self._tasks) < self.queue_depth
+            and ((state.maxcmdsn - state.cmdsn) & _MASK) < _HALF
+        ):
+            self._send_command(task)
+            return
+        self._queue.append(task)
+        self._pump()
 
     def ping(self, task: PingTask) -> None:
         """Send a NOP-Out ping; the task completes when the matching NOP-In arrives."""
@@ -554,7 +574,8 @@ class FullFeatureConnection:
         buf = self._buf
         if buf is not None:
             return buf[self._pos :] if self._pos else buf
-        return self._rxv[self._end :]
+        end = self._end
+        return self._rxv[end : end + self._rx_limit]
 
     def buffer_updated(self, nbytes: int) -> None:
         """``nbytes`` were written at the start of the last :meth:`get_buffer` view."""
@@ -598,11 +619,9 @@ class FullFeatureConnection:
             self.buffer_updated(n)
 
     def connection_lost(self, exc: BaseException | None = None) -> None:
-        """The transport closed or failed; every outstanding request fails."""
+        """The transport closed or failed; every outstanding request fails (a logout
+        still waiting for its response included)."""
         if self.phase == _CLOSED:
-            return
-        if self.phase == _LOGGING_OUT and not self._tasks:
-            self.phase = _CLOSED
             return
         if isinstance(exc, IscsiError):
             self._fail(exc)
@@ -622,6 +641,8 @@ class FullFeatureConnection:
         hd = self._hd
         dd = self._dd
         unpack = w.TARGET_BHS.unpack_from
+        tasks = self._tasks
+        max_recv = self._max_recv
         start = self._start
         end = self._end
         while end - start >= hlen:
@@ -645,11 +666,24 @@ class FullFeatureConnection:
             avail = end - start
             p = start + header_len
             if fields[0] & 0x3F == 0x25:  # Opcode.SCSI_DATA_IN
-                task = self._data_in_header(fields, dlen)
+                # _data_in_header's checks, inlined: this runs for every Data-In PDU.
+                task = tasks.get(fields[6])  # ITT
+                offset = fields[12]  # Buffer Offset
+                if (
+                    task is None
+                    or (view := task.read_view) is None
+                    or fields[11] != task._datasn  # DataSN
+                    or offset != task.received
+                    or offset + dlen > task.expected_length
+                    or fields[1] & 0x81 == w.DATAIN_STATUS
+                    or dlen > max_recv
+                ):
+                    task = self._data_in_header(fields, dlen)  # raises the right error
+                    view = task.read_view
+                    assert view is not None
                 if avail >= total:
                     if dlen:
-                        offset = fields[12]  # w.OFFSET40
-                        task.read_view[offset : offset + dlen] = rxv[p : p + dlen]  # type: ignore[index]
+                        view[offset : offset + dlen] = rxv[p : p + dlen]
                         if dd:
                             q = p + dlen + pad
                             if crc32c(rxv[p:q]) != int.from_bytes(rx[q : q + 4], "little"):
@@ -659,6 +693,7 @@ class FullFeatureConnection:
                                 )
                     start += total
                     self._start = start
+                    self._rx_limit = _RX_SIZE
                     self._data_in_done(fields, task)
                 else:
                     # The rest of the payload goes straight to the caller's buffer.
@@ -820,6 +855,7 @@ class FullFeatureConnection:
         self._task = task
         self._pos = 0
         if have < dlen:
+            self._rx_limit = _RX_SMALL if dlen - have >= _LARGE else _RX_SIZE
             self._buf = view[offset + have : offset + dlen]
             self._step = self._on_data_in_payload
             return
@@ -1042,9 +1078,13 @@ class FullFeatureConnection:
         del self._others[itt]
         self.state.update_from_response(fields[w.STATSN], fields[w.EXPCMDSN], fields[w.MAXCMDSN])
         request.response = fields[w.BYTE2]
-        if request.succeeded:
+        if request.response_means_done():
             self._tasks_ended_by(request)
-        self._finish(request)
+            self._finish(request)
+        elif request.escalates:
+            self._escalate(request, f"answered {_tmf_answer(request.response)}")
+        else:
+            self._finish(request)
 
     def _tasks_ended_by(self, tmf: TmfTask) -> None:
         """Complete the commands a successful TMF ended: the target will not answer them."""
@@ -1127,8 +1167,11 @@ class FullFeatureConnection:
             )
 
     def _renegotiate(self, ttt: int = RESERVED_TAG) -> None:
-        """Answer AsyncEvent 4 with a Text Request re-declaring what we receive (§11.9.1)."""
-        itt = self.state.next_itt()
+        """Answer AsyncEvent 4 with a Text Request re-declaring what we receive (§11.9.1);
+        a continuation keeps the sequence's ITT (§11.10.4)."""
+        itt = self._text_itt if ttt != RESERVED_TAG and self._text_itt is not None else None
+        if itt is None:
+            itt = self.state.next_itt()
         self._text_itt = itt
         offer = b""
         if ttt == RESERVED_TAG:
@@ -1153,7 +1196,7 @@ class FullFeatureConnection:
             )
         self.state.update_from_response(fields[w.STATSN], fields[w.EXPCMDSN], fields[w.MAXCMDSN])
         for key, value in decode_text(data):
-            if key == "MaxRecvDataSegmentLength" and value.isdigit():
+            if key == "MaxRecvDataSegmentLength" and value.isascii() and value.isdigit():
                 self._max_xmit = max(512, min(int(value), 0xFFFFFF))
         if fields[w.FLAGS] & w.F_FINAL:
             self._text_itt = None
@@ -1286,7 +1329,10 @@ class FullFeatureConnection:
                 if task.started is None:
                     task.started = now
                 elif now - task.started >= t.command_timeout and not self._aborting(task):
-                    self._send_tmf(TmfTask(TmfFunction.ABORT_TASK, referenced=task))
+                    abort = TmfTask(TmfFunction.ABORT_TASK, referenced=task)
+                    abort.escalates = True
+                    self._send_tmf(abort)
+            self._queue_timers(now, t.command_timeout)
         for request in list(self._others.values()):
             if request.started is None:
                 request.started = now
@@ -1306,25 +1352,70 @@ class FullFeatureConnection:
             elif isinstance(request, LogoutTask) and t.logout_timeout and age >= t.logout_timeout:
                 raise PduTimeoutError(f"no Logout Response within {t.logout_timeout:g} s")
 
+    def _queue_timers(self, now: float, limit: float) -> None:
+        """Commands the window or queue depth held back too long fail unsent."""
+        expired = []
+        for task in self._queue:
+            if task.started is None:
+                task.started = now
+            elif now - task.started >= limit:
+                expired.append(task)
+        for task in expired:
+            self._queue.remove(task)
+            task.started = None
+            task.error = CommandTimeoutError(
+                f"command 0x{task.cdb[0]:02x} could not be sent within {limit:g} s "
+                "(the target kept its command window closed)"
+            )
+            self._finish(task)
+
     def _aborting(self, task: ScsiTask) -> bool:
-        return any(
-            isinstance(r, TmfTask) and (r.referenced is task or r.lun == task.lun)
-            for r in self._others.values()
-        )
+        """Whether a task management request already in flight covers ``task``."""
+        for request in self._others.values():
+            if not isinstance(request, TmfTask):
+                continue
+            function = request.function
+            if function in (TmfFunction.TARGET_WARM_RESET, TmfFunction.TARGET_COLD_RESET):
+                return True
+            if request.referenced is task:
+                return True
+            if function != TmfFunction.ABORT_TASK and request.lun == task.lun:
+                return True
+        return False
 
     def _tmf_timed_out(self, tmf: TmfTask) -> None:
-        """Escalate as the kernel's SCSI error handler does: abort → LUN reset →
-        target reset → drop the connection."""
         del self._others[tmf.itt]
+        if tmf.escalates:
+            self._escalate(tmf, "timed out", registered=False)
+            return
         name = tmf.function.name.replace("_", " ")
         tmf.error = TaskManagementError(f"{name} timed out")
         self._finish(tmf)
+
+    def _escalate(self, tmf: TmfTask, why: str, *, registered: bool = True) -> None:
+        """The connection's own recovery, as the kernel's SCSI error handler does it:
+        abort → LUN reset → target reset → drop the connection.  ``tmf`` failed (timed
+        out, or the target refused it); send the next step."""
+        if registered:
+            self._others.pop(tmf.itt, None)
+        name = tmf.function.name.replace("_", " ")
+        tmf.error = TaskManagementError(f"{name} {why}", response=tmf.response)
+        self._finish(tmf)
         if tmf.function == TmfFunction.ABORT_TASK:
-            self._send_tmf(TmfTask(TmfFunction.LOGICAL_UNIT_RESET, lun=tmf.lun))
+            step = TmfTask(TmfFunction.LOGICAL_UNIT_RESET, lun=tmf.lun)
         elif tmf.function in (TmfFunction.ABORT_TASK_SET, TmfFunction.LOGICAL_UNIT_RESET):
-            self._send_tmf(TmfTask(TmfFunction.TARGET_WARM_RESET))
+            step = TmfTask(TmfFunction.TARGET_WARM_RESET)
         else:
-            raise PduTimeoutError(f"{name} timed out; giving up on the connection")
+            raise PduTimeoutError(f"{name} {why}; giving up on the connection")
+        step.escalates = True
+        self._send_tmf(step)
+
+
+def _tmf_answer(response: int) -> str:
+    try:
+        return TmfResponse(response).name.lower().replace("_", " ")
+    except ValueError:
+        return f"response {response}"
 
 
 def _tmf_timeout(function: TmfFunction, t: Timers) -> float:

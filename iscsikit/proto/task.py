@@ -145,7 +145,7 @@ class ScsiTask(_Request):
 class TmfTask(_Request):
     """A task management function request (RFC 7143 §11.5)."""
 
-    __slots__ = ("function", "lun", "lun_field", "referenced", "response")
+    __slots__ = ("escalates", "function", "lun", "lun_field", "referenced", "response")
 
     def __init__(
         self,
@@ -164,12 +164,17 @@ class TmfTask(_Request):
         self.referenced = referenced
         #: The target's answer (``TmfResponse``) once done without ``error``.
         self.response = -1
+        #: Sent by the connection's own error handling: escalate when it fails.
+        self.escalates = False
 
     @property
     def succeeded(self) -> bool:
-        """FUNCTION COMPLETE, or for ABORT TASK also TASK DOES NOT EXIST (§11.6.1)."""
-        if not self.done or self.error is not None:
-            return False
+        """Done, and the response means the function was carried out (§11.6.1)."""
+        return self.done and self.error is None and self.response_means_done()
+
+    def response_means_done(self) -> bool:
+        """FUNCTION COMPLETE, or for ABORT TASK also TASK DOES NOT EXIST: either way
+        the target will not answer the affected commands any more."""
         if self.response == TmfResponse.FUNCTION_COMPLETE:
             return True
         return (

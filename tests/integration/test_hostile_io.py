@@ -501,11 +501,6 @@ def _run_bounded(channel: Any, task: ScsiTask, bound: float) -> bool:
     return not thread.is_alive()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a successful ABORT TASK never ends the task (ffp._tmf_response checks "
-    "TmfTask.succeeded before done is set), so the read hangs while ABORT TASK is re-sent",
-)
 def test_target_that_aborts_the_timed_out_read_ends_it() -> None:
     def abort_ok(p: Peer, c: ScsiCommand) -> None:
         try:

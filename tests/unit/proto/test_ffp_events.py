@@ -172,12 +172,6 @@ def test_negotiation_request_is_answered_with_a_text_request() -> None:
     assert all(isinstance(p, DataOut) for p in outs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ffp._renegotiate(ttt) takes a fresh ITT for the continuation Text Request; "
-    "RFC 7143 §11.10.4 wants the same ITT for every request of the sequence, and the "
-    "target's next Text Response (old ITT) then fails the connection",
-)
 def test_multi_pdu_text_response_is_continued_with_its_ttt() -> None:
     t = Target()
     t.feed(t.async_message(AsyncEvent.NEGOTIATION_REQUEST))
@@ -197,11 +191,6 @@ def test_text_response_nobody_asked_for_fails_the_connection() -> None:
     failed_with(task, ConnectionFailedError, "Text Response for ITT")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ffp._text_response guards int(value) with str.isdigit(), which accepts "
-    "Unicode digits such as '²' that int() refuses: ValueError escapes receive_data",
-)
 def test_non_ascii_digits_in_a_renegotiated_value_are_a_protocol_error() -> None:
     t = Target()
     task = t.no_data()
@@ -340,13 +329,6 @@ def test_connection_closed_after_logout_with_nothing_outstanding_is_a_clean_clos
     assert t.conn.closed and t.events() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ffp.connection_lost() in the logging-out phase with no SCSI task "
-    "outstanding sets phase=closed but never finishes the LogoutTask (or pings/TMFs in "
-    "_others): done stays False, its callback is never called, AsyncChannel.logout() "
-    "awaits forever",
-)
 def test_connection_lost_before_the_logout_response_finishes_the_logout() -> None:
     t = Target()
     logout = LogoutTask(callback=t.callback)

@@ -178,14 +178,6 @@ def test_command_timeout_sends_abort_task_with_refcmdsn() -> None:
     assert not task.done and other.good
 
 
-SUCCESSFUL_TMF_BUG = (
-    "BUG: ffp._tmf_response tests request.succeeded before _finish() sets done, and "
-    "TmfTask.succeeded is False while not done, so a successful TMF never ends the tasks "
-    "it aborted (they hang; a timed-out command gets a new ABORT TASK every tick)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SUCCESSFUL_TMF_BUG)
 @pytest.mark.parametrize("answer", [TmfResponse.FUNCTION_COMPLETE, TmfResponse.TASK_DOES_NOT_EXIST])
 def test_successful_abort_ends_the_timed_out_command(answer: TmfResponse) -> None:
     t = Target(timers=ESCALATION)
@@ -239,11 +231,6 @@ def test_escalation_on_a_nonzero_lun_sends_no_second_abort() -> None:
     failed_with(task, ConnectionFailedError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ffp._aborting() matches TMFs by LUN, so while TARGET WARM RESET (LUN 0) "
-    "is outstanding a timed-out command on another LUN gets a fresh ABORT TASK",
-)
 def test_no_abort_task_while_a_target_reset_is_outstanding() -> None:
     t = Target(timers=ESCALATION)
     t.conn.handle_timer(0)
@@ -274,7 +261,6 @@ def test_timed_out_command_escalates_to_a_reset_of_its_own_lun() -> None:
     assert not stuck.done
 
 
-@pytest.mark.xfail(strict=True, reason=SUCCESSFUL_TMF_BUG)
 @pytest.mark.parametrize(
     ("function", "ended"),
     [
@@ -339,11 +325,6 @@ def test_abort_timeout_reports_on_the_tmf() -> None:
     failed_with(tmf, TaskManagementError, "ABORT TASK SET timed out")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a rejected ABORT TASK is re-sent every tick forever (ffp._request_timers "
-    "only escalates on a TMF *timeout*), so a target that rejects aborts hangs the command",
-)
 def test_rejected_abort_escalates_and_the_command_ends_in_bounded_time() -> None:
     t = Target(timers=ESCALATION)
     t.conn.handle_timer(0)
@@ -362,11 +343,6 @@ def test_rejected_abort_escalates_and_the_command_ends_in_bounded_time() -> None
     assert task.done
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: commands held back by a closed window (or the queue depth) never time "
-    "out: ffp._request_timers only looks at self._tasks, not self._queue",
-)
 def test_command_held_back_by_a_closed_window_times_out() -> None:
     t = Target(timers=ESCALATION, window=0)
     t.conn.handle_timer(0)
