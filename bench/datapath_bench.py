@@ -39,6 +39,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -311,6 +312,10 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -327,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"datapath_bench: missing {', '.join(missing)}", file=sys.stderr)
         return 1
+    # SIGTERM (and SIGINT, which a background job ignores) must still stop the tgtd.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     started = time.time()
     info = machine()
     with contextlib.ExitStack() as stack:
