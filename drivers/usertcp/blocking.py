@@ -145,14 +145,16 @@ class BlockingChannel(CommandChannel):
             self._drain_events()
 
     def _flush(self) -> None:
-        bufs = self.machine.data_to_send()
+        machine = self.machine
+        bufs = machine._out
+        machine._out = []  # data_to_send(), without the call
         sock = self.sock
         while bufs:
-            chunk = bufs[:_IOV_CHUNK]
+            chunk = bufs if len(bufs) <= _IOV_CHUNK else bufs[:_IOV_CHUNK]
             try:
                 sent = sock.sendmsg(chunk)
             except (BlockingIOError, TimeoutError):
-                self.machine.connection_lost(
+                machine.connection_lost(
                     TransportTimeoutError(f"{self.describe} stopped reading: send timed out")
                 )
                 return
@@ -160,10 +162,13 @@ class BlockingChannel(CommandChannel):
                 continue
             except OSError as exc:
                 why = errno.errorcode.get(exc.errno or 0, str(exc))
-                self.machine.connection_lost(
+                machine.connection_lost(
                     TransportError(f"connection to {self.describe} failed: {why}")
                 )
                 return
+            if sent == sum(map(len, chunk)):  # the usual case: all of it went out
+                bufs = bufs[len(chunk) :] if chunk is not bufs else []
+                continue
             # Drop what went out; keep the unsent tail of a partly sent buffer.
             i = 0
             while i < len(chunk) and sent >= len(chunk[i]):
