@@ -1,8 +1,11 @@
 """The blocking data path: a :class:`FullFeatureConnection` driven over a plain socket.
 
 The calling thread runs the I/O itself - no event loop, no helper thread - which is
-the cheapest way to move data in Python: a command costs one ``sendmsg`` and, for a
-read, a ``recv_into`` of the header and one straight into the caller's buffer.  The
+the cheapest way to move data in Python: each turn sends everything the machine has
+queued in one ``sendmsg`` and receives once (``recv_into`` the machine's buffer: its
+scratch buffer, many PDUs at a time, or the rest of a large read payload straight into
+the caller's buffer).  Commands resubmitted from completion callbacks therefore go out
+together, one ``sendmsg`` per batch of completions (:meth:`BlockingChannel.turn`).  The
 socket stays in blocking mode with ``SO_RCVTIMEO`` set to the machine's timer tick, so
 a quiet connection still wakes up to run keepalive and command timeouts without a
 ``poll`` per receive.

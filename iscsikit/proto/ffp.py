@@ -8,9 +8,13 @@ management and the target's asynchronous messages.
 
 It performs no I/O and reads no clock, in the BufferedProtocol style:
 
-* :meth:`get_buffer` hands out the memory the next received bytes must go to (a read
-  command's Data-In payload lands *directly* in the caller's buffer, no copy) and
-  :meth:`buffer_updated` says how many arrived;
+* :meth:`get_buffer` hands out the memory the next received bytes must go to and
+  :meth:`buffer_updated` says how many arrived.  Normally that is a 256 KiB scratch
+  buffer, so one receive can bring many PDUs (a QD32 4 KiB workload completes ~30
+  commands per ``recv_into``); whatever part of a Data-In payload is already there is
+  copied to the caller's buffer, and the rest of an incomplete payload is received
+  *directly* into the caller's buffer (no copy).  While large payloads flow, the scratch
+  window shrinks to 4 KiB so that they mostly take the direct route;
 * :meth:`data_to_send` returns the buffers to write, a gather list (write data is
   never copied either);
 * :meth:`handle_timer` takes the current time; :meth:`get_timer` says when to call it
