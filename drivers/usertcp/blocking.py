@@ -130,7 +130,11 @@ class BlockingChannel(CommandChannel):
             self._drain_events()
             return
         try:
-            n = self.sock.recv_into(machine.get_buffer())
+            buffers = machine.get_buffers()
+            if len(buffers) == 1:
+                n = self.sock.recv_into(buffers[0])
+            else:  # the rest of a large read payload, then the scratch buffer
+                n = self.sock.recvmsg_into(buffers)[0]
         except (BlockingIOError, TimeoutError):
             return  # SO_RCVTIMEO: time to look at the timers
         except InterruptedError:

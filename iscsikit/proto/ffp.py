@@ -299,12 +299,39 @@ class FullFeatureConnection:
         if self.phase != _ACTIVE:
             raise self._closed_error()
         state = self.state
+        tasks = self._tasks
         if (
             not self._queue
-            and len(self._tasks) < self.queue_depth
+            and len(tasks) < self.queue_depth
             and ((state.maxcmdsn - state.cmdsn) & _MASK) < _HALF
         ):
-            self._send_command(task)
+            if task.read_view is None:
+                self._send_command(task)
+                return
+            # _send_command() for a read, inlined: this runs once per I/O.
+            itt = state.next_itt()
+            while itt in tasks or itt in self._others:
+                itt = state.next_itt()
+            task.itt = itt
+            task.cmdsn = cmdsn = state.cmdsn
+            state.cmdsn = (cmdsn + 1) & _MASK
+            task.started = self._now
+            tasks[itt] = task
+            header = w.SCSI_COMMAND.pack(
+                0x01,  # Opcode.SCSI_COMMAND
+                task.attr | _READ_FINAL,
+                0,
+                0,
+                task.lun_field,
+                itt,
+                expected_length,
+                cmdsn,
+                state.expstatsn,
+                cdb,
+            )
+            if self._hd:
+                header += w.digest_word(header)
+            self._out.append(header)
             return
         self._queue.append(task)
         self._pump()
@@ -581,8 +608,26 @@ class FullFeatureConnection:
         end = self._end
         return self._rxv[end : end + self._rx_limit]
 
+    def get_buffers(self) -> list[memoryview]:
+        """Like :meth:`get_buffer`, as a scatter list for ``recvmsg_into`` / ``readv``.
+
+        While the rest of a Data-In payload goes straight to the caller's buffer, the
+        scratch buffer follows it in the list, so one receive can finish the payload
+        *and* bring the PDUs behind it.  :meth:`buffer_updated` takes the total count.
+        """
+        buf = self._buf
+        if buf is None:
+            end = self._end
+            return [self._rxv[end : end + self._rx_limit]]
+        rest = buf[self._pos :] if self._pos else buf
+        if self._step == self._on_data_in_payload and not self._dd and not self._fields[4] & 3:
+            # No padding or digest behind the payload: what follows is the next PDU.
+            return [rest, self._rxv[: self._rx_limit]]
+        return [rest]
+
     def buffer_updated(self, nbytes: int) -> None:
-        """``nbytes`` were written at the start of the last :meth:`get_buffer` view."""
+        """``nbytes`` were written at the start of the last :meth:`get_buffer` view (or
+        across the last :meth:`get_buffers` list, in order)."""
         self._activity = True
         buf = self._buf
         if buf is None:
@@ -606,6 +651,13 @@ class FullFeatureConnection:
                 return
             try:
                 self._step()
+                if pos > len(buf):
+                    # get_buffers(): the rest landed in the (empty) scratch buffer.
+                    self._end = pos - len(buf)
+                    if self.phase is _FAILED or self.phase is _CLOSED:
+                        self._start = self._end = 0
+                    else:
+                        self._parse()
             except IscsiError as exc:
                 self._fail(exc)
                 return
