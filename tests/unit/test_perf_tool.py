@@ -160,3 +160,63 @@ def test_login_failure_exits_with_the_errors_code(capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert code not in (0, 7)
     assert err.startswith("iscsikit-perf: ") and err.count("\n") == 1
+
+
+# -- the data path the fast loop relies on: reissue() and get_buffers() -------------------------
+
+_DATA_IN = struct.Struct(">BBBBIQIIIIIIII")
+
+
+def _data_in(itt: int, statsn: int, cmdsn: int, payload: bytes) -> bytes:
+    fields = (0x25, 0x81, 0, 0, len(payload), 0, itt, 0xFFFFFFFF, statsn, cmdsn, cmdsn + 64)
+    return _DATA_IN.pack(*fields, 0, 0, 0) + payload
+
+
+@pytest.mark.parametrize("size", [4096, 65536, 65536 + 2])
+@pytest.mark.parametrize("chunk", [7, 4096, 70000, 1 << 20])
+def test_reissued_reads_land_byte_exact_through_scatter_receives(size: int, chunk: int) -> None:
+    from iscsikit.proto.ffp import ConnectionParams, FullFeatureConnection
+    from iscsikit.proto.session import SessionState
+
+    params = ConnectionParams(max_recv_data_segment_length=1 << 20)
+    state = SessionState(cmdsn=1, expcmdsn=1, maxcmdsn=64, expstatsn=1)
+    conn = FullFeatureConnection(params, state, queue_depth=4)
+    rng = random.Random(size ^ chunk)
+    seen: list[bytes] = []
+    expected: dict[int, bytes] = {}
+
+    def done(task: ScsiTask) -> None:
+        assert task.good, (task.error, task.status)
+        view = task.read_view
+        assert view is not None
+        seen.append(bytes(view[: task.expected_length]))
+        if len(seen) <= 8:
+            conn.reissue(task, bytes(16), size)
+
+    tasks = [ScsiTask(bytes(16), read_buffer=bytearray(size + 8), callback=done) for _ in range(4)]
+    for task in tasks:
+        conn.reissue(task, bytes(16), size)
+    statsn = 0
+    while conn.outstanding:
+        conn.data_to_send()
+        stream = bytearray()
+        for itt in sorted(conn._tasks):
+            statsn += 1
+            payload = rng.randbytes(size)
+            expected[len(expected)] = payload
+            stream += _data_in(itt, statsn, state.cmdsn, payload)
+            stream += bytes(-size & 3)
+        view = memoryview(stream)
+        while view:
+            buffers = conn.get_buffers()
+            n = 0
+            for buf in buffers:  # a readv of at most `chunk` bytes
+                take = min(len(buf), len(view) - n, chunk - n)
+                buf[:take] = view[n : n + take]
+                n += take
+                if take < len(buf):
+                    break
+            view = view[n:]
+            conn.buffer_updated(n)
+    assert sorted(seen) == sorted(expected.values())
+    assert len(seen) == 12
