@@ -276,9 +276,7 @@ def login(
 
     def attempt(at: Portal) -> TransportSession | TargetRedirected:
         return driver.login(
-            ConnectSpec(
-                at, config, timeouts, timers=timers or Timers(), queue_depth=queue_depth
-            )
+            ConnectSpec(at, config, timeouts, timers=timers or Timers(), queue_depth=queue_depth)
         )
 
     def redirected(at: Portal, redirect: TargetRedirected) -> None:
