@@ -611,19 +611,24 @@ class FullFeatureConnection:
     def get_buffers(self) -> list[memoryview]:
         """Like :meth:`get_buffer`, as a scatter list for ``recvmsg_into`` / ``readv``.
 
-        While the rest of a Data-In payload goes straight to the caller's buffer, the
-        scratch buffer follows it in the list, so one receive can finish the payload
-        *and* bring the PDUs behind it.  :meth:`buffer_updated` takes the total count.
+        While the rest of a payload goes straight to the caller's buffer (or a segment
+        buffer), what the machine will want next follows it in the list - a Data-In's
+        padding and data digest, then the scratch buffer - so one receive can finish
+        the payload *and* bring the PDUs behind it.  :meth:`buffer_updated` takes the
+        total count.
         """
         buf = self._buf
         if buf is None:
             end = self._end
             return [self._rxv[end : end + self._rx_limit]]
+        # Direct mode: the scratch buffer is empty (every byte in it belonged to this PDU).
+        scratch = self._rxv[: self._rx_limit]
         rest = buf[self._pos :] if self._pos else buf
-        if self._step == self._on_data_in_payload and not self._dd and not self._fields[4] & 3:
-            # No padding or digest behind the payload: what follows is the next PDU.
-            return [rest, self._rxv[: self._rx_limit]]
-        return [rest]
+        if self._step == self._on_data_in_payload:
+            tail = (-self._fields[4] & 3) + (4 if self._dd else 0)
+            if tail:  # _on_data_in_payload receives these into _tail next
+                return [rest, memoryview(self._tail)[:tail], scratch]
+        return [rest, scratch]
 
     def buffer_updated(self, nbytes: int) -> None:
         """``nbytes`` were written at the start of the last :meth:`get_buffer` view (or
@@ -641,23 +646,29 @@ class FullFeatureConnection:
                 self._fail(exc)
                 return
         else:
-            pos = self._pos + nbytes
-            if pos < len(buf):
-                self._pos = pos
-                return
-            self._pos = 0
-            if self.phase is _FAILED or self.phase is _CLOSED:
-                self._buf = None
-                return
             try:
-                self._step()
-                if pos > len(buf):
-                    # get_buffers(): the rest landed in the (empty) scratch buffer.
-                    self._end = pos - len(buf)
+                # Fill the direct buffer; a get_buffers() receive may run on into what
+                # the machine wants next (the Data-In tail, then the scratch buffer).
+                while buf is not None:
+                    pos = self._pos + nbytes
+                    if pos < len(buf):
+                        self._pos = pos
+                        nbytes = 0
+                        break
+                    nbytes = pos - len(buf)
+                    self._pos = 0
+                    if self.phase is _FAILED or self.phase is _CLOSED:
+                        self._buf = None
+                        self._start = self._end = 0
+                        return
+                    self._step()
+                    buf = self._buf
+                if nbytes:
                     if self.phase is _FAILED or self.phase is _CLOSED:
                         self._start = self._end = 0
-                    else:
-                        self._parse()
+                        return
+                    self._end = nbytes  # the scratch buffer was empty
+                    self._parse()
             except IscsiError as exc:
                 self._fail(exc)
                 return

@@ -167,21 +167,32 @@ def test_login_failure_exits_with_the_errors_code(capsys: pytest.CaptureFixture[
 _DATA_IN = struct.Struct(">BBBBIQIIIIIIII")
 
 
-def _data_in(itt: int, statsn: int, cmdsn: int, payload: bytes) -> bytes:
+def _data_in(itt: int, statsn: int, cmdsn: int, payload: bytes, digests: bool) -> bytes:
+    from iscsikit.proto.digest import digest_bytes
+
     fields = (0x25, 0x81, 0, 0, len(payload), 0, itt, 0xFFFFFFFF, statsn, cmdsn, cmdsn + 64)
-    return _DATA_IN.pack(*fields, 0, 0, 0) + payload
+    header = _DATA_IN.pack(*fields, 0, 0, 0)
+    padded = payload + bytes(-len(payload) & 3)
+    if not digests:
+        return header + padded
+    return header + digest_bytes(header) + padded + digest_bytes(padded)
 
 
+@pytest.mark.parametrize("digests", [False, True])
 @pytest.mark.parametrize("size", [4096, 65536, 65536 + 2])
-@pytest.mark.parametrize("chunk", [7, 4096, 70000, 1 << 20])
-def test_reissued_reads_land_byte_exact_through_scatter_receives(size: int, chunk: int) -> None:
+@pytest.mark.parametrize("chunk", [7, 4096, 65590, 70000, 1 << 20])
+def test_reissued_reads_land_byte_exact_through_scatter_receives(
+    size: int, chunk: int, digests: bool
+) -> None:
     from iscsikit.proto.ffp import ConnectionParams, FullFeatureConnection
     from iscsikit.proto.session import SessionState
 
-    params = ConnectionParams(max_recv_data_segment_length=1 << 20)
+    params = ConnectionParams(
+        max_recv_data_segment_length=1 << 20, header_digest=digests, data_digest=digests
+    )
     state = SessionState(cmdsn=1, expcmdsn=1, maxcmdsn=64, expstatsn=1)
     conn = FullFeatureConnection(params, state, queue_depth=4)
-    rng = random.Random(size ^ chunk)
+    rng = random.Random(size ^ chunk ^ digests)
     seen: list[bytes] = []
     expected: dict[int, bytes] = {}
 
@@ -204,8 +215,7 @@ def test_reissued_reads_land_byte_exact_through_scatter_receives(size: int, chun
             statsn += 1
             payload = rng.randbytes(size)
             expected[len(expected)] = payload
-            stream += _data_in(itt, statsn, state.cmdsn, payload)
-            stream += bytes(-size & 3)
+            stream += _data_in(itt, statsn, state.cmdsn, payload, digests)
         view = memoryview(stream)
         while view:
             buffers = conn.get_buffers()
