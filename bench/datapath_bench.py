@@ -64,10 +64,17 @@ class Result:
     ios: float
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: tgtd's CPU time (all threads) during the run.
+    target_cpu_seconds: float = 0.0
 
     @property
     def cpu_us_per_io(self) -> float:
         return self.cpu_seconds / self.ios * 1e6 if self.ios else float("nan")
+
+    @property
+    def target_cpu_share(self) -> float:
+        """tgtd's CPU time per second of the run: 1.0 = one whole CPU."""
+        return self.target_cpu_seconds / self.seconds if self.seconds else float("nan")
 
 
 @dataclass
@@ -142,6 +149,14 @@ def warm(image: Path) -> None:
             pass
 
 
+def process_cpu(pid: int | None) -> float:
+    """User + system CPU seconds of a whole process (every thread), from /proc."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pin_tgtd(tgtd: Tgtd, cpus: str) -> None:
     subprocess.run(
         ["taskset", "-a", "-p", "-c", cpus, str(tgtd.pid)], check=True, stdout=subprocess.DEVNULL
@@ -207,15 +222,18 @@ def run_suite(tgtd: Tgtd, runs: int, seconds: int, log: Any) -> tuple[list[Cell]
             try:
                 order = ("peer", "kit") if run % 2 == 0 else ("kit", "peer")
                 for who in order:
+                    target0 = process_cpu(tgtd.pid)
                     if who == "peer":
                         result = run_iscsi_perf(url, cell.args, seconds, prefix)
                         cell.peer.append(result)
                     else:
                         result = run_iscsikit_perf(url, cell.args + cell.kit_args, seconds, prefix)
                         cell.kit.append(result)
+                    result.target_cpu_seconds = process_cpu(tgtd.pid) - target0
                     print(
                         f"run {run + 1}/{runs} {cell.name:45s} {who:4s} "
-                        f"{result.iops:9.0f} IOPS  {result.cpu_us_per_io:6.2f} CPU µs/IO",
+                        f"{result.iops:9.0f} IOPS  {result.cpu_us_per_io:6.2f} CPU µs/IO  "
+                        f"tgtd {result.target_cpu_share:4.2f} CPU",
                         file=log,
                         flush=True,
                     )
@@ -223,10 +241,13 @@ def run_suite(tgtd: Tgtd, runs: int, seconds: int, log: Any) -> tuple[list[Cell]
                 if cell.pinned:
                     pin_tgtd(tgtd, f"0-{(os.cpu_count() or 1) - 1}")
         url = f"{base}{IQN}digest/1?header_digest=crc32c&data_digest=crc32c"
+        target0 = process_cpu(tgtd.pid)
         result = run_iscsikit_perf(url, digest.args, seconds, [])
+        result.target_cpu_seconds = process_cpu(tgtd.pid) - target0
         digest.kit.append(result)
         print(
-            f"run {run + 1}/{runs} {digest.name:45s} kit  {result.iops:9.0f} IOPS "
+            f"run {run + 1}/{runs} {digest.name:45s} kit  {result.iops:9.0f} IOPS  "
+            f"{result.cpu_us_per_io:6.2f} CPU µs/IO  tgtd {result.target_cpu_share:4.2f} CPU "
             f"(digests: {result.extra.get('header_digest')}/{result.extra.get('data_digest')})",
             file=log,
             flush=True,
@@ -262,6 +283,8 @@ def row(cell: Cell) -> dict[str, Any]:
         "iscsikit_runs": [r.iops if cell.metric == "iops" else r.cpu_us_per_io for r in cell.kit],
         "reference_cpu_us_per_io": median([r.cpu_us_per_io for r in cell.peer]),
         "iscsikit_cpu_us_per_io": median([r.cpu_us_per_io for r in cell.kit]),
+        "reference_tgtd_cpu": median([r.target_cpu_share for r in cell.peer]),
+        "iscsikit_tgtd_cpu": median([r.target_cpu_share for r in cell.kit]),
     }
 
 
@@ -283,11 +306,15 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['workload']} | {ref} | {kit} | {r['ratio']:.2f}x | {r['goal']} | {met} |"
         )
     lines.append("")
-    lines.append("CPU µs per I/O of the whole initiator process (medians), reference / iscsikit:")
+    lines.append(
+        "Initiator CPU µs per I/O (whole process) and tgtd CPU use (1.0 = one CPU), "
+        "medians, reference / iscsikit:"
+    )
     for r in rows:
         lines.append(
-            f"* {r['workload']}: {r['reference_cpu_us_per_io']:.1f} / "
-            f"{r['iscsikit_cpu_us_per_io']:.1f}"
+            f"* {r['workload']}: initiator {r['reference_cpu_us_per_io']:.1f} / "
+            f"{r['iscsikit_cpu_us_per_io']:.1f} µs; tgtd {r['reference_tgtd_cpu']:.2f} / "
+            f"{r['iscsikit_tgtd_cpu']:.2f}"
         )
     return "\n".join(lines)
 
