@@ -430,8 +430,9 @@ def test_close_immediately_and_reset(
 ) -> None:
     fin = connect(scripted_target(close_immediately()), client)
     assert fin.recv(1) == b""
-    rst = connect(scripted_target(close_immediately(reset=True)), client)
     with pytest.raises(ConnectionResetError):
+        # Under load the RST can even beat connect() returning: a reset all the same.
+        rst = connect(scripted_target(close_immediately(reset=True)), client)
         rst.recv(1)
         rst.recv(1)  # the RST may land just after an empty read
 
