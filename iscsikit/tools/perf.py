@@ -44,7 +44,7 @@ from types import FrameType
 from typing import IO, Any, NoReturn
 
 import iscsikit
-from iscsikit.errors import IscsiErr, IscsiError, LocalProtocolError
+from iscsikit.errors import ConnectionFailedError, IscsiErr, IscsiError, LocalProtocolError
 from iscsikit.plugin.transport import CommandChannel
 from iscsikit.proto.task import ScsiTask
 
@@ -244,7 +244,7 @@ class Workload:
                 channel.wait()
         self.finished = clock()
         if self.in_flight and self.failed is None:
-            raise channel_closed_error()
+            raise ConnectionFailedError("the connection closed with commands in flight")
 
     def _failure(self, task: ScsiTask) -> None:
         if self.failed is None:
@@ -366,12 +366,6 @@ class Workload:
 
     def mib_per_s(self) -> float:
         return self.bytes / self.seconds / (1 << 20)
-
-
-def channel_closed_error() -> IscsiError:
-    from iscsikit.errors import ConnectionFailedError
-
-    return ConnectionFailedError("the connection closed with commands in flight")
 
 
 # -- set-up: login, unit attention, capacity ------------------------------------------------
