@@ -238,6 +238,11 @@ class Tgtd:
                 return _tail(log_text)
             portal_up = portal_up or self._portal_accepts()
             if portal_up and self._ready():
+                # tgtd binds its portals before it answers tgtadm, so a failed bind is in
+                # the log by now; "accepts" may have been another listener on the port.
+                log_text = self.log
+                if _PORTAL_BIND_FAILED in log_text:
+                    return _tail(log_text)
                 return None
             if time.monotonic() > deadline:
                 state = "tgtadm does not answer" if portal_up else "portal not listening"
