@@ -213,6 +213,18 @@ class Lun(ops.GeometryView):
         )
 
 
+def _open_owned(relogin: Callable[[], Session], lun: int) -> Lun:
+    """Log in with ``relogin`` and open ``lun`` on a session the Lun owns (and may log
+    in again with the same call after a connection failure)."""
+    session = relogin()
+    try:
+        return Lun.attach(session, lun, owns=True, relogin=relogin)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            session.logout()
+        raise
+
+
 def open_lun(url: str | IscsiUrl, **options: Any) -> Lun:
     """Log in to the target a libiscsi-style URL names and open its LUN.
 
@@ -224,15 +236,7 @@ def open_lun(url: str | IscsiUrl, **options: Any) -> Lun:
     parsed = parse_iscsi_url(url) if isinstance(url, str) else url
     if not isinstance(parsed, IscsiUrl):
         raise InvalidParameterError(f"not an iSCSI URL: {url!r}")
-    session = login_for_url(parsed, **options)
-    try:
-        return Lun.attach(
-            session, parsed.lun, owns=True, relogin=lambda: login_for_url(parsed, **options)
-        )
-    except BaseException:
-        with contextlib.suppress(Exception):
-            session.logout()
-        raise
+    return _open_owned(lambda: login_for_url(parsed, **options), parsed.lun)
 
 
 def open_node_lun(node: NodeRecord, lun: int, **options: Any) -> Lun:
@@ -242,15 +246,7 @@ def open_node_lun(node: NodeRecord, lun: int, **options: Any) -> Lun:
 
     portal, target, arguments = login_arguments(node)
     arguments.update(options)
-    session = login(portal, target, **arguments)
-    try:
-        return Lun.attach(
-            session, lun, owns=True, relogin=lambda: login(portal, target, **arguments)
-        )
-    except BaseException:
-        with contextlib.suppress(Exception):
-            session.logout()
-        raise
+    return _open_owned(lambda: login(portal, target, **arguments), lun)
 
 
 __all__ = ["Lun", "login_for_url", "open_lun", "open_node_lun", "run_blocking"]

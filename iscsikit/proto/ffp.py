@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from iscsikit.errors import (
     CommandTimeoutError,
@@ -75,6 +75,7 @@ from iscsikit.proto.task import LogoutTask, PingTask, ScsiTask, TmfTask, _Reques
 from iscsikit.proto.text import decode_text, encode_text
 
 _MASK: Final = 0xFFFFFFFF
+_T = TypeVar("_T", bound=_Request)
 _HALF: Final = 0x80000000
 _READ_FINAL: Final = w.F_READ | w.F_FINAL
 _BHS: Final = 48
@@ -414,10 +415,15 @@ class FullFeatureConnection:
     def _emit_pdu(self, pdu: NopOut | LogoutRequest | TaskMgmtRequest | TextRequest) -> None:
         self._out.append(encode_pdu(pdu, header_digest=self._hd, data_digest=self._dd))
 
-    def _register(self, request: _Request) -> int:
+    def _free_itt(self) -> int:
+        """The next Initiator Task Tag no outstanding request uses."""
         itt = self.state.next_itt()
         while itt in self._tasks or itt in self._others:
             itt = self.state.next_itt()
+        return itt
+
+    def _register(self, request: _Request) -> int:
+        itt = self._free_itt()
         request.itt = itt
         request.started = self._now
         self._others[itt] = request
@@ -434,10 +440,7 @@ class FullFeatureConnection:
     def _send_command(self, task: ScsiTask) -> None:
         state = self.state
         tasks = self._tasks
-        itt = state.next_itt()
-        while itt in tasks or itt in self._others:
-            itt = state.next_itt()
-        task.itt = itt
+        task.itt = itt = self._free_itt()
         task.cmdsn = cmdsn = state.cmdsn
         state.cmdsn = (cmdsn + 1) & _MASK
         task.started = self._now
@@ -1118,14 +1121,7 @@ class FullFeatureConnection:
                     )
                 )
             return
-        request = self._others.get(itt)
-        if not isinstance(request, PingTask):
-            raise RemoteProtocolError(
-                f"NOP-In for ITT 0x{itt:08x}, which is no outstanding ping",
-                reject_reason=RejectReason.INVALID_PDU_FIELD,
-            )
-        del self._others[itt]
-        self.state.update_from_response(fields[w.STATSN], fields[w.EXPCMDSN], fields[w.MAXCMDSN])
+        request = self._answered(fields, PingTask, "NOP-In", "ping")
         if data != request.data:
             request.error = RemoteProtocolError(
                 "NOP-In did not echo the ping data", reject_reason=RejectReason.PROTOCOL_ERROR
@@ -1134,16 +1130,22 @@ class FullFeatureConnection:
             self._keepalive = None
         self._finish(request)
 
-    def _tmf_response(self, fields: tuple[int, ...]) -> None:
+    def _answered(self, fields: tuple[int, ...], kind: type[_T], pdu: str, what: str) -> _T:
+        """The outstanding ``kind`` request a response answers (by ITT), no longer
+        outstanding; the response's sequence numbers applied."""
         itt = fields[w.ITT]
         request = self._others.get(itt)
-        if not isinstance(request, TmfTask):
+        if not isinstance(request, kind):
             raise RemoteProtocolError(
-                f"Task Management Response for ITT 0x{itt:08x}, which is no outstanding request",
+                f"{pdu} for ITT 0x{itt:08x}, which is no outstanding {what}",
                 reject_reason=RejectReason.INVALID_PDU_FIELD,
             )
         del self._others[itt]
         self.state.update_from_response(fields[w.STATSN], fields[w.EXPCMDSN], fields[w.MAXCMDSN])
+        return request
+
+    def _tmf_response(self, fields: tuple[int, ...]) -> None:
+        request = self._answered(fields, TmfTask, "Task Management Response", "request")
         request.response = fields[w.BYTE2]
         if request.response_means_done():
             self._tasks_ended_by(request)
@@ -1175,15 +1177,7 @@ class FullFeatureConnection:
             self._finish(task)
 
     def _logout_response(self, fields: tuple[int, ...]) -> None:
-        itt = fields[w.ITT]
-        request = self._others.get(itt)
-        if not isinstance(request, LogoutTask):
-            raise RemoteProtocolError(
-                f"Logout Response for ITT 0x{itt:08x}, which is no outstanding logout",
-                reject_reason=RejectReason.INVALID_PDU_FIELD,
-            )
-        del self._others[itt]
-        self.state.update_from_response(fields[w.STATSN], fields[w.EXPCMDSN], fields[w.MAXCMDSN])
+        request = self._answered(fields, LogoutTask, "Logout Response", "logout")
         response = fields[w.BYTE2]
         if response != LogoutResult.SUCCESS:
             try:
@@ -1238,7 +1232,7 @@ class FullFeatureConnection:
         a continuation keeps the sequence's ITT (§11.10.4)."""
         itt = self._text_itt if ttt != RESERVED_TAG and self._text_itt is not None else None
         if itt is None:
-            itt = self.state.next_itt()
+            itt = self._free_itt()
         self._text_itt = itt
         offer = b""
         if ttt == RESERVED_TAG:
