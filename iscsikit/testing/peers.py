@@ -141,15 +141,40 @@ def shared_dir() -> Path | None:
 
     ``$ISCSIKIT_SHARED`` wins; else ``../shared`` beside the source checkout this module
     lives in, then beside the current directory (tox installs the package into its own
-    environment, so ``__file__`` is not in the checkout there).
+    environment, so ``__file__`` is not in the checkout there), then beside the local
+    repository the current checkout was cloned from.
     """
     env = os.environ.get("ISCSIKIT_SHARED")
     candidates = [Path(env)] if env else []
     candidates += [Path(__file__).resolve().parents[3] / "shared", Path.cwd().parent / "shared"]
+    origin = _origin_checkout(Path.cwd())
+    if origin is not None:
+        candidates.append(origin.parent / "shared")
     for candidate in candidates:
         if (candidate / "tools").is_dir():
             return candidate
     return None
+
+
+def _origin_checkout(checkout: Path) -> Path | None:
+    """The local repository ``checkout`` was cloned from, if any: a clean clone made in a
+    temporary directory (how CI runs) finds ``shared/`` beside its origin."""
+    try:
+        url = subprocess.run(
+            ["git", "-C", str(checkout), "remote", "get-url", "origin"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    if not url.startswith("/"):
+        return None
+    path = Path(url)
+    return path if path.is_dir() else None
 
 
 def iscsiadm_oracle() -> Path | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from iscsikit.config.registry import (
     iface_family_for_read,
 )
 from iscsikit.errors import InvalidParameterError, IscsiErr
+from iscsikit.testing.peers import shared_dir
 
 GOLDEN = Path(__file__).parent / "golden"
 CAPTURES = GOLDEN / "shared-captures"
@@ -504,15 +504,9 @@ def test_later_versions() -> None:
 
 
 def _tsv() -> Path | None:
-    candidates = []
-    if os.environ.get("ISCSIKIT_SHARED"):
-        candidates.append(Path(os.environ["ISCSIKIT_SHARED"]))
-    candidates += [Path(__file__).resolve().parents[4] / "shared", Path.cwd().parent / "shared"]
-    for base in candidates:
-        path = base / "reference" / "open-iscsi-record-keys.tsv"
-        if path.is_file():
-            return path
-    return None
+    base = shared_dir()
+    path = base / "reference" / "open-iscsi-record-keys.tsv" if base is not None else None
+    return path if path is not None and path.is_file() else None
 
 
 _TSV_RECORDS = {
