@@ -37,6 +37,7 @@ __all__ = [
     "DaemonSessionService",
     "IscsidCommError",
     "IscsidNotConnectedError",
+    "LunExport",
     "ScsiLun",
     "STATS_KEYS",
     "SessionInfo",
@@ -84,6 +85,22 @@ class ScsiLun:
     state: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LunExport:
+    """A LUN of a userspace session, served over NBD by the daemon at ``socket``."""
+
+    lun: int
+    socket: str
+    #: Bytes, and the logical block size the LUN reports.
+    size: int = 0
+    block_size: int = 512
+
+    @property
+    def uri(self) -> str:
+        """The NBD URI clients (qemu, nbdcopy, nbd-client) use."""
+        return f"nbd+unix:///?socket={self.socket}"
+
+
 @dataclass(frozen=True)
 class SessionInfo:
     """One session, with what ``iscsiadm -m session -P 0..3`` prints.
@@ -125,6 +142,8 @@ class SessionInfo:
     #: The SCSI host's state ("running") and the session's LUNs (``-P 3``).
     host_state: str = UNKNOWN_STATE
     devices: tuple[ScsiLun, ...] = field(default=())
+    #: A userspace session's LUNs as the daemon exports them over NBD (``-P 3``).
+    exports: tuple[LunExport, ...] = field(default=())
 
     def timeout(self, name: str) -> int:
         """A timeout as an int (-1 when unknown)."""
