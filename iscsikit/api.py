@@ -11,152 +11,34 @@ code for the same failure.  The functions never print and never exit.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import Any
 
-from iscsikit.config.initiatorname import check_iscsi_name, default_initiator_name
-from iscsikit.errors import InvalidParameterError, IscsiError
-from iscsikit.manager.login import attempt_login
-from iscsikit.plugin import ConnectSpec, SessionEvent, SessionEventKind, Timeouts
-from iscsikit.plugin import manager as plugins
-from iscsikit.plugin.transport import Transport, TransportSession
-from iscsikit.proto.address import Portal, parse_portal
-from iscsikit.proto.chap import ChapAlgorithm, parse_chap_algs
-from iscsikit.proto.ffp import Timers
-from iscsikit.proto.login import ChapSecrets, LoginConfig, TargetRedirected
-from iscsikit.proto.sendtargets import DiscoveredTarget
-
-#: The transport the API uses unless told otherwise: iSCSI in this process.
-DEFAULT_TRANSPORT = "usertcp"
-
-#: What open-iscsi's iscsid.conf offers for a Normal session (RFC 7143 key names).
-NORMAL_SESSION_DEFAULTS: Mapping[str, str] = MappingProxyType(
-    {
-        "MaxRecvDataSegmentLength": "262144",
-        "InitialR2T": "No",
-        "ImmediateData": "Yes",
-        "FirstBurstLength": "262144",
-        "MaxBurstLength": "16776192",
-        "DefaultTime2Wait": "2",
-        "DefaultTime2Retain": "0",
-        "MaxConnections": "1",
-        "MaxOutstandingR2T": "1",
-        "DataPDUInOrder": "Yes",
-        "DataSequenceInOrder": "Yes",
-        "ErrorRecoveryLevel": "0",
-    }
+from iscsikit.errors import IscsiError
+from iscsikit.manager.connect import DEFAULT_TRANSPORT, connect, discover, emit
+from iscsikit.manager.spec import (
+    DISCOVERY_MAX_RECV_DATA_SEGMENT_LENGTH,
+    NORMAL_SESSION_DEFAULTS,
+    Chap,
+    new_isid,
+    session_settings,
 )
+from iscsikit.plugin import SessionEventKind
+from iscsikit.plugin.transport import TransportSession
+from iscsikit.proto.address import Portal, parse_portal
+from iscsikit.proto.ffp import Timers
 
-#: ``discovery.sendtargets.iscsi.MaxRecvDataSegmentLength`` in iscsid.conf.
-DISCOVERY_MAX_RECV_DATA_SEGMENT_LENGTH = 32768
-
-
-@dataclass(frozen=True, slots=True)
-class Chap:
-    """CHAP credentials; ``username_in``/``password_in`` make it mutual.
-
-    ``algorithms`` is open-iscsi's ``node.session.auth.chap_algs`` (an ordered list of
-    ``MD5``, ``SHA1``, ``SHA256``, ``SHA3-256``; as a sequence or a comma string).
-    """
-
-    username: str
-    password: str = field(repr=False)
-    username_in: str | None = None
-    password_in: str | None = field(default=None, repr=False)
-    algorithms: tuple[str, ...] | str = ("MD5",)
-
-    def secrets(self) -> ChapSecrets:
-        algs = self.algorithms
-        text = algs if isinstance(algs, str) else ",".join(algs)
-        parsed: tuple[ChapAlgorithm, ...] = parse_chap_algs(text, warn=_refuse_algorithm)
-        return ChapSecrets(
-            username=self.username,
-            password=self.password,
-            username_in=self.username_in,
-            password_in=self.password_in,
-            algorithms=parsed,
-        )
-
-
-def _refuse_algorithm(problem: str) -> None:
-    # iscsid.conf parsing warns and skips, as open-iscsi does; an API caller gets an error.
-    raise InvalidParameterError(f"CHAP algorithms: {problem}")
-
-
-def new_isid() -> bytes:
-    """A random-format ISID (RFC 7143 §11.12.5: T=10b, B and C random, D qualifier).
-
-    Every login gets its own, so two sessions from this initiator to one target are
-    two sessions, not a reinstatement of the first.
-    """
-    return bytes([0x80]) + secrets.token_bytes(5)
-
-
-def _portal_and_transport(portal: str | Portal, transport: str) -> tuple[Portal, Transport]:
-    return parse_portal(portal), plugins.transports().create(transport)
-
-
-def _emit(
-    kind: SessionEventKind, transport: str, target: str | None, portal: Portal, detail: str = ""
-) -> None:
-    plugins.plugin_manager().hook.iscsikit_session_event(
-        event=SessionEvent(kind, transport, target, str(portal), detail)
-    )
-
-
-def _key_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    return str(value)
-
-
-def _initiator(initiator_name: str | None) -> str:
-    return check_iscsi_name(initiator_name or default_initiator_name())
-
-
-def discover(
-    portal: str | Portal,
-    *,
-    chap: Chap | None = None,
-    initiator_name: str | None = None,
-    timeout: float = 30.0,
-    transport: str = DEFAULT_TRANSPORT,
-    header_digest: str = "None",
-    query: str = "All",
-    max_recv_data_segment_length: int = DISCOVERY_MAX_RECV_DATA_SEGMENT_LENGTH,
-    login_timeout: float | None = None,
-    response_timeout: float | None = None,
-) -> list[DiscoveredTarget]:
-    """SendTargets discovery at ``portal`` (``host[:port]``, ``[ipv6]:port``).
-
-    Returns one :class:`DiscoveredTarget` per (target, portal) the target reported,
-    with ``.name``, ``.portal`` and ``.tpgt``.  ``timeout`` bounds the login and the
-    wait for the answer (``login_timeout`` / ``response_timeout`` set them apart, as
-    open-iscsi's ``discovery.sendtargets.timeo.login_timeout`` / ``active_timeout``).
-    Redirects are followed.
-    """
-    where, driver = _portal_and_transport(portal, transport)
-    config = LoginConfig(
-        initiator_name=_initiator(initiator_name),
-        isid=new_isid(),
-        chap=chap.secrets() if chap is not None else None,
-        operational={
-            "HeaderDigest": header_digest,
-            "DataDigest": "None",
-            "MaxRecvDataSegmentLength": str(max_recv_data_segment_length),
-        },
-    )
-    timeouts = Timeouts(
-        login=login_timeout or timeout, logout=timeout, response=response_timeout or timeout
-    )
-
-    def attempt(at: Portal) -> list[DiscoveredTarget] | TargetRedirected:
-        return driver.discover_sendtargets(ConnectSpec(at, config, timeouts), query)
-
-    return attempt_login(attempt, where, retries=0)
+__all__ = [
+    "DEFAULT_TRANSPORT",
+    "DISCOVERY_MAX_RECV_DATA_SEGMENT_LENGTH",
+    "NORMAL_SESSION_DEFAULTS",
+    "Chap",
+    "Session",
+    "discover",
+    "login",
+    "new_isid",
+]
 
 
 class Session:
@@ -204,7 +86,7 @@ class Session:
         if self._inner.closed:
             return
         self._inner.logout(timeout)
-        _emit(SessionEventKind.LOGGED_OUT, self.transport, self.target, self._inner.portal)
+        emit(SessionEventKind.LOGGED_OUT, self.transport, self.target, self._inner.portal)
 
     def __enter__(self) -> Session:
         return self
@@ -256,38 +138,21 @@ def login(
     Redirects are followed; target errors (status class 3) are retried ``retries``
     times.  ``timeout`` bounds each attempt (connect + login).
     """
-    where, driver = _portal_and_transport(portal, transport)
-    if not target:
-        raise InvalidParameterError("a target name is required")
-    operational = dict(NORMAL_SESSION_DEFAULTS)
-    operational["HeaderDigest"] = header_digest
-    operational["DataDigest"] = data_digest
-    for key, value in operational_keys.items():
-        operational[key] = _key_value(value)
-    config = LoginConfig(
-        initiator_name=_initiator(initiator_name),
-        isid=new_isid(),
-        target_name=target,
+    settings = session_settings(
+        parse_portal(portal),
+        target,
+        chap=chap,
+        header_digest=header_digest,
+        data_digest=data_digest,
+        initiator_name=initiator_name,
         initiator_alias=initiator_alias,
-        chap=chap.secrets() if chap is not None else None,
-        operational=operational,
+        timeout=timeout,
+        logout_timeout=logout_timeout,
+        transport=transport,
+        retries=retries,
+        retry_delay=retry_delay,
+        queue_depth=queue_depth,
+        timers=timers,
+        **operational_keys,
     )
-    timeouts = Timeouts(login=timeout, logout=logout_timeout)
-
-    def attempt(at: Portal) -> TransportSession | TargetRedirected:
-        return driver.login(
-            ConnectSpec(at, config, timeouts, timers=timers or Timers(), queue_depth=queue_depth)
-        )
-
-    def redirected(at: Portal, redirect: TargetRedirected) -> None:
-        _emit(SessionEventKind.REDIRECTED, transport, target, at, str(redirect.portal))
-
-    try:
-        inner = attempt_login(
-            attempt, where, retries=retries, retry_delay=retry_delay, on_redirect=redirected
-        )
-    except IscsiError as exc:
-        _emit(SessionEventKind.LOGIN_FAILED, transport, target, where, str(exc))
-        raise
-    _emit(SessionEventKind.LOGGED_IN, transport, target, inner.portal)
-    return Session(inner, transport=transport, target=target)
+    return Session(connect(settings), transport=transport, target=target)

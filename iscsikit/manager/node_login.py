@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from iscsikit.api import Chap
 from iscsikit.errors import InvalidParameterError
+from iscsikit.manager.spec import Chap, SessionSettings, session_settings
+from iscsikit.proto.address import parse_portal
 from iscsikit.proto.ffp import Timers
 from iscsikit.records.model import NodeRecord
 
@@ -87,4 +88,20 @@ def login_arguments(node: NodeRecord) -> tuple[str, str, dict[str, Any]]:
     return node.portal, node.target, keys
 
 
-__all__ = ["chap_of", "login_arguments", "timers_of"]
+def node_settings(node: NodeRecord, *, transport: str = "usertcp") -> SessionSettings:
+    """The settings of every login of a session made from ``node``: what
+    :func:`login_arguments` gives, plus the recovery timer
+    (``node.session.timeo.replacement_timeout``) and the initial login's retries
+    (``node.session.initial_login_retry_max``)."""
+    portal, target, arguments = login_arguments(node)
+    return session_settings(
+        parse_portal(portal),
+        target,
+        transport=transport,
+        retries=int(_number(node, "node.session.initial_login_retry_max", 8)),
+        replacement_timeout=_number(node, "node.session.timeo.replacement_timeout", 120),
+        **arguments,
+    )
+
+
+__all__ = ["chap_of", "login_arguments", "node_settings", "timers_of"]

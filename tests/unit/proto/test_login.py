@@ -12,7 +12,7 @@ import itertools
 
 import pytest
 
-from iscsikit.api import NORMAL_SESSION_DEFAULTS
+from iscsikit.manager.spec import NORMAL_SESSION_DEFAULTS
 from iscsikit.errors import (
     AuthenticationError,
     FatalLoginError,
