@@ -2,7 +2,9 @@
 
 Every coroutine of :class:`AsyncLun` may run concurrently with the others; the
 connection keeps up to ``queue_depth`` commands at the target and queues the rest in
-order.  :func:`open_lun_async` is the async twin of :func:`~iscsikit.lun.open_lun`
+order.  Writes hold the blocks they touch in a :class:`~iscsikit.lun.ranges.RangeLock`
+(shared for whole blocks, exclusive for a read-modify-write), so concurrent writes that
+share a block all land.  :func:`open_lun_async` is the async twin of :func:`~iscsikit.lun.open_lun`
 (the login itself runs in a worker thread, then the connection moves onto the loop).
 The object has the shape of :class:`iscsikit.nbd.device.BlockDevice`, so an AsyncLun
 can be served over NBD as it is.
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 from iscsikit.api import Session
 from iscsikit.lun import ops
 from iscsikit.lun.lun import login_for_url
+from iscsikit.lun.ranges import RangeLock, block_span
 from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
 from iscsikit.plugin.transport import AsyncCommandChannel
 from iscsikit.proto.task import ScsiTask
@@ -56,6 +59,8 @@ class AsyncLun(ops.GeometryView):
         self.geometry = geometry
         self._owns = owns
         self._closed = False
+        #: The blocks writes in flight hold (see :mod:`iscsikit.lun.ranges`).
+        self.ranges = RangeLock()
 
     @classmethod
     async def attach(cls, session: Session, lun: int = 0, *, owns: bool = False) -> AsyncLun:
@@ -78,16 +83,28 @@ class AsyncLun(ops.GeometryView):
     async def write(
         self, offset: int, data: bytes | bytearray | memoryview, *, fua: bool = False
     ) -> None:
-        await run_async(self.channel, ops.write(self.geometry, offset, data, fua=fua))
+        """Write any byte range; partial blocks are merged under an exclusive hold."""
+        length = memoryview(data).nbytes
+        first, end, whole = block_span(offset, length, self.block_size)
+        async with self.ranges.hold(first, end, exclusive=not whole):
+            await run_async(self.channel, ops.write(self.geometry, offset, data, fua=fua))
 
     async def flush(self) -> None:
         await run_async(self.channel, ops.flush(self.geometry))
 
     async def unmap(self, offset: int, length: int) -> None:
-        await run_async(self.channel, ops.unmap(self.geometry, offset, length))
+        async with self._shared(offset, length):
+            await run_async(self.channel, ops.unmap(self.geometry, offset, length))
 
     async def write_zeroes(self, offset: int, length: int, *, may_unmap: bool = False) -> None:
-        await run_async(self.channel, ops.write_zeroes(self.geometry, offset, length))
+        async with self._shared(offset, length):
+            await run_async(self.channel, ops.write_zeroes(self.geometry, offset, length))
+
+    def _shared(self, offset: int, length: int) -> contextlib.AbstractAsyncContextManager[None]:
+        """A shared hold of the blocks of a whole-block change (a read-modify-write of any
+        of them must not read before it and write back after it)."""
+        first, end, _ = block_span(offset, length, self.block_size)
+        return self.ranges.hold(first, end, exclusive=False)
 
     async def execute(
         self,

@@ -10,14 +10,16 @@ over a :class:`~iscsikit.plugin.transport.CommandChannel`.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any, TypeVar
 
-from iscsikit.api import Chap, Session, login
+from iscsikit.api import Session, login
 from iscsikit.errors import ConnectionFailedError, InvalidParameterError
 from iscsikit.lun import ops
 from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
+from iscsikit.manager.spec import Chap
 from iscsikit.plugin.transport import CommandChannel
 from iscsikit.proto.task import ScsiTask
 from iscsikit.records.model import NodeRecord
@@ -59,11 +61,15 @@ def login_for_url(url: IscsiUrl, **options: Any) -> Session:
 
 
 class Lun(ops.GeometryView):
-    """One logical unit over a logged-in session (not thread-safe: one thread at a time).
+    """One logical unit over a logged-in session.
 
     ``read``/``write`` take byte offsets; unaligned ranges work (partial blocks are
     read, merged and written back).  Large requests are split by the target's Block
     Limits and the pieces run concurrently.
+
+    Thread-safe: calls from several threads are serialized (one operation at a time on
+    the connection), so a read-modify-write of a partial block never interleaves with
+    another write; for parallel I/O use :class:`~iscsikit.lun.aio.AsyncLun`.
 
     A Lun that logged its own session in (:func:`open_lun`, :func:`open_node_lun`)
     recovers from a failed connection once per call, as the kernel does after session
@@ -87,19 +93,23 @@ class Lun(ops.GeometryView):
         self._owns = owns
         self._relogin = relogin
         self._closed = False
+        # One operation at a time: the channel is not thread-safe, and an unaligned write's
+        # read-modify-write must not interleave with another write of the same blocks.
+        self._lock = threading.Lock()
         #: How often this Lun logged in again after a connection failure.
         self.recoveries = 0
 
     def _run(self, make: Callable[[], Generator[list[ScsiTask], None, _R]]) -> _R:
-        if self._closed:
-            raise ConnectionFailedError("the LUN is closed")
-        try:
-            return run_blocking(self.channel, make())
-        except ConnectionFailedError:
-            if self._relogin is None:
-                raise
-            self._recover()
-            return run_blocking(self.channel, make())
+        with self._lock:
+            if self._closed:
+                raise ConnectionFailedError("the LUN is closed")
+            try:
+                return run_blocking(self.channel, make())
+            except ConnectionFailedError:
+                if self._relogin is None:
+                    raise
+                self._recover()
+                return run_blocking(self.channel, make())
 
     def _recover(self) -> None:
         assert self._relogin is not None
@@ -183,17 +193,19 @@ class Lun(ops.GeometryView):
         return self._closed
 
     def close(self) -> None:
-        """Log out, if this Lun opened the session; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns:
-            try:
-                self.session.logout()
-            except Exception:
-                with contextlib.suppress(Exception):
-                    self.session.transport_session.close()
-                raise
+        """Log out, if this Lun opened the session; idempotent.  Waits for the operation
+        of another thread to finish; later calls raise :class:`ConnectionFailedError`."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._owns:
+                try:
+                    self.session.logout()
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        self.session.transport_session.close()
+                    raise
 
     def __enter__(self) -> Lun:
         return self

@@ -147,6 +147,8 @@ class Geometry:
 
     @property
     def can_unmap(self) -> bool:
+        """UNMAP is supported: the Logical Block Provisioning VPD page sets LBPU
+        (SBC-4 §6.6.6)."""
         return self.provisioning is not None and self.provisioning.lbpu
 
 
@@ -174,6 +176,11 @@ class GeometryView:
     def read_only(self) -> bool:
         return self.geometry.read_only
 
+    @property
+    def can_unmap(self) -> bool:
+        """Whether :meth:`unmap` is supported (LBPU in the provisioning VPD page)."""
+        return self.geometry.can_unmap
+
 
 def probe(lun: int) -> Generator[list[ScsiTask], None, Geometry]:
     """TEST UNIT READY (clearing unit attentions), INQUIRY, capacity, limits, WP."""
@@ -195,11 +202,13 @@ def probe(lun: int) -> Generator[list[ScsiTask], None, Geometry]:
     try:
         task = yield from command(C.inquiry(evpd=True, page=0), lun=lun, read_length=255)
         pages = parse_vpd_supported_pages(data_of(task))
+        # The expected transfer length must cover the CDB's allocation length (255): tgt
+        # 1.0.85 answers a smaller one with ILLEGAL REQUEST (the pages used to be lost so).
         if 0xB0 in pages:
-            task = yield from command(C.inquiry(evpd=True, page=0xB0), lun=lun, read_length=64)
+            task = yield from command(C.inquiry(evpd=True, page=0xB0), lun=lun, read_length=255)
             limits = parse_vpd_block_limits(data_of(task))
         if 0xB2 in pages:
-            task = yield from command(C.inquiry(evpd=True, page=0xB2), lun=lun, read_length=64)
+            task = yield from command(C.inquiry(evpd=True, page=0xB2), lun=lun, read_length=255)
             provisioning = parse_vpd_logical_block_provisioning(data_of(task))
     except (ScsiCommandError, ValueError):
         pass  # VPD pages are optional (SPC-4 makes only 0x00 and 0x83 mandatory)
@@ -292,8 +301,10 @@ def read(geo: Geometry, offset: int, length: int) -> Op[bytes]:
 def write(
     geo: Geometry, offset: int, data: bytes | bytearray | memoryview, *, fua: bool = False
 ) -> Op[None]:
-    """Any byte range: partial blocks at either end are read, merged and written back
-    (not atomic against another writer of the same blocks)."""
+    """Any byte range: partial blocks at either end are read, merged and written back.
+
+    Not atomic against another writer of the same blocks: the caller keeps other writes
+    out of those blocks until this returns (:class:`~iscsikit.lun.ranges.RangeLock`)."""
     view = memoryview(data).cast("B")
     bs = geo.block_size
     if offset % bs == 0 and len(view) % bs == 0:

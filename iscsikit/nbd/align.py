@@ -10,74 +10,18 @@ server advertises a minimum block size of 1).  :class:`AlignedDevice` closes the
   aligned middle down; an unmap (a hint) drops its partial edges.
 
 Concurrency: between reading and rewriting an edge block no other write may land in that
-block, or it would be overwritten with stale data.  Writes therefore hold a FIFO range lock
-over the blocks they touch: aligned writes share it with each other, a read-modify-write holds
-it exclusively.  Reads take no lock (a block is written in one piece, and the NBD spec leaves
-the result of overlapping requests in flight unspecified).
+block, or it would be overwritten with stale data.  Writes therefore hold the blocks they
+touch in :class:`~iscsikit.lun.ranges.RangeLock` (the one the LUN API uses too): aligned writes
+share them, a read-modify-write holds them exclusively.  Reads take no lock (a block is written
+in one piece, and the NBD spec leaves the result of overlapping requests in flight
+unspecified).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-
 from iscsikit.errors import InvalidParameterError
+from iscsikit.lun.ranges import RangeLock
 from iscsikit.nbd.device import BlockDevice
-
-
-@dataclass(eq=False, slots=True)
-class _Hold:
-    start: int
-    end: int
-    exclusive: bool
-    waiter: asyncio.Future[None] | None = field(default=None)
-
-
-class RangeLock:
-    """A FIFO reader-writer lock over half-open ranges of block numbers.
-
-    A request may proceed when no *earlier* request (holding or waiting) overlaps it with
-    either of the two exclusive, so a stream of shared holders cannot starve an exclusive one.
-    """
-
-    def __init__(self) -> None:
-        self._holds: list[_Hold] = []
-
-    def _blocked(self, hold: _Hold) -> bool:
-        for other in self._holds:
-            if other is hold:
-                return False
-            if (
-                other.start < hold.end
-                and hold.start < other.end
-                and (other.exclusive or hold.exclusive)
-            ):
-                return True
-        return False
-
-    def _wake(self) -> None:
-        for hold in self._holds:
-            waiter = hold.waiter
-            if waiter is not None and not waiter.done() and not self._blocked(hold):
-                waiter.set_result(None)
-
-    @asynccontextmanager
-    async def hold(self, start: int, end: int, *, exclusive: bool) -> AsyncIterator[None]:
-        entry = _Hold(start, end, exclusive)
-        self._holds.append(entry)
-        try:
-            if self._blocked(entry):
-                entry.waiter = asyncio.get_running_loop().create_future()
-                await entry.waiter
-            yield
-        finally:
-            self._holds.remove(entry)
-            self._wake()
-
-    def __len__(self) -> int:
-        return len(self._holds)
 
 
 class AlignedDevice:
@@ -89,6 +33,7 @@ class AlignedDevice:
         self.size = inner.size
         self.block_size = inner.block_size
         self.read_only = inner.read_only
+        self.can_unmap = inner.can_unmap
         self.lock = RangeLock()
 
     def _check(self, offset: int, length: int) -> None:
@@ -176,4 +121,4 @@ class AlignedDevice:
         await self.inner.flush()
 
 
-__all__ = ["AlignedDevice", "RangeLock"]
+__all__ = ["AlignedDevice"]

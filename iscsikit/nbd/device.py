@@ -22,6 +22,9 @@ class BlockDevice(Protocol):
     size: int  # bytes
     block_size: int  # logical block size in bytes (512, 4096...)
     read_only: bool
+    #: Whether :meth:`unmap` deallocates (an iSCSI LUN: UNMAP supported, LBPU); the NBD
+    #: export advertises trim only then.
+    can_unmap: bool
 
     async def read(self, offset: int, length: int) -> bytes: ...
     async def write(self, offset: int, data: bytes | memoryview, *, fua: bool = False) -> None: ...
@@ -34,10 +37,18 @@ class MemoryDevice:
     """A RAM disk of ``size`` bytes made of ``block_size`` logical blocks.
 
     Like a SCSI LUN it accepts only whole, in-range blocks, and raises
-    :class:`~iscsikit.errors.InvalidParameterError` otherwise (an ILLEGAL REQUEST).
+    :class:`~iscsikit.errors.InvalidParameterError` otherwise (an ILLEGAL REQUEST).  Unmap
+    zeroes; ``can_unmap=False`` makes it a disk without UNMAP.
     """
 
-    def __init__(self, size: int, block_size: int = 512, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        size: int,
+        block_size: int = 512,
+        *,
+        read_only: bool = False,
+        can_unmap: bool = True,
+    ) -> None:
         if block_size <= 0 or block_size & (block_size - 1):
             raise InvalidParameterError(f"block size {block_size} is not a power of two")
         if size < 0 or size % block_size:
@@ -45,6 +56,7 @@ class MemoryDevice:
         self.size = size
         self.block_size = block_size
         self.read_only = read_only
+        self.can_unmap = can_unmap
         self.data = bytearray(size)
         self.flushes = 0
 
@@ -68,6 +80,8 @@ class MemoryDevice:
         self.flushes += 1
 
     async def unmap(self, offset: int, length: int) -> None:
+        if not self.can_unmap:
+            raise InvalidParameterError("the device does not support unmap")
         await self.write_zeroes(offset, length)
 
     async def write_zeroes(self, offset: int, length: int, *, may_unmap: bool = False) -> None:

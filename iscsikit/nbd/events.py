@@ -21,7 +21,9 @@ class Export:
 
     ``min_block`` / ``preferred_block`` / ``max_block`` are NBD_INFO_BLOCK_SIZE: powers of two
     (``min_block`` at most 64 KiB), ``max_block`` a multiple of ``min_block``.  ``max_block`` is
-    also the largest READ / WRITE the protocol object accepts.
+    also the largest READ / WRITE the protocol object accepts.  ``can_trim`` says whether
+    NBD_FLAG_SEND_TRIM is advertised (and NBD_CMD_TRIM accepted): only when the device below
+    can deallocate.
     """
 
     name: str
@@ -31,6 +33,7 @@ class Export:
     min_block: int = 1
     preferred_block: int = 4096
     max_block: int = 32 * 1024 * 1024
+    can_trim: bool = True
 
 
 @dataclass(frozen=True, slots=True)

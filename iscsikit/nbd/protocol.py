@@ -369,9 +369,10 @@ class NbdServerProtocol:
             TransmissionFlag.HAS_FLAGS
             | TransmissionFlag.SEND_FLUSH
             | TransmissionFlag.SEND_FUA
-            | TransmissionFlag.SEND_TRIM
             | TransmissionFlag.SEND_WRITE_ZEROES
         )
+        if export.can_trim:
+            flags |= TransmissionFlag.SEND_TRIM
         # Not CAN_MULTI_CONN: a flush on one connection is not known to cover writes
         # another connection completed (the device below may cache per session).
         if export.read_only:
@@ -430,7 +431,9 @@ class NbdServerProtocol:
         except ValueError:
             return Errno.EINVAL, f"unknown command {kind}"
         allowed = _ALLOWED_FLAGS.get(command)
-        if allowed is None:
+        if allowed is None or (command is Command.TRIM and not self.export.can_trim):
+            # proto.md, NBD_CMD_TRIM: a client MUST NOT send it unless NBD_FLAG_SEND_TRIM
+            # was advertised; EINVAL is the answer to a command the server does not know.
             return Errno.EINVAL, f"{command.name} is not supported"
         if command is Command.READ and self._structured:
             allowed |= CommandFlag.DF

@@ -80,8 +80,8 @@ async def serve(
     ``ready`` is called with the NBD URI (``nbd+unix:///NAME?socket=PATH`` or
     ``nbd://HOST:PORT/NAME``) once clients can connect.  Unaligned requests are handled by
     :class:`~iscsikit.nbd.align.AlignedDevice`, so the export advertises a minimum block size
-    of 1.  On cancellation the listener is closed, connections are dropped and the unix socket
-    is unlinked.
+    of 1; trim is advertised only when ``device.can_unmap``.  On cancellation the listener is
+    closed, connections are dropped and the unix socket is unlinked.
     """
     if (unix_path is None) == (port is None):
         raise InvalidParameterError("serve() needs exactly one of unix_path and port")
@@ -94,6 +94,7 @@ async def serve(
         min_block=1,
         preferred_block=max(4096, device.block_size),
         max_block=max_payload,
+        can_trim=device.can_unmap,
     )
     connections: set[asyncio.Task[None]] = set()
 

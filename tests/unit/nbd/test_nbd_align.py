@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iscsikit.errors import InvalidParameterError
-from iscsikit.nbd.align import AlignedDevice, RangeLock
+from iscsikit.nbd.align import AlignedDevice
 from iscsikit.nbd.constants import Errno
 from iscsikit.nbd.device import MemoryDevice, errno_for
 
@@ -137,48 +137,6 @@ def test_bounds_are_checked() -> None:
         asyncio.run(device.write(-1, b"x"))
 
 
-def test_range_lock_is_fifo_for_conflicting_holders() -> None:
-    lock = RangeLock()
-    order: list[str] = []
-
-    async def holder(name: str, start: int, end: int, exclusive: bool) -> None:
-        async with lock.hold(start, end, exclusive=exclusive):
-            order.append(f"+{name}")
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
-            order.append(f"-{name}")
-
-    async def run() -> None:
-        await asyncio.gather(
-            holder("a", 0, 2, False),
-            holder("b", 1, 3, False),  # shares with a
-            holder("x", 0, 1, True),  # waits for a
-            holder("c", 0, 1, False),  # waits for x (FIFO), although it shares with a
-            holder("d", 5, 6, True),  # unrelated
-        )
-
-    asyncio.run(run())
-    assert order.index("+x") > order.index("-a")
-    assert order.index("+c") > order.index("-x")
-    assert order.index("+b") < order.index("-a")
-    assert order.index("+d") < order.index("-a")
-
-
-def test_range_lock_cancelled_waiter_leaves_no_trace() -> None:
-    lock = RangeLock()
-
-    async def run() -> None:
-        async with lock.hold(0, 1, exclusive=True):
-            waiter = asyncio.create_task(lock.hold(0, 1, exclusive=True).__aenter__())
-            await asyncio.sleep(0)
-            waiter.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await waiter
-        assert len(lock) == 0
-
-    asyncio.run(run())
-
-
 def test_memory_device_is_block_only_and_errors_map_to_nbd_values() -> None:
     device = MemoryDevice(SIZE, BS, read_only=True)
     with pytest.raises(InvalidParameterError) as bad:
@@ -190,3 +148,13 @@ def test_memory_device_is_block_only_and_errors_map_to_nbd_values() -> None:
     assert errno_for(OSError(122, "quota")) == Errno.ENOSPC
     assert errno_for(RuntimeError("x")) == Errno.EIO
     assert errno_for(TimeoutError()) == Errno.EIO
+
+
+def test_aligned_device_shares_the_lun_range_lock_and_says_whether_it_unmaps() -> None:
+    from iscsikit.lun.ranges import RangeLock
+
+    thin, thick = MemoryDevice(SIZE, BS), MemoryDevice(SIZE, BS, can_unmap=False)
+    assert isinstance(AlignedDevice(thin).lock, RangeLock)
+    assert AlignedDevice(thin).can_unmap and not AlignedDevice(thick).can_unmap
+    with pytest.raises(InvalidParameterError):
+        asyncio.run(thick.unmap(0, BS))

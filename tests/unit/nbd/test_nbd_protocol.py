@@ -309,6 +309,22 @@ def test_flush_trim_write_zeroes() -> None:
     ]
 
 
+def test_trim_is_advertised_and_accepted_only_when_the_export_can_trim() -> None:
+    thick = Export("disk", SIZE, can_trim=False)
+    proto = started(thick)
+    [chosen] = feed(proto, option(Option.GO, go_data("disk")))
+    assert chosen == ExportChosen(thick, FLAGS & ~0x0020, False)
+    proto.data_to_send()
+    # A client that sends NBD_CMD_TRIM anyway gets EINVAL; the connection keeps serving.
+    [event] = feed(proto, request(Command.TRIM, 7, 0, 4096))
+    assert isinstance(event, RequestRejected)
+    assert (event.handle, event.error) == (7, Errno.EINVAL)
+    assert proto.data_to_send() == simple(7, Errno.EINVAL)
+    assert feed(proto, request(Command.WRITE_ZEROES, 8, 0, 512)) == [
+        WriteZeroesRequested(8, 0, 512, False, True)
+    ]
+
+
 @pytest.mark.parametrize(
     ("cmd", "error"),
     [
