@@ -24,8 +24,12 @@ from iscsikit.proto.pdu_base import lun_to_field
 WriteData = bytes | bytearray | memoryview
 
 
-class _Request:
-    """What every request has: a tag, a completion flag, an error, a callback."""
+class Request:
+    """What every request has: a tag, a completion flag, an error, a callback.
+
+    The common base of the request classes below, for I/O layers that handle any of
+    them alike (a completion callback, a wait until ``done``).
+    """
 
     __slots__ = ("callback", "done", "error", "itt", "started")
 
@@ -39,7 +43,7 @@ class _Request:
         self.started: float | None = None
 
 
-class ScsiTask(_Request):
+class ScsiTask(Request):
     """One SCSI command (RFC 7143 §11.3), unidirectional or without data.
 
     ``read_buffer`` is filled in place by Data-In PDUs (a ``bytearray`` or a writable
@@ -142,7 +146,7 @@ class ScsiTask(_Request):
         return f"<ScsiTask 0x{self.cdb[0]:02x} lun {self.lun} itt {self.itt} {state}>"
 
 
-class TmfTask(_Request):
+class TmfTask(Request):
     """A task management function request (RFC 7143 §11.5)."""
 
     __slots__ = ("escalates", "function", "lun", "lun_field", "referenced", "response")
@@ -183,7 +187,7 @@ class TmfTask(_Request):
         )
 
 
-class PingTask(_Request):
+class PingTask(Request):
     """A NOP-Out ping that asks for a NOP-In echoing ``data`` (RFC 7143 §11.18)."""
 
     __slots__ = ("data",)
@@ -195,7 +199,7 @@ class PingTask(_Request):
         self.data = data
 
 
-class LogoutTask(_Request):
+class LogoutTask(Request):
     """A Logout Request closing the session (RFC 7143 §11.14)."""
 
     __slots__ = ("time2retain", "time2wait")
@@ -206,4 +210,4 @@ class LogoutTask(_Request):
         self.time2retain = 0
 
 
-__all__ = ["LogoutTask", "PingTask", "ScsiTask", "TmfTask", "WriteData"]
+__all__ = ["LogoutTask", "PingTask", "Request", "ScsiTask", "TmfTask", "WriteData"]

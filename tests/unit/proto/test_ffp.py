@@ -43,7 +43,7 @@ from iscsikit.proto.pdu import (
     lun_to_field,
 )
 from iscsikit.proto.session import SessionState
-from iscsikit.proto.task import PingTask, ScsiTask, TmfTask, _Request
+from iscsikit.proto.task import PingTask, Request, ScsiTask, TmfTask
 
 MASK = 0xFFFFFFFF
 #: StatSN of the first status the harness target sends (ExpStatSN after login).
@@ -72,9 +72,9 @@ class Counted:
     """A completion callback that records every call."""
 
     def __init__(self) -> None:
-        self.calls: list[_Request] = []
+        self.calls: list[Request] = []
 
-    def __call__(self, request: _Request) -> None:
+    def __call__(self, request: Request) -> None:
         self.calls.append(request)
 
 
@@ -348,7 +348,7 @@ def sense_segment(sense: bytes, response_data: bytes = b"") -> bytes:
 FIXED_SENSE = bytes([0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0x00, 0, 0, 0, 0])
 
 
-def failed_with(task: _Request, cls: type[IscsiError], *words: str) -> IscsiError:
+def failed_with(task: Request, cls: type[IscsiError], *words: str) -> IscsiError:
     assert task.done, task
     assert isinstance(task.error, cls), repr(task.error)
     for word in words:
@@ -356,7 +356,7 @@ def failed_with(task: _Request, cls: type[IscsiError], *words: str) -> IscsiErro
     return task.error
 
 
-def assert_each_called_once(callback: Counted, tasks: Iterable[_Request]) -> None:
+def assert_each_called_once(callback: Counted, tasks: Iterable[Request]) -> None:
     for task in tasks:
         assert callback.calls.count(task) == 1, (task, callback.calls)
 
