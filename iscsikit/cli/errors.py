@@ -1,14 +1,25 @@
-"""The one place an exception becomes an exit code (and a message on stderr).
+"""The one place an exception becomes an exit code (and a message on stderr), for
+every console script: ``iscsikit-adm`` and the tools (``iscsikit-ls``, ``-perf``,
+``-nbd``, ``-iname``, and the daemon) through :func:`iscsikit.cli.console.console_main`.
 
-* :class:`~iscsikit.cli.options.UsageError` -- exactly iscsiadm's reaction to a bad
-  command line: getopt's complaints, the error, the "Try ... --help" line, or text on
-  stdout, with its code (7 unless it says otherwise);
-* any :class:`~iscsikit.errors.IscsiError` -- ``iscsikit-adm: <message>``, exit ``.code``
+:func:`exit_code` is the mapping, :func:`report` prints the message with the program's
+prefix (``iscsikit-adm: ``, ``iscsikit-ls: ``...) and returns the code:
+
+* :class:`~iscsikit.cli.options.UsageError` -- a bad command line: iscsiadm's reaction
+  (getopt's complaints, the error, the "Try ... --help" line, or text on stdout), or an
+  argparse tool's (its usage line, then ``<prog>: error: ...``), with its code (7
+  unless it says otherwise);
+* any :class:`~iscsikit.errors.IscsiError` -- ``<prog>: <message>``, exit ``.code``
   (the number iscsiadm uses for the same failure);
+* ``SystemExit`` -- its code (``--help`` of an argparse tool: 0);
 * ``KeyboardInterrupt`` -- exit 130, ``BrokenPipeError`` (``| head``) -- exit 141, as a
   C program killed by the signal would be seen by the shell;
+* any other ``OSError`` -- what the system refused (a socket that cannot be bound, a
+  file that cannot be written): ``<prog>: <message>``, exit 1 (ERR);
 * anything else is a bug: exit 9 (INTERNAL), a one-line summary, and a traceback only
-  with ``--traceback``.
+  with the debug flag (``--traceback``, ``--debug``).
+
+With the debug flag an IscsiError or OSError is followed by its traceback too.
 
 :class:`ExitStatus` keeps the first failure of an operation over several records:
 iscsiadm returns the first error and goes on with the remaining records.
@@ -20,9 +31,11 @@ from typing import Protocol, TextIO
 
 from iscsikit.errors import IscsiErr, IscsiError
 
-__all__ = ["PREFIX", "ExitStatus", "Streams", "report"]
+__all__ = ["PREFIX", "PROG", "ExitStatus", "Streams", "exit_code", "report"]
 
-PREFIX = "iscsikit-adm: "
+#: The program name of iscsiadm's front end; every other console script passes its own.
+PROG = "iscsikit-adm"
+PREFIX = PROG + ": "
 #: Exit codes for the two signals a command line sees (128 + signal number).
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
@@ -73,37 +86,64 @@ def _traceback(exc: BaseException, env: Streams) -> None:
     _write(env.stderr, "".join(traceback.format_exception(exc)))
 
 
-def report(exc: BaseException, env: Streams, *, debug: bool) -> int:
-    """Print what went wrong and return the exit code for ``exc``."""
-    from iscsikit.cli.options import UsageError
-
+def exit_code(exc: BaseException) -> int:
+    """The exit code for ``exc`` (the table in the module docstring); prints nothing."""
     if isinstance(exc, SystemExit):
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    if isinstance(exc, UsageError):
-        if exc.stdout is not None:
-            _write(env.stdout, exc.stdout)
-        lines = [PREFIX + d for d in exc.diagnostics]
-        if exc.message:
-            lines.append(PREFIX + exc.message)
-        if exc.try_help:
-            lines.append("Try `iscsikit-adm --help' for more information.")
-        if lines:
-            _write(env.stderr, "\n".join(lines) + "\n")
-        return int(exc.code)
     if isinstance(exc, IscsiError):
-        _write(env.stderr, f"{PREFIX}{exc}\n")
-        if debug:
-            _traceback(exc, env)
         return int(exc.code)
     if isinstance(exc, KeyboardInterrupt):
-        _write(env.stderr, f"{PREFIX}interrupted\n")
         return EXIT_INTERRUPTED
     if isinstance(exc, BrokenPipeError):
         return EXIT_BROKEN_PIPE
+    if isinstance(exc, OSError):
+        return int(IscsiErr.ERR)
+    return int(IscsiErr.INTERNAL)
+
+
+def report(
+    exc: BaseException,
+    env: Streams,
+    *,
+    debug: bool,
+    prog: str = PROG,
+    debug_flag: str | None = "--traceback",
+) -> int:
+    """Print what went wrong, each line prefixed ``<prog>: ``, and return
+    :func:`exit_code` of ``exc``.  ``debug_flag`` is the option that shows tracebacks,
+    named in the one-line summary of an internal error (None: the program has none)."""
+    from iscsikit.cli.options import UsageError
+
+    prefix = f"{prog}: "
+    code = exit_code(exc)
+    if isinstance(exc, (SystemExit, BrokenPipeError)):
+        return code
+    if isinstance(exc, UsageError):
+        if exc.stdout is not None:
+            _write(env.stdout, exc.stdout)
+        lines = [prefix + d for d in exc.diagnostics]
+        if exc.message:
+            lines.append(prefix + exc.message)
+        if exc.try_help:
+            lines.append(f"Try `{prog} --help' for more information.")
+        text = exc.usage or ""
+        if lines:
+            text += "\n".join(lines) + "\n"
+        if text:
+            _write(env.stderr, text)
+        return code
+    if isinstance(exc, (IscsiError, OSError)):
+        _write(env.stderr, f"{prefix}{exc}\n")
+        if debug:
+            _traceback(exc, env)
+        return code
+    if isinstance(exc, KeyboardInterrupt):
+        _write(env.stderr, f"{prefix}interrupted\n")
+        return code
     if debug:
         _traceback(exc, env)
     what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    hint = "" if debug else " (run with --traceback for details)"
-    _write(env.stderr, f"{PREFIX}internal error: {what}{hint}\n")
-    return int(IscsiErr.INTERNAL)
+    hint = "" if debug or debug_flag is None else f" (run with {debug_flag} for details)"
+    _write(env.stderr, f"{prefix}internal error: {what}{hint}\n")
+    return code

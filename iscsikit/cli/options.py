@@ -176,7 +176,8 @@ class UsageError(IscsiError):
 
     ``diagnostics`` are getopt's complaints printed before the error (each on its own
     stderr line); ``try_help`` adds the "Try `... --help'" line; ``stdout`` is text
-    iscsiadm prints on *stdout* instead of an error (``-I`` name length).  An empty
+    iscsiadm prints on *stdout* instead of an error (``-I`` name length); ``usage`` is
+    printed on stderr before everything else (an argparse tool's usage line).  An empty
     message prints no error line of its own.
     """
 
@@ -189,6 +190,7 @@ class UsageError(IscsiError):
         diagnostics: Sequence[str] = (),
         try_help: bool = False,
         stdout: str | None = None,
+        usage: str | None = None,
         code: IscsiErr | None = None,
     ) -> None:
         super().__init__(message, code=code)
@@ -196,6 +198,7 @@ class UsageError(IscsiError):
         self.diagnostics = tuple(diagnostics)
         self.try_help = try_help
         self.stdout = stdout
+        self.usage = usage
 
 
 @dataclass

@@ -11,6 +11,9 @@ to each target and lists its LUNs in ``iscsi-ls -s``'s format::
 
 with ``-v``, also vendor / product / revision, serial number and designators.  Sizes
 are exact binary multiples (iscsi-ls prints ``(last LBA * block size)`` truncated).
+A target that fails is listed with its error and the exit code is the first failure's;
+other failures end the command through :func:`iscsikit.cli.console.console_main`
+(bad arguments: 7, usage on stderr).
 """
 
 from __future__ import annotations
@@ -18,21 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 import iscsikit
-from iscsikit.errors import InvalidParameterError, IscsiErr, IscsiError
+from iscsikit.cli.console import ArgumentParser, console_main
+from iscsikit.errors import InvalidParameterError, IscsiError
 from iscsikit.lun.lun import run_blocking
 from iscsikit.lun.scan import LunInfo, scan
 from iscsikit.lun.url import DEFAULT_PORT, parse_iscsi_url
 from iscsikit.proto.address import Portal, parse_portal
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: {message}", file=sys.stderr)
-        raise SystemExit(int(IscsiErr.INVAL))
+PROG = "iscsikit-ls"
 
 
 def _size(n: int) -> str:
@@ -117,20 +116,19 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     return status
 
 
-def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
-    parser = _Parser(prog="iscsikit-ls", description="List iSCSI targets and their LUNs.")
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog=PROG, description="List iSCSI targets and their LUNs.")
     parser.add_argument("url", help="iscsi://[user[%%password]@]host[:port][/target-iqn]")
     parser.add_argument("-s", "--show-luns", action="store_true", help="log in and list LUNs")
     parser.add_argument("-v", "--verbose", action="store_true", help="vendor, serial, IDs")
     parser.add_argument("-i", "--initiator-name", default=None, help="initiator IQN")
     parser.add_argument("--json", action="store_true", help="one JSON document")
-    args = parser.parse_args(argv)
-    stream = out or sys.stdout
-    try:
-        return run(args, stream)
-    except IscsiError as exc:
-        print(f"iscsikit-ls: {exc}", file=sys.stderr)
-        return int(exc.code)
+    return parser
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the tool; returns the exit code (0, 7 for bad arguments, else the error's code)."""
+    return console_main(PROG, lambda: run(build_parser().parse_args(argv), out or sys.stdout))
 
 
 if __name__ == "__main__":

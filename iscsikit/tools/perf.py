@@ -21,9 +21,9 @@ own any protocol: the commands run over the session's
 :class:`~iscsikit.plugin.transport.CommandChannel`.  Over the userspace TCP blocking
 channel the loop reuses one :class:`~iscsikit.proto.task.ScsiTask` and one preallocated
 buffer per slot and resubmits from the completion callback (no per-I/O generator, no
-event loop); any other channel gets a new task per I/O.  Errors become exit codes here:
-bad arguments exit 7 (usage on stderr), an :class:`~iscsikit.errors.IscsiError` exits
-with its ``.code``.
+event loop); any other channel gets a new task per I/O.  Errors become exit codes in
+:func:`iscsikit.cli.console.console_main`: bad arguments exit 7 (usage on stderr), an
+:class:`~iscsikit.errors.IscsiError` exits with its ``.code``.
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 
 import iscsikit
+from iscsikit.cli.console import ArgumentParser, console_main
 from iscsikit.errors import ConnectionFailedError, IscsiErr, IscsiError, LocalProtocolError
 from iscsikit.plugin.transport import CommandChannel
 from iscsikit.proto.task import ScsiTask
@@ -59,15 +60,6 @@ _READ16 = 0x88
 _WRITE16 = 0x8A
 _GOOD = 0
 _TUR_ATTEMPTS = 8
-
-
-class UsageError(Exception):
-    """A bad command line (exit 7, usage on stderr)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
 
 
 def _positive(text: str) -> int:
@@ -90,8 +82,8 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog=PROG,
         description="Measure IOPS and throughput of one iSCSI LUN, like libiscsi's iscsi-perf.",
         epilog=(
@@ -479,18 +471,7 @@ def report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the tool; returns the exit code (0, 7 for bad arguments, else the error's code)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        return _run(args, sys.stdout)
-    except IscsiError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return int(exc.code)
+    return console_main(PROG, lambda: _run(build_parser().parse_args(argv), sys.stdout))
 
 
 def _run(args: argparse.Namespace, out: IO[str]) -> int:

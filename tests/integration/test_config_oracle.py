@@ -527,7 +527,7 @@ def test_live_iscsi_iname_shape() -> None:
         text=True,
         check=True,
     ).stdout
-    from iscsikit.config.iname import main
+    from iscsikit.tools.iname import main
 
     assert re.fullmatch(r"InitiatorName=iqn\.2004-10\.com\.example:[0-9a-f]{1,12}\n", theirs)
     import contextlib

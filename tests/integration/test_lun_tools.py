@@ -84,10 +84,12 @@ def test_unreachable_portal_exit_code(target: Tgtd, capsys: pytest.CaptureFixtur
 
 
 def test_bad_arguments_exit_7(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        ls.main(["--bogus"])
-    assert info.value.code == 7
+    assert ls.main(["--bogus"]) == 7
+    err = capsys.readouterr().err
+    assert err.startswith("usage: iscsikit-ls")
+    assert err.splitlines()[-1].startswith("iscsikit-ls: error: ")
     assert ls.main(["http://nope"]) == 7
+    assert capsys.readouterr().err == "iscsikit-ls: invalid iSCSI URL 'http://nope'\n"
 
 
 def test_file_adapter_round_trip(target: Tgtd) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from iscsikit.config.iname import PREFIX_MAX_LEN, ensure_initiator_name, main
+from iscsikit.config.iname import PREFIX_MAX_LEN, ensure_initiator_name
 from iscsikit.config.initiatorname import (
     IQN_PREFIX,
     check_iscsi_name,
@@ -18,6 +18,7 @@ from iscsikit.config.initiatorname import (
 )
 from iscsikit.config.paths import resolve_paths
 from iscsikit.errors import InvalidParameterError
+from iscsikit.tools.iname import main
 
 
 def test_default_output(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 import iscsikit
 from iscsikit.errors import IscsiErr, LoginError
-from iscsikit.nbd import cli
+from iscsikit.tools import nbd as cli
 
 
 @pytest.mark.parametrize(
