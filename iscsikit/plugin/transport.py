@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from iscsikit.errors import InvalidParameterError, NotSupportedError, TransportNotFoundError
 from iscsikit.proto.address import Portal
 from iscsikit.proto.ffp import Timers
 from iscsikit.proto.login import LoginConfig, TargetRedirected
 from iscsikit.proto.sendtargets import DiscoveredTarget
-from iscsikit.proto.task import ScsiTask, TmfTask
+from iscsikit.proto.task import PingTask, ScsiTask, TmfTask
 
 
 class Capability(enum.Enum):
@@ -156,8 +156,13 @@ class AsyncCommandChannel(abc.ABC):
     """Runs SCSI commands over a logged-in session on an asyncio event loop.
 
     Any number of commands may be in flight; the target's queue depth (CmdSN window)
-    and the session's ``queue_depth`` hold back the excess in order.
+    and the session's ``queue_depth`` hold back the excess in order.  The owner (the
+    session manager) sets ``on_event`` to hear the connection's events
+    (:mod:`iscsikit.proto.ffp`'s ``ConnectionFailed``, ``LogoutRequested``, ...) and acts
+    on them; a driver calls it from the loop, after the affected requests completed.
     """
+
+    on_event: Callable[[Any], None] | None = None
 
     @abc.abstractmethod
     def submit(self, task: ScsiTask) -> None:
@@ -170,6 +175,10 @@ class AsyncCommandChannel(abc.ABC):
     @abc.abstractmethod
     async def task_management(self, task: TmfTask) -> TmfTask:
         """Send a task management function and wait for its response."""
+
+    async def ping(self, task: PingTask) -> PingTask:
+        """A NOP-Out that wants its NOP-In; ``task.error`` tells a failure."""
+        raise NotSupportedError(f"{type(self).__name__} cannot ping")
 
     @abc.abstractmethod
     async def logout(self) -> None:

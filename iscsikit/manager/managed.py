@@ -1,0 +1,424 @@
+"""A session the manager owns on an asyncio loop: login, keep, recover, logout.
+
+:class:`ManagedSession` carries out what :class:`~iscsikit.manager.policy.SessionPolicy`
+decides: it runs login attempts (the driver's blocking login in a worker thread, then
+the connection moves onto the loop), listens to the connection's events, and arms the
+policy's timers on the loop's clock.
+
+Its :attr:`~ManagedSession.io` is a :class:`RecoveringChannel`: the command channel
+every user of the session (AsyncLun, NBD exports) holds for the session's whole life.
+A command interrupted by a failed connection is never completed with partial data:
+it is held and re-issued, whole, on the next connection; commands submitted during
+recovery wait with it; when ``replacement_timeout`` passes first, all of them fail
+with :class:`~iscsikit.errors.ConnectionFailedError`, and so does new I/O until the
+session is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from iscsikit.errors import (
+    ConnectionFailedError,
+    FatalLoginError,
+    InvalidParameterError,
+    IscsiError,
+    LoginError,
+    LogoutError,
+    TransportNotFoundError,
+)
+from iscsikit.manager.connect import connect
+from iscsikit.manager.policy import Action, Input, SessionPolicy, State
+from iscsikit.manager.sessions import LunExport
+from iscsikit.manager.spec import SessionSettings
+from iscsikit.plugin.transport import AsyncCommandChannel, TransportSession
+from iscsikit.proto.constants import TaskAttribute
+from iscsikit.proto.ffp import ConnectionFailed, LogoutRequested
+from iscsikit.proto.task import PingTask, ScsiTask, TmfTask
+from iscsikit.records.model import NodeRecord
+
+__all__ = ["ManagedSession", "RecoveringChannel"]
+
+log = logging.getLogger(__name__)
+
+#: Login failures that no retry can mend.
+_FATAL = (FatalLoginError, InvalidParameterError, TransportNotFoundError)
+
+
+def _is_fatal(exc: IscsiError) -> bool:
+    if isinstance(exc, _FATAL):
+        return True
+    return isinstance(exc, LoginError) and exc.status_class == 2
+
+
+class RecoveringChannel(AsyncCommandChannel):
+    """The session's commands, across its connections (see the module docstring)."""
+
+    def __init__(self, session: ManagedSession) -> None:
+        self._session = session
+        self._channel: AsyncCommandChannel | None = None
+        self._held: deque[ScsiTask] = deque()
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        #: Commands re-issued after a connection failed under them.
+        self.reissued = 0
+
+    # -- the manager's side -----------------------------------------------------------------
+
+    def attach(self, channel: AsyncCommandChannel | None) -> None:
+        """Send on ``channel`` from now on (None: hold new commands)."""
+        self._channel = channel
+
+    def resume(self) -> None:
+        """Send every held command, in the order they were submitted."""
+        held, self._held = self._held, deque()
+        for task in held:
+            self.submit(task)
+
+    def fail_held(self, error: IscsiError) -> None:
+        held, self._held = self._held, deque()
+        for task in held:
+            self._complete_with_error(task, error)
+
+    async def drained(self, timeout: float) -> bool:
+        """Wait until no command is in flight on the connection (at most ``timeout``)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    # -- AsyncCommandChannel --------------------------------------------------------------
+
+    def submit(self, task: ScsiTask) -> None:
+        refusal = self._session.refusal()
+        if refusal is not None:
+            self._complete_with_error(task, refusal)
+            return
+        channel = self._channel
+        if channel is None:
+            self._held.append(task)
+            return
+        inner = ScsiTask(
+            task.cdb,
+            lun=task.lun,
+            read_buffer=task.read_view,
+            write_data=task.write_view,
+            expected_length=task.expected_length,
+            attr=TaskAttribute(task.attr),
+        )
+        inner.callback = lambda done: self._inner_done(task, done)
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            channel.submit(inner)
+        except ConnectionFailedError:
+            # The connection died and the manager has not heard yet: hold the command.
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
+            self._held.append(task)
+
+    def _inner_done(self, outer: ScsiTask, inner: ScsiTask) -> None:
+        self._inflight -= 1
+        if not self._inflight:
+            self._idle.set()
+        if isinstance(inner.error, ConnectionFailedError) and self._session.recovers():
+            # Interrupted, not answered: whatever reached the buffer is not the answer.
+            self.reissued += 1
+            if self._channel is not None and not self._channel.closed:
+                self.submit(outer)  # already on a new connection
+            else:
+                self._held.append(outer)
+            return
+        outer.status = inner.status
+        outer.response = inner.response
+        outer.residual = inner.residual
+        outer.sense_data = inner.sense_data
+        outer.received = inner.received
+        outer.error = inner.error
+        outer.done = True
+        if outer.callback is not None:
+            outer.callback(outer)
+
+    @staticmethod
+    def _complete_with_error(task: ScsiTask, error: IscsiError) -> None:
+        task.error = error
+        task.done = True
+        if task.callback is not None:
+            task.callback(task)
+
+    async def execute(self, task: ScsiTask) -> ScsiTask:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        chained = task.callback
+
+        def done(finished: ScsiTask) -> None:
+            if chained is not None:
+                chained(finished)
+            if not future.done():
+                future.set_result(None)
+
+        task.callback = done
+        self.submit(task)
+        await future
+        return task
+
+    async def task_management(self, task: TmfTask) -> TmfTask:
+        channel = self._channel
+        if channel is None:
+            raise ConnectionFailedError("the session is reconnecting")
+        return await channel.task_management(task)
+
+    async def ping(self, task: PingTask) -> PingTask:
+        channel = self._channel
+        if channel is None:
+            raise ConnectionFailedError("the session is reconnecting")
+        return await channel.ping(task)
+
+    async def logout(self) -> None:
+        await self._session.logout()
+
+    def close(self) -> None:
+        self._session.drop()
+
+    @property
+    def closed(self) -> bool:
+        return self._session.policy.finished
+
+
+class ManagedSession:
+    """One session: its settings, its policy, its current connection."""
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        *,
+        sid: int = 0,
+        on_change: Callable[[ManagedSession], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sid = sid
+        self.on_change = on_change
+        self.policy = SessionPolicy(
+            login_retries=max(settings.retries, 0),
+            retry_delay=max(settings.retry_delay, 0.0),
+            replacement_timeout=settings.replacement_timeout,
+        )
+        self.loop = asyncio.get_running_loop()
+        self.io = RecoveringChannel(self)
+        self.transport_session: TransportSession | None = None
+        self.channel: AsyncCommandChannel | None = None
+        #: The negotiated keys of the current (or last) connection.
+        self.params: dict[str, str] = {}
+        self.last_error: IscsiError | None = None
+        self._login_waiter: asyncio.Future[None] | None = None
+        self._closed = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._logout_error: IscsiError | None = None
+        self._drain_within = 0.0
+        #: The record the session was made from (None: made from API arguments).
+        self.node: NodeRecord | None = None
+        #: Its LUNs as the daemon serves them over NBD.
+        self.exports: tuple[LunExport, ...] = ()
+
+    # -- what users call ---------------------------------------------------------------------
+
+    async def login(self) -> None:
+        """Log in (retrying as the settings say); raises the last error on failure."""
+        self._login_waiter = self.loop.create_future()
+        self._feed(Input.START)
+        await self._login_waiter
+
+    async def logout(self) -> None:
+        """Log out and end the session; idempotent.  Held I/O fails."""
+        if not self.policy.finished:
+            self._feed(Input.LOGOUT)
+        await self._closed.wait()
+        if self._logout_error is not None:
+            error, self._logout_error = self._logout_error, None
+            raise error
+
+    def drop(self) -> None:
+        """End the session without a logout (the connection is closed)."""
+        if not self.policy.finished:
+            self._apply([Action.FAIL_IO, Action.DROP, Action.CLOSE])
+            self.policy.state = State.CLOSED
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    @property
+    def state(self) -> State:
+        return self.policy.state
+
+    def refusal(self) -> IscsiError | None:
+        """Why a new command fails at once, or None when it may be sent or held."""
+        if self.policy.finished:
+            return ConnectionFailedError(f"session {self.sid} is closed")
+        if self.policy.failing_fast:
+            return ConnectionFailedError(
+                f"session {self.sid} is down: not back within replacement_timeout "
+                f"({self.settings.replacement_timeout:g} s)"
+            )
+        if self.policy.state is State.LOGGING_OUT:
+            return ConnectionFailedError(f"session {self.sid} is logging out")
+        return None
+
+    def recovers(self) -> bool:
+        """Whether a command interrupted now is held for re-issue (else it fails)."""
+        return self.refusal() is None
+
+    # -- the policy's actions -------------------------------------------------------------------
+
+    def _feed(self, event: Input, *, time2wait: float | None = None) -> None:
+        before = self.policy.state
+        actions = self.policy.handle(event, self.loop.time(), time2wait=time2wait)
+        if self.policy.state is not before or actions:
+            log.debug("session %d: %s: %s -> %s", self.sid, event.value, before.value,
+                      self.policy.state.value)  # fmt: skip
+        self._apply(actions)
+        self._arm()
+        if self.on_change is not None and self.policy.state is not before:
+            self.on_change(self)
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if action is Action.LOGIN:
+                self._spawn(self._login_attempt())
+            elif action is Action.REPORT_LOGGED_IN:
+                if self._login_waiter is not None and not self._login_waiter.done():
+                    self._login_waiter.set_result(None)
+            elif action is Action.REPORT_FAILED:
+                if self._login_waiter is not None and not self._login_waiter.done():
+                    self._login_waiter.set_exception(
+                        self.last_error or LoginError("the login was cancelled")
+                    )
+            elif action is Action.HOLD_IO:
+                self.io.attach(None)
+            elif action is Action.RESUME_IO:
+                self.io.attach(self.channel)
+                self.io.resume()
+            elif action is Action.FAIL_IO:
+                refusal = self.refusal() or ConnectionFailedError(f"session {self.sid} is down")
+                self.io.fail_held(refusal)
+            elif action is Action.DRAIN:
+                self._spawn(self._drain())
+            elif action is Action.LOGOUT:
+                self._spawn(self._logout_exchange())
+            elif action is Action.DROP:
+                self._drop_connection()
+            elif action is Action.CLOSE:
+                self._close()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        when = self.policy.deadline()
+        if when is not None:
+            self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        before = self.policy.state
+        self._apply(self.policy.handle_timer(self.loop.time()))
+        self._arm()
+        if self.on_change is not None and self.policy.state is not before:
+            self.on_change(self)
+
+    def _spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _login_attempt(self) -> None:
+        try:
+            # One attempt (redirects followed); retries are the policy's.
+            inner = await asyncio.to_thread(connect, self.settings, retries=0)
+        except IscsiError as exc:
+            self.last_error = exc
+            log.info("session %d: login to %s failed: %s", self.sid, self.settings.portal, exc)
+            self._feed(Input.LOGIN_FATAL if _is_fatal(exc) else Input.LOGIN_FAILED)
+            return
+        try:
+            channel = await inner.async_command_channel()
+        except IscsiError as exc:
+            inner.close()
+            self.last_error = exc
+            self._feed(Input.LOGIN_FAILED)
+            return
+        self.transport_session = inner
+        self.channel = channel
+        self.params = dict(inner.params)
+        with contextlib.suppress(ValueError):
+            self.policy.time2wait = float(self.params.get("DefaultTime2Wait", "2"))
+        channel.on_event = lambda event: self._on_event(channel, event)
+        self._feed(Input.LOGIN_OK)
+
+    def _on_event(self, channel: AsyncCommandChannel, event: object) -> None:
+        if channel is not self.channel:
+            return  # a connection given up already
+        if isinstance(event, ConnectionFailed):
+            self.last_error = event.error
+            log.warning("session %d: %s", self.sid, event.error)
+            self._feed(Input.CONN_FAILED, time2wait=event.time2wait or None)
+        elif isinstance(event, LogoutRequested):
+            self._drain_within = max(float(event.within) - 1.0, 1.0)
+            log.info("session %d: the target asks for a logout within %d s", self.sid,
+                     event.within)  # fmt: skip
+            self._feed(Input.TARGET_LOGOUT)
+
+    async def _drain(self) -> None:
+        await self.io.drained(self._drain_within or self.settings.timeouts.logout)
+        self._feed(Input.DRAINED)
+
+    async def _logout_exchange(self) -> None:
+        channel = self.channel
+        if channel is None:
+            self._feed(Input.LOGOUT_DONE)
+            return
+        try:
+            await asyncio.wait_for(channel.logout(), self.settings.timeouts.logout)
+        except (IscsiError, TimeoutError) as exc:
+            if self.policy.state is State.LOGGING_OUT:
+                self._logout_error = (
+                    exc if isinstance(exc, IscsiError) else LogoutError("logout timed out")
+                )
+            self._feed(Input.CONN_FAILED)
+            return
+        self._feed(Input.LOGOUT_DONE)
+
+    def _drop_connection(self) -> None:
+        channel, self.channel = self.channel, None
+        self.io.attach(None)
+        if channel is not None and not channel.closed:
+            channel.close()
+        inner, self.transport_session = self.transport_session, None
+        if inner is not None:
+            with contextlib.suppress(Exception):
+                inner.close()
+
+    def _close(self) -> None:
+        self._drop_connection()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.io.fail_held(ConnectionFailedError(f"session {self.sid} is closed"))
+        if self._login_waiter is not None and not self._login_waiter.done():
+            self._login_waiter.set_exception(self.last_error or LoginError("logged out"))
+        self._closed.set()

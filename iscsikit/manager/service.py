@@ -1,0 +1,172 @@
+"""The manager's session API: every session this process owns, by session id.
+
+This is one of iscsikit's two seams (the other is the driver's
+:class:`~iscsikit.plugin.transport.Transport`): the daemon's IPC handlers, and through
+them ``iscsikit-adm``, call :class:`SessionManager`; nothing else creates, recovers or
+ends a session.  ``login`` takes a node record (what ``-m node -l`` sends) or
+ready :class:`~iscsikit.manager.spec.SessionSettings`; each session is a
+:class:`~iscsikit.manager.managed.ManagedSession` that recovers by itself, and
+:meth:`SessionManager.info` describes it as the CLI prints sessions
+(:class:`~iscsikit.manager.sessions.SessionInfo`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+
+from iscsikit.errors import IscsiError, SessionNotFoundError, TransportNotFoundError
+from iscsikit.manager.managed import ManagedSession
+from iscsikit.manager.node_login import node_settings
+from iscsikit.manager.policy import State
+from iscsikit.manager.sessions import SessionInfo
+from iscsikit.manager.spec import SessionSettings
+from iscsikit.records.model import NodeRecord
+
+__all__ = ["IFACE_TRANSPORTS", "SessionManager", "driver_for"]
+
+#: Which driver serves a record's ``iface.transport_name``.  ``tcp`` is open-iscsi's
+#: name for iSCSI over TCP; until the kernel driver exists the userspace one serves it.
+IFACE_TRANSPORTS: dict[str, str] = {"tcp": "usertcp", "usertcp": "usertcp"}
+
+# iscsiadm's three state lines (-P 1): session, connection, iscsid's own.
+_STATES: dict[State, tuple[str, str, str]] = {
+    State.IDLE: ("FREE", "FREE", "NO CHANGE"),
+    State.LOGGING_IN: ("FREE", "IN LOGIN", "NO CHANGE"),
+    State.LOGIN_WAIT: ("FREE", "FREE", "NO CHANGE"),
+    State.LOGGED_IN: ("LOGGED_IN", "LOGGED IN", "NO CHANGE"),
+    State.DRAINING: ("LOGGED_IN", "LOGGED IN", "NO CHANGE"),
+    State.TARGET_LOGOUT: ("LOGGED_IN", "IN LOGOUT", "LOGOUT"),
+    State.RECOVERY_WAIT: ("FAILED", "TRANSPORT WAIT", "REOPEN"),
+    State.RECONNECTING: ("FAILED", "IN LOGIN", "REOPEN"),
+    State.LOGOUT_PENDING: ("FAILED", "IN LOGIN", "LOGOUT"),
+    State.LOGGING_OUT: ("LOGGED_IN", "IN LOGOUT", "LOGOUT"),
+    State.FAILED: ("FREE", "FREE", "NO CHANGE"),
+    State.CLOSED: ("FREE", "FREE", "NO CHANGE"),
+}
+# Negotiated keys -P 2 prints; MaxXmitDataSegmentLength is the target's declared MRDSL.
+_PARAMS = (
+    "HeaderDigest", "DataDigest", "MaxRecvDataSegmentLength", "MaxXmitDataSegmentLength",
+    "FirstBurstLength", "MaxBurstLength", "ImmediateData", "InitialR2T", "MaxOutstandingR2T",
+)  # fmt: skip
+
+
+def driver_for(node: NodeRecord) -> str:
+    """The driver that logs ``node`` in (TransportNotFoundError, 12, when none does)."""
+    name = node.get("iface.transport_name") or "tcp"
+    try:
+        return IFACE_TRANSPORTS[name]
+    except KeyError:
+        raise TransportNotFoundError(
+            f"Could not load transport {name}. Dropping request."
+        ) from None
+
+
+class SessionManager:
+    """Sessions by sid (from 1, never reused while the process lives)."""
+
+    def __init__(self, *, on_change: Callable[[ManagedSession], None] | None = None) -> None:
+        self._sessions: dict[int, ManagedSession] = {}
+        self._sids = itertools.count(1)
+        self.on_change = on_change
+
+    async def login(
+        self, settings: SessionSettings, *, node: NodeRecord | None = None
+    ) -> ManagedSession:
+        """Log a new session in; it is listed from the first attempt on, and dropped
+        from the list again if the login fails (the error is raised)."""
+        session = ManagedSession(settings, sid=next(self._sids), on_change=self.on_change)
+        session.node = node
+        self._sessions[session.sid] = session
+        try:
+            await session.login()
+        except BaseException:
+            self._sessions.pop(session.sid, None)
+            session.drop()
+            raise
+        return session
+
+    async def login_node(self, node: NodeRecord) -> ManagedSession:
+        return await self.login(node_settings(node, transport=driver_for(node)), node=node)
+
+    async def logout(self, sid: int) -> None:
+        session = self.get(sid)
+        try:
+            await session.logout()
+        finally:
+            self._sessions.pop(sid, None)
+
+    async def logout_all(self) -> list[IscsiError]:
+        """Log every session out concurrently; the errors (the sessions end anyway)."""
+        results = await asyncio.gather(
+            *(self.logout(sid) for sid in list(self._sessions)), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, IscsiError)]
+        others = [r for r in results if isinstance(r, BaseException) and r not in errors]
+        if others:
+            raise others[0]
+        return errors
+
+    def drop_all(self) -> None:
+        for session in list(self._sessions.values()):
+            session.drop()
+        self._sessions.clear()
+
+    def get(self, sid: int) -> ManagedSession:
+        try:
+            return self._sessions[sid]
+        except KeyError:
+            raise SessionNotFoundError(f"Could not find session {sid}.") from None
+
+    def sessions(self) -> list[ManagedSession]:
+        return [self._sessions[sid] for sid in sorted(self._sessions)]
+
+    def info(self, session: ManagedSession) -> SessionInfo:
+        node = session.node
+        settings = session.settings
+        inner = session.transport_session
+        portal = inner.portal if inner is not None else settings.portal
+        state, conn_state, internal = _STATES[session.state]
+        params = {k: session.params[k] for k in _PARAMS if k in session.params}
+
+        def key(name: str, default: str = "") -> str:
+            return node.get(name) if node is not None else default
+
+        iface = node.iface if node is not None else "default"
+        return SessionInfo(
+            sid=session.sid,
+            transport=key("iface.transport_name", "tcp") or "tcp",
+            target=settings.target,
+            address=portal.host.strip("[]"),
+            port=portal.port,
+            tpgt=(
+                inner.tpgt
+                if inner is not None and inner.tpgt is not None
+                else (node.tpgt if node is not None else -1)
+            ),  # fmt: skip
+            persistent_address=(node.address if node is not None else settings.portal.host),
+            persistent_port=(node.port if node is not None else settings.portal.port),
+            iface=iface,
+            initiator_name=settings.config.initiator_name,
+            state=state,
+            conn_state=conn_state,
+            internal_state=internal,
+            host_no=None,
+            params=params,
+            username=key("node.session.auth.username"),
+            password=key("node.session.auth.password"),
+            username_in=key("node.session.auth.username_in"),
+            password_in=key("node.session.auth.password_in"),
+            timeouts={
+                "recovery_tmo": f"{settings.replacement_timeout:g}",
+                "tgt_reset_tmo": f"{settings.timers.tgt_reset_timeout:g}",
+                "lu_reset_tmo": f"{settings.timers.lu_reset_timeout:g}",
+                "abort_tmo": f"{settings.timers.abort_timeout:g}",
+            },
+            iface_ipaddress=key("iface.ipaddress", "default") or "default",
+            iface_hwaddress=key("iface.hwaddress", "default") or "default",
+            iface_netdev=key("iface.net_ifacename", "default") or "default",
+            host_state="running" if session.state is State.LOGGED_IN else state,
+            exports=session.exports,
+        )
