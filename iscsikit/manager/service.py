@@ -52,6 +52,13 @@ _PARAMS = (
 )  # fmt: skip
 
 
+def _tpgt(session: ManagedSession) -> int:
+    inner = session.transport_session
+    if inner is not None and inner.tpgt is not None:
+        return inner.tpgt
+    return session.node.tpgt if session.node is not None else -1
+
+
 def driver_for(node: NodeRecord) -> str:
     """The driver that logs ``node`` in (TransportNotFoundError, 12, when none does)."""
     name = node.get("iface.transport_name") or "tcp"
@@ -140,11 +147,7 @@ class SessionManager:
             target=settings.target,
             address=portal.host.strip("[]"),
             port=portal.port,
-            tpgt=(
-                inner.tpgt
-                if inner is not None and inner.tpgt is not None
-                else (node.tpgt if node is not None else -1)
-            ),  # fmt: skip
+            tpgt=_tpgt(session),
             persistent_address=(node.address if node is not None else settings.portal.host),
             persistent_port=(node.port if node is not None else settings.portal.port),
             iface=iface,
