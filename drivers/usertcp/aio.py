@@ -18,11 +18,11 @@ from typing import TypeVar
 from iscsikit.errors import TransportError
 from iscsikit.plugin.transport import AsyncCommandChannel
 from iscsikit.proto.ffp import ConnectionFailed, Event, FullFeatureConnection, LogoutRequested
-from iscsikit.proto.task import LogoutTask, PingTask, ScsiTask, TmfTask, _Request
+from iscsikit.proto.task import LogoutTask, PingTask, Request, ScsiTask, TmfTask
 
 log = logging.getLogger(__name__)
 
-_R = TypeVar("_R", bound=_Request)
+_R = TypeVar("_R", bound=Request)
 
 
 class _Protocol(asyncio.BufferedProtocol):
@@ -148,7 +148,7 @@ class AsyncChannel(AsyncCommandChannel):
         future: asyncio.Future[None] = self.loop.create_future()
         chained = request.callback
 
-        def done(finished: _Request) -> None:
+        def done(finished: Request) -> None:
             if chained is not None:
                 chained(finished)
             if not future.done():
@@ -168,14 +168,14 @@ class AsyncChannel(AsyncCommandChannel):
     def _flush(self) -> None:
         self._flush_scheduled = False
         machine = self.machine
-        if machine._out and self.transport is not None and not self.transport.is_closing():
+        if machine.wants_write and self.transport is not None and not self.transport.is_closing():
             self.transport.writelines(machine.data_to_send())
 
     def _after_io(self) -> None:
         machine = self.machine
-        if machine._out:
+        if machine.wants_write:
             self._flush()
-        if machine._events:
+        if machine.has_events:
             self._drain_events()
 
     def _run_timer(self) -> None:

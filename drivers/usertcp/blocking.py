@@ -23,7 +23,7 @@ from collections.abc import Callable
 from iscsikit.errors import ConnectionFailedError, TransportError, TransportTimeoutError
 from iscsikit.plugin.transport import CommandChannel
 from iscsikit.proto.ffp import ConnectionFailed, Event, FullFeatureConnection, LogoutRequested
-from iscsikit.proto.task import LogoutTask, PingTask, ScsiTask, TmfTask, _Request
+from iscsikit.proto.task import LogoutTask, PingTask, Request, ScsiTask, TmfTask
 
 #: sendmsg takes at most IOV_MAX (1024 on Linux) buffers per call.
 _IOV_CHUNK = 512
@@ -104,7 +104,7 @@ class BlockingChannel(CommandChannel):
 
     # -- the I/O loop ----------------------------------------------------------------------
 
-    def _run_until(self, request: _Request) -> None:
+    def _run_until(self, request: Request) -> None:
         while not request.done:
             if self.machine.closed:
                 raise ConnectionFailedError(f"connection to {self.describe} is closed")
@@ -117,13 +117,13 @@ class BlockingChannel(CommandChannel):
     def _turn(self) -> None:
         """Send what is pending, run due timers, receive once (bounded by the tick)."""
         machine = self.machine
-        if machine._out:
+        if machine.wants_write:
             self._flush()
         now = self.clock()
         if now >= self._next_timer:
             machine.handle_timer(now)
             self._next_timer = machine.get_timer() or (now + machine.timers.tick)
-            if machine._out:
+            if machine.wants_write:
                 self._flush()
             self._drain_events()
         if machine.closed:
@@ -145,7 +145,7 @@ class BlockingChannel(CommandChannel):
             return
         if n:
             machine.buffer_updated(n)
-            if machine._events:
+            if machine.has_events:
                 self._drain_events()
         else:
             machine.connection_lost(TransportError(f"connection closed by {self.describe}"))
@@ -153,8 +153,7 @@ class BlockingChannel(CommandChannel):
 
     def _flush(self) -> None:
         machine = self.machine
-        bufs = machine._out
-        machine._out = []  # data_to_send(), without the call
+        bufs = machine.data_to_send()
         sock = self.sock
         while bufs:
             chunk = bufs if len(bufs) <= _IOV_CHUNK else bufs[:_IOV_CHUNK]
