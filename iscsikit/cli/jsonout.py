@@ -284,9 +284,12 @@ def _mapping(items: Iterable[tuple[str, Any]], show_secrets: bool) -> JsonDoc:
 
 def session_json(info: Any, *, show_secrets: bool = False) -> JsonDoc:
     """A :class:`~iscsikit.manager.sessions.SessionInfo` (every field; CHAP passwords
-    ``null`` unless ``-S``) plus ``portal`` as iscsiadm prints the persistent one."""
+    ``null`` unless ``-S``) plus ``portal`` as iscsiadm prints the persistent one, and
+    each NBD export's ``uri``."""
     doc: JsonDoc = object_json(info, show_secrets=show_secrets)
     doc["portal"] = _portal(info.persistent_address, info.persistent_port)
+    exports = getattr(info, "exports", ())
+    doc["exports"] = [{**object_json(e), "uri": e.uri} for e in exports]
     return doc
 
 

@@ -148,6 +148,20 @@ def _device_lines(info: SessionInfo, p: str, flags: int) -> list[str]:
     return lines
 
 
+def _export_lines(info: SessionInfo, p: str) -> list[str]:
+    """iscsikit's addition after "Attached SCSI devices" (docs/compatibility.md): the
+    LUNs the daemon serves over NBD for a userspace session, one line each."""
+    if not info.exports:
+        return []
+    lines = [
+        f"{p}\t\t************************\n",
+        f"{p}\t\tAttached NBD exports:\n",
+        f"{p}\t\t************************\n",
+    ]
+    lines += [f"{p}\t\tLun: {e.lun}\t{e.uri}\tSize: {e.size}\n" for e in info.exports]
+    return lines
+
+
 def session_tree(
     sessions: Iterable[SessionInfo], flags: int, *, prefix: str = "", show: bool = False
 ) -> str:
@@ -187,6 +201,8 @@ def session_tree(
             out += _param_lines(info, prefix)
         if flags & (HOST_DEVS | SCSI_DEVS):
             out += _device_lines(info, prefix, flags)
+        if flags & SCSI_DEVS:
+            out += _export_lines(info, prefix)
         prev = info
     return "".join(out)
 
