@@ -5,10 +5,9 @@
 caller:
 
 * :class:`DaemonSessionService` when iscsikit's daemon socket
-  (``<paths.run_dir>/iscsikitd.sock``) exists.  The daemon (iscsikitd) will own the
-  userspace and kernel sessions and answer over a versioned JSON unix-socket IPC; this
-  class is where that client plugs in.  Until the protocol exists it refuses every call
-  with ISCSID_COMM_ERR (18) instead of pretending to work.
+  (``<paths.run_dir>/iscsikitd.sock``) exists: the daemon (iscsikitd) owns the
+  sessions and answers over its versioned JSON unix-socket IPC (docs/ipc.md); a socket
+  nobody answers on gives "could not connect to iscsid" (20), as iscsiadm does.
 * :class:`SysfsSessionService` otherwise: kernel sessions read from
   ``<root>/sys`` (:mod:`iscsikit.sysfs`), rescans written to sysfs; login, logout and
   statistics need a daemon and fail as iscsiadm fails without iscsid (exit 20).
@@ -20,12 +19,15 @@ reads sysfs for a session itself.  The library never prints; the CLI does.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from iscsikit.errors import IscsiErr, IscsiError
+from iscsikit.ipc.client import DaemonCommError, DaemonNotRunningError
 
 if TYPE_CHECKING:
     from iscsikit.config.paths import Paths
@@ -61,16 +63,9 @@ DAEMON_SOCKET_NAME = "iscsikitd.sock"
 UNKNOWN_STATE = "Unknown"
 
 
-class IscsidNotConnectedError(IscsiError):
-    """No daemon to ask (iscsiadm: "could not connect to iscsid", exit 20)."""
-
-    code = IscsiErr.ISCSID_NOTCONN
-
-
-class IscsidCommError(IscsiError):
-    """A daemon is there but the exchange failed (exit 18)."""
-
-    code = IscsiErr.ISCSID_COMM_ERR
+# The IPC client's errors, under the names the session layer has always used.
+IscsidNotConnectedError = DaemonNotRunningError
+IscsidCommError = DaemonCommError
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,12 +195,13 @@ def daemon_socket(paths: Paths) -> Path:
 
 def session_service(env: _HasPaths) -> SessionService:
     """The session service for this machine (see the module docstring)."""
-    sock = daemon_socket(env.paths)
-    if sock.exists():
-        return DaemonSessionService(sock)
     from iscsikit.sysfs import SysfsContext
 
-    return SysfsSessionService(SysfsContext.from_paths(env.paths), run_dir=env.paths.run_dir)
+    sysfs = SysfsSessionService(SysfsContext.from_paths(env.paths), run_dir=env.paths.run_dir)
+    sock = daemon_socket(env.paths)
+    if sock.exists():
+        return DaemonSessionService(sock, sysfs)
+    return sysfs
 
 
 # -- sysfs ----------------------------------------------------------------------------
@@ -343,34 +339,76 @@ class SysfsSessionService:
         raise self._no_daemon(f"statistics of session {session.sid}")
 
 
-class DaemonSessionService:
-    """The client of iscsikitd's JSON IPC -- the plug-in point for the daemon.
+def session_to_json(info: SessionInfo) -> dict[str, Any]:
+    """A :class:`SessionInfo` as the daemon's IPC carries it (plain JSON types)."""
+    return dataclasses.asdict(info)
 
-    The socket exists but the protocol is not implemented yet, so every call fails with
-    ISCSID_COMM_ERR (18) naming the socket; nothing is faked.
+
+def session_from_json(doc: Mapping[str, Any]) -> SessionInfo:
+    """The inverse of :func:`session_to_json` (unknown fields are ignored, so a newer
+    daemon's additions do not break an older client)."""
+    names = {f.name for f in dataclasses.fields(SessionInfo)}
+    values = {k: v for k, v in doc.items() if k in names}
+    values["params"] = dict(values.get("params") or {})
+    values["timeouts"] = dict(values.get("timeouts") or {})
+    values["devices"] = tuple(ScsiLun(**d) for d in values.get("devices") or ())
+    values["exports"] = tuple(LunExport(**e) for e in values.get("exports") or ())
+    return SessionInfo(**values)
+
+
+class DaemonSessionService:
+    """Sessions as iscsikitd owns them, over its IPC (:mod:`iscsikit.ipc`).
+
+    A login waits as long as the daemon's login takes (iscsiadm waits for iscsid too);
+    other calls are bounded by the client's timeout.  Kernel sessions the daemon does
+    not own (made by open-iscsi, an HBA's firmware) are listed from sysfs as well.
     """
 
-    def __init__(self, socket_path: Path) -> None:
-        self.socket_path = socket_path
+    def __init__(self, socket_path: Path, sysfs: SysfsSessionService | None = None) -> None:
+        from iscsikit.ipc.client import DaemonClient
 
-    def _unsupported(self, what: str) -> IscsidCommError:
-        return IscsidCommError(
-            f"could not communicate to iscsikitd at {self.socket_path}: {what} over the "
-            "daemon IPC is not implemented in this version (remove a stale socket to use "
-            "the kernel's sessions directly)"
-        )
+        self.socket_path = socket_path
+        self._client = DaemonClient(socket_path)
+        self._sysfs = sysfs
+        self._owned: set[int] = set()
+
+    def _call(self, op: str, *, timeout: float | None = None, **args: Any) -> Any:
+        return self._client.request(op, args, timeout=timeout)
 
     def sessions(self) -> list[SessionInfo]:
-        raise self._unsupported("listing sessions")
+        owned = [session_from_json(d) for d in self._call("sessions")]
+        self._owned = {s.sid for s in owned}
+        kernel = self._sysfs.sessions() if self._sysfs is not None else []
+        return [*kernel, *owned]
 
     def login(self, node: NodeRecord, *, wait: bool = True) -> SessionInfo:
-        raise self._unsupported("login")
+        doc = self._call("login", timeout=math.inf, node=dict(node.values), wait=wait)
+        return session_from_json(doc)
+
+    def _is_kernel(self, session: SessionInfo) -> bool:
+        return (
+            self._sysfs is not None
+            and session.sid not in self._owned
+            and session.host_no is not None
+        )
 
     def logout(self, session: SessionInfo) -> None:
-        raise self._unsupported("logout")
+        if self._is_kernel(session):
+            assert self._sysfs is not None
+            self._sysfs.logout(session)
+            return
+        self._call("logout", timeout=math.inf, sid=session.sid)
 
     def rescan(self, session: SessionInfo) -> None:
-        raise self._unsupported("rescan")
+        if self._is_kernel(session):
+            assert self._sysfs is not None
+            self._sysfs.rescan(session)
+            return
+        self._call("rescan", timeout=math.inf, sid=session.sid)
 
     def stats(self, session: SessionInfo) -> Mapping[str, int]:
-        raise self._unsupported("statistics")
+        if self._is_kernel(session):
+            assert self._sysfs is not None
+            return self._sysfs.stats(session)
+        counters = self._call("stats", sid=session.sid)
+        return {k: int(counters.get(k, 0)) for k in STATS_KEYS}

@@ -11,7 +11,6 @@ from iscsikit.config.paths import resolve_paths
 from iscsikit.errors import IscsiErr, IscsiError
 from iscsikit.manager.sessions import (
     DaemonSessionService,
-    IscsidCommError,
     IscsidNotConnectedError,
     SysfsSessionService,
     session_service,
@@ -90,7 +89,7 @@ def test_no_daemon(tmp_path: Path) -> None:
         service.rescan(gone)
 
 
-def test_daemon_socket_picks_the_daemon_stub(tmp_path: Path) -> None:
+def test_daemon_socket_picks_the_daemon_client(tmp_path: Path) -> None:
     env = _Env(tmp_path)
     sock = env.paths.run_dir / "iscsikitd.sock"
     sock.parent.mkdir(parents=True)
@@ -99,5 +98,7 @@ def test_daemon_socket_picks_the_daemon_stub(tmp_path: Path) -> None:
     assert isinstance(service, DaemonSessionService)
     info_less = [service.sessions, lambda: service.login(NodeRecord.new("iqn.t:x", "10.0.0.1"))]
     for call in info_less:
-        with pytest.raises(IscsidCommError, match="not implemented"):
+        # A socket file nobody listens on: "could not connect to iscsid" (20).
+        with pytest.raises(IscsidNotConnectedError) as caught:
             call()
+        assert caught.value.code == 20
