@@ -46,6 +46,8 @@ __all__ = [
 #: Seconds to wait for a connection and for each reply, unless the caller says otherwise.
 DEFAULT_TIMEOUT = 30.0
 _RECV_SIZE = 65536
+#: Seconds to look for the daemon's reason after a failed send.
+_REFUSAL_WAIT = 1.0
 
 
 class DaemonNotRunningError(IscsiError):
@@ -106,7 +108,10 @@ class DaemonClient:
             try:
                 sock.sendall(data)
             except OSError as exc:
+                refusal = self._refusal(sock)
                 self.close()
+                if refusal is not None:
+                    raise refusal from exc
                 raise DaemonCommError(f"could not send the request to iscsikitd: {exc}") from exc
             reply = self._receive(sock, wait)
             if reply.ok:
@@ -116,10 +121,11 @@ class DaemonClient:
                 return reply.result
             assert reply.error is not None
             error = reply.error.to_exception()
+            if isinstance(error, RequestLimitError) and attempt == 0:
+                self.close()
+                continue  # nothing was done: the same request on a new connection
             if reply.id is None:  # the daemon refused the connection itself
                 self.close()
-                if isinstance(error, RequestLimitError) and attempt == 0:
-                    continue  # nothing was done: the same request on a new connection
             elif reply.id != msg_id:
                 self.close()
                 raise DaemonCommError(f"reply {reply.id} to request {msg_id}")
@@ -157,6 +163,17 @@ class DaemonClient:
         self._sock = sock
         self._decoder = ReplyDecoder()
         return sock
+
+    def _refusal(self, sock: socket.socket) -> IscsiError | None:
+        """Why the daemon closed a connection we could not write to, if it said so: it
+        refuses a peer (credentials, too many clients) as soon as it connects."""
+        try:
+            reply = self._receive(sock, _REFUSAL_WAIT)
+        except IscsiError:
+            return None
+        if reply.ok or reply.id is not None or reply.error is None:
+            return None
+        return reply.error.to_exception()
 
     def _receive(self, sock: socket.socket, wait: float) -> ReplyReceived:
         deadline = time.monotonic() + wait
