@@ -14,8 +14,6 @@ this one lock.  It belongs to one event loop at a time and is not thread-safe (t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 
@@ -32,11 +30,15 @@ class RangeLock:
 
     A request may proceed when no *earlier* request (holding or waiting) overlaps it with
     either of the two exclusive, so a stream of shared holders cannot starve an exclusive one.
-    An empty range conflicts with nothing.
+    An empty range conflicts with nothing.  While no exclusive request is present a shared
+    one costs O(1) (the common case: whole-block writes in flight), otherwise O(holders).
     """
 
     def __init__(self) -> None:
-        self._holds: list[_Hold] = []
+        # Insertion-ordered (FIFO), O(1) removal.
+        self._holds: dict[_Hold, None] = {}
+        self._exclusive = 0  # exclusive requests, holding or waiting
+        self._waiting = 0
 
     def _blocked(self, hold: _Hold) -> bool:
         for other in self._holds:
@@ -56,24 +58,53 @@ class RangeLock:
             if waiter is not None and not waiter.done() and not self._blocked(hold):
                 waiter.set_result(None)
 
-    @asynccontextmanager
-    async def hold(self, start: int, end: int, *, exclusive: bool) -> AsyncIterator[None]:
-        """Hold blocks ``[start, end)``, alone (``exclusive``) or shared with other shared
-        holders; waits (FIFO) for earlier conflicting holders to leave."""
-        entry = _Hold(start, end, exclusive)
-        self._holds.append(entry)
+    def hold(self, start: int, end: int, *, exclusive: bool) -> _Held:
+        """``async with lock.hold(start, end, exclusive=...)``: hold blocks ``[start, end)``,
+        alone (``exclusive``) or shared with other shared holders; entering waits (FIFO) for
+        earlier conflicting requests to leave."""
+        return _Held(self, _Hold(start, end, exclusive))
+
+    async def _acquire(self, entry: _Hold) -> None:
+        self._holds[entry] = None
+        self._exclusive += entry.exclusive
+        if not (self._exclusive and self._blocked(entry)):
+            return
+        entry.waiter = asyncio.get_running_loop().create_future()
+        self._waiting += 1
         try:
-            if self._blocked(entry):
-                entry.waiter = asyncio.get_running_loop().create_future()
-                await entry.waiter
-            yield
+            await entry.waiter
+        except BaseException:  # cancelled while waiting: leave no trace
+            self._release(entry)
+            raise
         finally:
-            self._holds.remove(entry)
+            self._waiting -= 1
+
+    def _release(self, entry: _Hold) -> None:
+        del self._holds[entry]
+        self._exclusive -= entry.exclusive
+        if self._waiting:
             self._wake()
 
     def __len__(self) -> int:
         """Holders and waiters right now."""
         return len(self._holds)
+
+
+class _Held:
+    """The context manager :meth:`RangeLock.hold` returns (a class, not a generator: this
+    is on every write's path)."""
+
+    __slots__ = ("_entry", "_lock")
+
+    def __init__(self, lock: RangeLock, entry: _Hold) -> None:
+        self._lock = lock
+        self._entry = entry
+
+    async def __aenter__(self) -> None:
+        await self._lock._acquire(self._entry)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock._release(self._entry)
 
 
 def block_span(offset: int, length: int, block_size: int) -> tuple[int, int, bool]:
