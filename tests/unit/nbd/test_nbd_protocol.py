@@ -7,7 +7,15 @@ import struct
 import pytest
 
 from iscsikit.errors import LocalProtocolError, RemoteProtocolError
-from iscsikit.nbd.constants import Command, CommandFlag, Errno, Info, Option, OptionReply
+from iscsikit.nbd.constants import (
+    Command,
+    CommandFlag,
+    Errno,
+    Info,
+    Option,
+    OptionReply,
+    TransmissionFlag,
+)
 from iscsikit.nbd.events import (
     DisconnectRequested,
     Event,
@@ -313,7 +321,7 @@ def test_trim_is_advertised_and_accepted_only_when_the_export_can_trim() -> None
     thick = Export("disk", SIZE, can_trim=False)
     proto = started(thick)
     [chosen] = feed(proto, option(Option.GO, go_data("disk")))
-    assert chosen == ExportChosen(thick, FLAGS & ~0x0020, False)
+    assert chosen == ExportChosen(thick, TransmissionFlag(FLAGS & ~0x0020), False)
     proto.data_to_send()
     # A client that sends NBD_CMD_TRIM anyway gets EINVAL; the connection keeps serving.
     [event] = feed(proto, request(Command.TRIM, 7, 0, 4096))
