@@ -199,9 +199,15 @@ class IpcServer:
         self._closed = asyncio.Event()
         sock = self._prebound if self._prebound is not None else self._bind()
         sock.setblocking(False)
-        self._server = await asyncio.start_unix_server(
-            self._connected, sock=sock, backlog=max(128, self._max_clients)
-        )
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._connected, sock=sock, backlog=max(128, self._max_clients)
+            )
+        except BaseException:
+            if self._prebound is None:
+                sock.close()
+                self._release()
+            raise
         log.info("IPC server listening on %s", self.path)
 
     async def serve_forever(self) -> None:

@@ -71,7 +71,8 @@ class DaemonTimeoutError(DaemonCommError):
 class DaemonClient:
     """A connection to the daemon at ``socket_path``; use as a context manager or
     :meth:`close` it.  ``timeout`` bounds connecting and waiting for each reply
-    (``math.inf``: wait for ever, as iscsiadm waits for a login)."""
+    (``math.inf``: wait for ever, as iscsiadm waits for a login).  One thread at a time:
+    threads that share a daemon each open their own client."""
 
     def __init__(
         self, socket_path: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT
@@ -106,6 +107,7 @@ class DaemonClient:
         for attempt in range(2):
             sock = self._connection(wait)
             try:
+                sock.settimeout(None if math.isinf(wait) else wait)
                 sock.sendall(data)
             except OSError as exc:
                 refusal = self._refusal(sock)
