@@ -48,7 +48,7 @@ class AsyncLun(ops.GeometryView):
 
     def __init__(
         self,
-        session: Session,
+        session: Session | None,
         channel: AsyncCommandChannel,
         geometry: ops.Geometry,
         *,
@@ -61,6 +61,13 @@ class AsyncLun(ops.GeometryView):
         self._closed = False
         #: The blocks writes in flight hold (see :mod:`iscsikit.lun.ranges`).
         self.ranges = RangeLock()
+
+    @classmethod
+    async def over(cls, channel: AsyncCommandChannel, lun: int = 0) -> AsyncLun:
+        """Open ``lun`` over a channel someone else owns (the session manager's
+        recovering channel: the daemon's NBD exports); closing it leaves the session."""
+        geometry = await run_async(channel, ops.probe(lun))
+        return cls(None, channel, geometry, owns=False)
 
     @classmethod
     async def attach(cls, session: Session, lun: int = 0, *, owns: bool = False) -> AsyncLun:

@@ -231,6 +231,7 @@ class ManagedSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._logout_error: IscsiError | None = None
         self._drain_within = 0.0
+        self._past_stats: dict[str, int] = {}
         #: The record the session was made from (None: made from API arguments).
         self.node: NodeRecord | None = None
         #: Its LUNs as the daemon serves them over NBD.
@@ -265,6 +266,15 @@ class ManagedSession:
     @property
     def state(self) -> State:
         return self.policy.state
+
+    def statistics(self) -> dict[str, int]:
+        """The connection counters (``struct iscsi_stats`` names) over every connection
+        this session had."""
+        totals = dict(self._past_stats)
+        if self.channel is not None:
+            for key, value in self.channel.statistics().items():
+                totals[key] = totals.get(key, 0) + value
+        return totals
 
     def refusal(self) -> IscsiError | None:
         """Why a new command fails at once, or None when it may be sent or held."""
@@ -406,6 +416,9 @@ class ManagedSession:
     def _drop_connection(self) -> None:
         channel, self.channel = self.channel, None
         self.io.attach(None)
+        if channel is not None:
+            for key, value in channel.statistics().items():
+                self._past_stats[key] = self._past_stats.get(key, 0) + value
         if channel is not None and not channel.closed:
             channel.close()
         inner, self.transport_session = self.transport_session, None

@@ -406,6 +406,10 @@ class DaemonSessionService:
             return
         self._call("rescan", timeout=math.inf, sid=session.sid)
 
+    def stop_daemon(self) -> None:
+        """``-k 0``: the daemon logs its sessions out and exits."""
+        self._call("shutdown")
+
     def stats(self, session: SessionInfo) -> Mapping[str, int]:
         if self._is_kernel(session):
             assert self._sysfs is not None

@@ -180,6 +180,12 @@ class AsyncCommandChannel(abc.ABC):
         """A NOP-Out that wants its NOP-In; ``task.error`` tells a failure."""
         raise NotSupportedError(f"{type(self).__name__} cannot ping")
 
+    def statistics(self) -> Mapping[str, int]:
+        """The connection's counters, named as ``struct iscsi_stats`` names them
+        (``txdata_octets``, ``scsicmd_pdus``, ... ``iscsiadm -m session -s``); a counter
+        the driver does not keep is absent."""
+        return {}
+
     @abc.abstractmethod
     async def logout(self) -> None:
         """Log the session out and close the connection."""

@@ -1,0 +1,205 @@
+"""What iscsikitd does: the IPC operations over the session manager, start-up logins,
+the NBD exports of userspace sessions, and an orderly stop.
+
+:class:`Daemon` is the IPC handler (:mod:`iscsikit.daemon.server` calls
+:meth:`Daemon.handle`).  Each operation is one coroutine in :data:`OPERATIONS`; the
+manager's errors travel back with iscsiadm's exit codes.  The operations (docs/ipc.md):
+
+=========  ==========================================  ==============================
+op         args                                        result
+=========  ==========================================  ==============================
+hello      --                                          ``{version, protocol, pid}``
+sessions   --                                          list of session objects
+login      ``node`` (every record key), ``wait``       the session object
+logout     ``sid``                                     null
+rescan     ``sid``                                     the session object
+stats      ``sid``                                     ``{counter: int}``
+reload     --                                          null (iscsid.conf re-read)
+shutdown   --                                          null (logs out, then exits)
+=========  ==========================================  ==============================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from iscsikit import __version__
+from iscsikit.config.iscsid_conf import IscsidConf
+from iscsikit.config.paths import Paths
+from iscsikit.daemon.exports import Exports
+from iscsikit.daemon.server import PeerCred
+from iscsikit.errors import InvalidParameterError, IscsiError
+from iscsikit.manager.managed import ManagedSession
+from iscsikit.manager.policy import State
+from iscsikit.manager.service import SessionManager
+from iscsikit.manager.sessions import STATS_KEYS, session_to_json
+from iscsikit.records.model import NodeRecord
+from iscsikit.records.store import Records
+
+__all__ = ["OPERATIONS", "PROTOCOL_VERSION", "Daemon"]
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+
+
+def _sid(args: dict[str, Any]) -> int:
+    sid = args.get("sid")
+    if not isinstance(sid, int) or isinstance(sid, bool) or sid < 0:
+        raise InvalidParameterError(f"invalid session id {sid!r}")
+    return sid
+
+
+class Daemon:
+    """The daemon's state: configuration, records, sessions, exports."""
+
+    def __init__(self, paths: Paths, conf_path: Path | None = None) -> None:
+        self.paths = paths
+        self.conf_path = conf_path or paths.iscsid_conf
+        self.conf = IscsidConf.load(self.conf_path)
+        self.records = Records.at(paths.db_root, lock_dir=paths.lock_dir)
+        self.manager = SessionManager(on_change=self._changed)
+        self.exports = Exports(paths.run_dir)
+        self.stopping = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- IPC ------------------------------------------------------------------------------
+
+    async def handle(self, op: str, args: dict[str, Any], peer: PeerCred) -> Any:
+        operation = OPERATIONS.get(op)
+        if operation is None:  # the server refuses unknown ops first; belt and braces
+            raise InvalidParameterError(f"unknown operation {op!r}")
+        log.debug("%s from pid %d uid %d", op, peer.pid, peer.uid)
+        return await operation(self, args)
+
+    async def op_hello(self, args: dict[str, Any]) -> Any:
+        return {"version": __version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
+
+    async def op_sessions(self, args: dict[str, Any]) -> Any:
+        return [session_to_json(self.manager.info(s)) for s in self.manager.sessions()]
+
+    async def op_login(self, args: dict[str, Any]) -> Any:
+        node = _node(args.get("node"))
+        if args.get("wait", True) is False:
+            self._spawn(self.login(node))
+            return None
+        session = await self.login(node)
+        return session_to_json(self.manager.info(session))
+
+    async def op_logout(self, args: dict[str, Any]) -> Any:
+        sid = _sid(args)
+        session = self.manager.get(sid)
+        await self.exports.stop(session)
+        await self.manager.logout(sid)
+        return None
+
+    async def op_rescan(self, args: dict[str, Any]) -> Any:
+        session = self.manager.get(_sid(args))
+        await self.exports.refresh(session)
+        return session_to_json(self.manager.info(session))
+
+    async def op_stats(self, args: dict[str, Any]) -> Any:
+        session = self.manager.get(_sid(args))
+        return session_stats(session)
+
+    async def op_reload(self, args: dict[str, Any]) -> Any:
+        self.reload()
+        return None
+
+    async def op_shutdown(self, args: dict[str, Any]) -> Any:
+        log.info("stop requested over IPC")
+        self.stopping.set()
+        return None
+
+    # -- sessions -------------------------------------------------------------------------
+
+    async def login(self, node: NodeRecord) -> ManagedSession:
+        """Log ``node`` in and serve its LUNs."""
+        session = await self.manager.login_node(node)
+        try:
+            await self.exports.refresh(session)
+        except IscsiError as exc:
+            log.warning("session %d: LUN scan failed: %s", session.sid, exc)
+        return session
+
+    def _changed(self, session: ManagedSession) -> None:
+        log.info("session %d (%s): %s", session.sid, session.settings.target,
+                 session.state.value)  # fmt: skip
+        if session.state in (State.CLOSED, State.FAILED) and session.exports:
+            self._spawn(self.exports.stop(session))
+
+    async def login_automatic(self) -> None:
+        """Start-up: every record with ``node.startup = automatic``, concurrently."""
+        nodes = [n for n in self.records.nodes() if n.get("node.startup") == "automatic"]
+        if not nodes:
+            return
+        log.info("logging in to %d automatic record(s)", len(nodes))
+        results = await asyncio.gather(*(self.login(n) for n in nodes), return_exceptions=True)
+        for node, result in zip(nodes, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("login to %s at %s failed: %s", node.target, node.portal, result)
+
+    def reload(self) -> None:
+        """SIGHUP: read iscsid.conf again (new logins use it)."""
+        try:
+            self.conf = IscsidConf.load(self.conf_path)
+        except IscsiError as exc:
+            log.error("reload: %s", exc)
+            return
+        log.info("reloaded %s", self.conf_path)
+
+    async def stop(self) -> None:
+        """Stop serving and log every session out (each with its logout timeout)."""
+        for task in list(self._background):
+            task.cancel()
+        await self.exports.stop_all()
+        for error in await self.manager.logout_all():
+            log.warning("logout at shutdown: %s", error)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("%s", exc)
+
+
+def _node(doc: object) -> NodeRecord:
+    if not isinstance(doc, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in doc.items()
+    ):
+        raise InvalidParameterError("login needs 'node': an object of record keys to strings")
+    node = NodeRecord(dict(doc))
+    if not node.target or not node.address:
+        raise InvalidParameterError("the node record has no node.name or address")
+    return node
+
+
+def session_stats(session: ManagedSession) -> dict[str, int]:
+    """``struct iscsi_stats`` of the session, summed over its connections."""
+    stats: dict[str, int] = dict.fromkeys(STATS_KEYS, 0)
+    for key, value in session.statistics().items():
+        if key in stats:
+            stats[key] = int(value)
+    return stats
+
+
+OPERATIONS: dict[str, Callable[[Daemon, dict[str, Any]], Awaitable[Any]]] = {
+    "hello": Daemon.op_hello,
+    "sessions": Daemon.op_sessions,
+    "login": Daemon.op_login,
+    "logout": Daemon.op_logout,
+    "rescan": Daemon.op_rescan,
+    "stats": Daemon.op_stats,
+    "reload": Daemon.op_reload,
+    "shutdown": Daemon.op_shutdown,
+}
