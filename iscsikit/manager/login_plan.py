@@ -1,18 +1,34 @@
-"""Which logins and logouts a node command means: iscsiadm's pure decisions, no I/O.
+"""Which logins and logouts a command means: iscsiadm's pure decisions, no I/O.
 
-The node mode (and ``-m session -r SID -o new``) asks these functions what to do and
-then calls the session service; they look only at records and at the sessions the
-service lists, so they are unit-tested with fake sessions.  The rules are open-iscsi
-2.1.8's (usr/iscsiadm.c, usr/session_mgmt.c), checked against the real iscsiadm:
+Every mode that logs in or out (node, discovery ``-l``, fw ``-l``, session ``-o new``,
+and the daemon) asks these functions what to do and then calls the session service;
+they look only at records and at the sessions the service lists, so they are
+unit-tested with fake sessions.  The rules are open-iscsi 2.1.8's (usr/iscsiadm.c,
+usr/session_mgmt.c, usr/iface.c), checked against the real iscsiadm.
 
-* a session *matches* a node record when target, persistent portal, iface and
-  transport agree and the record's tpgt is -1 (old style) or the session's;
+Two rules decide whether an existing session is "a login of" a node record; they differ
+on purpose, and each mode uses the one its behaviour was verified with:
+
+* :func:`session_counts_for_node` -- **node mode** (``-l``'s nr_sessions count; checked
+  with the oracle): target and persistent portal agree and the ifaces match as
+  :func:`iface_matches` says (a record on a built-in iface such as ``default`` counts the
+  sessions of every iface of its transport); the tpgt is not compared.
+* :func:`session_matches_node` -- **strict** (discovery ``-l``, fw ``-l``, session
+  ``-o new``; not yet compared with the oracle): target, persistent portal, iface name
+  and transport agree, and the record's tpgt is -1 (old style) or the session's.
+
+And one rule finds the record a session was made from, :func:`record_of_session`
+(``-U``; checked with the oracle): the record with the session's tpgt whose iface
+matches, else the old-style record of its portal, whatever its iface.
+
+On top of them:
+
 * ``node.session.nr_sessions``: with M matching sessions already, N requested gives
   N - M logins, each marked "(multiple)" once a session exists; M >= N refuses with
   "<iface>: N session(s) requested, but M already present." (SESS_EXISTS, 15);
 * ``-m session -r SID -o new`` is exactly one more login, marked "(multiple)";
 * ``-L automatic|manual|all|onboot`` selects records by ``node.startup`` (or
-  ``node.conn[0].startup``); ``all`` takes every record;
+  ``node.conn[0].startup``); ``all`` takes every record (onboot included);
 * ``-U automatic|manual|all`` selects sessions through their records, always skipping
   ``onboot`` and firmware (``discovery_type = fw``) records and sessions without a
   record; ``-U onboot`` is refused;
@@ -21,9 +37,9 @@ service lists, so they are unit-tested with fake sessions.  The rules are open-i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from iscsikit.errors import InvalidParameterError, SessionExistsError
 
@@ -35,10 +51,14 @@ __all__ = [
     "LOGINALL_MODES",
     "LOGOUTALL_MODES",
     "LoginRequest",
+    "SessionRule",
+    "iface_matches",
     "leading_login_pending",
     "plan_login",
+    "record_of_session",
     "select_login_all",
     "select_logout_all",
+    "session_counts_for_node",
     "session_matches",
     "session_matches_node",
     "sessions_for_node",
@@ -87,7 +107,30 @@ def session_matches(
     return not (transport and session.transport and transport != session.transport)
 
 
+def iface_matches(iface: str, transport: str | None, session: SessionInfo) -> bool:
+    """open-iscsi's ``iface_match``: the same iface, or a built-in iface (``default``,
+    ``iser``) of the session's transport."""
+    from iscsikit.records.layout import BUILTIN_IFACES  # the records package loads lazily
+
+    if iface == session.iface:
+        return True
+    return iface in BUILTIN_IFACES and transport == session.transport
+
+
+def session_counts_for_node(session: SessionInfo, node: NodeRecord) -> bool:
+    """Node mode's rule (oracle-verified): ``session`` is a login of ``node`` when target
+    and persistent portal agree and :func:`iface_matches`; the tpgt is not compared."""
+    return (
+        session.target == node.target
+        and session.persistent_address == node.address
+        and session.persistent_port == node.port
+        and iface_matches(node.iface, node.get("iface.transport_name"), session)
+    )
+
+
 def session_matches_node(session: SessionInfo, node: NodeRecord) -> bool:
+    """The strict rule (discovery ``-l``, fw ``-l``, session ``-o new``): every field of
+    the record agrees, as :func:`session_matches` with the record's values."""
     return session_matches(
         session,
         target=node.target,
@@ -99,8 +142,17 @@ def session_matches_node(session: SessionInfo, node: NodeRecord) -> bool:
     )
 
 
-def sessions_for_node(sessions: Iterable[SessionInfo], node: NodeRecord) -> list[SessionInfo]:
-    return [s for s in sessions if session_matches_node(s, node)]
+#: A rule deciding whether a session is a login of a node record.
+SessionRule: TypeAlias = Callable[["SessionInfo", "NodeRecord"], bool]
+
+
+def sessions_for_node(
+    sessions: Iterable[SessionInfo],
+    node: NodeRecord,
+    rule: SessionRule = session_matches_node,
+) -> list[SessionInfo]:
+    """The sessions ``rule`` counts as logins of ``node``."""
+    return [s for s in sessions if rule(s, node)]
 
 
 def _nr_sessions(node: NodeRecord) -> int:
@@ -111,9 +163,14 @@ def _nr_sessions(node: NodeRecord) -> int:
 
 
 def plan_login(
-    node: NodeRecord, sessions: Sequence[SessionInfo], *, multiple: bool = False
+    node: NodeRecord,
+    sessions: Sequence[SessionInfo],
+    *,
+    multiple: bool = False,
+    rule: SessionRule = session_matches_node,
 ) -> list[LoginRequest]:
-    """The logins ``node`` needs given the existing ``sessions``.
+    """The logins ``node`` needs given the existing ``sessions``, counted with ``rule``
+    (node mode passes :func:`session_counts_for_node`; see the module docstring).
 
     ``multiple`` is ``-m session -o new``: one more session whatever exists.  Raises
     :class:`SessionExistsError` (15) when ``nr_sessions`` are already there.
@@ -121,7 +178,7 @@ def plan_login(
     if multiple:
         return [LoginRequest(node, multiple=True)]
     wanted = _nr_sessions(node)
-    present = len(sessions_for_node(sessions, node))
+    present = len(sessions_for_node(sessions, node, rule))
     if present >= wanted:
         plural = "" if wanted == 1 else "s"
         raise SessionExistsError(
@@ -144,38 +201,41 @@ def select_login_all(nodes: Iterable[NodeRecord], mode: str) -> list[NodeRecord]
     return [n for n in nodes if _startup_matches(n, mode)]
 
 
-def _record_of(session: SessionInfo, nodes: Sequence[NodeRecord]) -> NodeRecord | None:
-    """The record a session was made from (idbm_rec_read: its tpgt, else old style)."""
+def record_of_session(session: SessionInfo, nodes: Iterable[NodeRecord]) -> NodeRecord | None:
+    """The record ``session`` was made from (usr/idbm.c ``idbm_rec_read``, checked with
+    the oracle): among the records of its target and persistent portal, in ``nodes``
+    order, the first with the session's tpgt whose iface :func:`iface_matches`, else the
+    first old-style (tpgt -1) one whatever its iface; None when there is none."""
     found = [
         n
         for n in nodes
         if n.target == session.target
         and n.address == session.persistent_address
         and n.port == session.persistent_port
-        and n.iface == session.iface
-        and n.tpgt in (session.tpgt, -1)
     ]
-    found.sort(key=lambda n: n.tpgt == -1)  # the portal-group record wins
-    return found[0] if found else None
+    for node in found:
+        if node.tpgt == session.tpgt and iface_matches(
+            node.iface, node.get("iface.transport_name"), session
+        ):
+            return node
+    return next((n for n in found if n.tpgt == -1), None)
 
 
 def select_logout_all(
     sessions: Iterable[SessionInfo], nodes: Sequence[NodeRecord], mode: str
 ) -> list[SessionInfo]:
-    """The sessions ``-U mode`` logs out of, in ``sessions`` order (see the module
-    docstring); ``onboot`` and unknown modes raise "Invalid logoutall option" (7)."""
+    """The sessions ``-U mode`` logs out of, in ``sessions`` order, each judged by its
+    :func:`record_of_session` in ``nodes`` (see the module docstring); ``onboot`` and
+    unknown modes raise "Invalid logoutall option" (7)."""
     if mode not in LOGOUTALL_MODES:
         raise InvalidParameterError(f"Invalid logoutall option {mode}.")
     out = []
     for session in sessions:
-        node = _record_of(session, nodes)
+        node = record_of_session(session, nodes)
         if node is None:  # a session iscsikit did not make (an HBA's, another tool's)
             continue
-        transport = node.get("iface.transport_name")
-        if transport and session.transport and transport != session.transport:
-            continue
         if node.get("node.startup") == "onboot" or node.discovery_type == "fw":
-            continue
+            continue  # never logged out by -U (the boot disk and its firmware records)
         if _startup_matches(node, mode):
             out.append(session)
     return out

@@ -1,14 +1,13 @@
 """Node mode's session commands: ``-l``, ``-L``, ``-u``, ``-U``, ``-R`` and ``-s``.
 
-iscsiadm's loops over node records and sessions, through the session layer
-(:meth:`CliEnv.session_service`): the ``node.session.nr_sessions`` check before a login
-(15, "N session requested, but M already present"), every request line first and then
-the results (iscsiadm sends asynchronously), open-iscsi's session list order for
-logouts, a logout that reached no daemon counted as not sent (21, as iscsiadm without
-iscsid), and the first failure's code as the exit code.  Checked with the oracle on a
-fake kernel (tests/integration, the sessions engineer's sysfs tree).
-
-:func:`login_nodes` is shared with the other modes that log in to node records.
+The printing and looping of iscsiadm, through the session layer
+(:meth:`CliEnv.session_service`): every request line first and then the results
+(iscsiadm sends asynchronously), open-iscsi's session list order for logouts, a logout
+that reached no daemon counted as not sent (21, as iscsiadm without iscsid), and the
+first failure's code as the exit code.  What to log in to or out of is decided by
+:mod:`iscsikit.manager.login_plan` (node mode's rules: :func:`session_counts_for_node`
+for ``nr_sessions``, :func:`record_of_session` for ``-U``).  Checked with the oracle on
+a fake kernel (tests/integration, the sessions engineer's sysfs tree).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from iscsikit.cli import printing
 from iscsikit.cli.errors import ExitStatus
 from iscsikit.cli.progress import NullProgress
-from iscsikit.errors import MESSAGES, IscsiErr, IscsiError
+from iscsikit.errors import MESSAGES, IscsiErr, IscsiError, SessionExistsError
 
 if TYPE_CHECKING:
     from iscsikit.cli.env import CliEnv
@@ -50,19 +49,6 @@ def _initiator_error(env: CliEnv, exc: IscsiError) -> None:
     env.err(f"initiator reported error ({code} - {generic}){suffix}")
 
 
-def _present(node: NodeRecord, sessions: Sequence[Any]) -> int:
-    """How many of ``sessions`` are logins of ``node`` (iscsi_match_session)."""
-    transport = node.get("iface.transport_name")
-    return sum(
-        1
-        for s in sessions
-        if s.target == node.target
-        and s.persistent_address == node.address
-        and s.persistent_port == node.port
-        and _iface_match(node.iface, transport, s)
-    )
-
-
 def login_nodes(
     nodes: Sequence[NodeRecord],
     env: CliEnv,
@@ -70,28 +56,26 @@ def login_nodes(
     wait: bool = True,
     out: Output | None = None,
 ) -> int:
-    """Log in to each node as iscsiadm does (shared with discovery ``-l``; ``out`` None:
-    text on ``env.stdout``).  A node with its ``node.session.nr_sessions`` sessions
+    """Log in to each node as iscsiadm's node mode does (``out`` None: text on
+    ``env.stdout``).  A node with its ``node.session.nr_sessions`` sessions
     already is refused (15, no request); the others get one request per missing
     session, "(multiple)" when the node already has one; every "Logging in to" line
     comes first, then each result.  The exit code is the first failure's."""
+    from iscsikit.manager.login_plan import plan_login, session_counts_for_node
+
     service = env.session_service()
     write = env.out if out is None else out.text
     status = ExitStatus()
     existing = service.sessions()
     requests: list[tuple[NodeRecord, str]] = []
     for node in nodes:
-        wanted = max(1, int(node.get("node.session.nr_sessions") or 1))
-        have = _present(node, existing)
-        if have >= wanted:
-            plural = "" if wanted == 1 else "s"
-            env.err(
-                f"{node.iface}: {wanted} session{plural} requested, but {have} already present."
-            )
-            status.note(int(IscsiErr.SESS_EXISTS))
+        try:
+            planned = plan_login(node, existing, rule=session_counts_for_node)
+        except SessionExistsError as exc:  # nr_sessions already there: no request
+            env.err(str(exc))
+            status.note(int(exc.code))
             continue
-        for i in range(have, wanted):
-            requests.append((node, " (multiple)" if i else ""))
+        requests += [(r.node, " (multiple)" if r.multiple else "") for r in planned]
     for node, multiple in requests:
         write(f"Logging in to {_node_name(node)}{multiple}\n")
     bar = out.progress(len(requests), "Logging in") if out is not None else NullProgress()
@@ -128,12 +112,9 @@ def _node_name(node: NodeRecord) -> str:
 def login_by_startup(args: ParsedArgs, env: CliEnv, out: Output) -> int:
     """``-L all|manual|automatic|onboot``: node.startup or node.conn[0].startup
     matches (2.1.8 does not skip onboot records here; checked with the oracle)."""
-    mode = args.loginall
-    nodes = [
-        n
-        for n in env.records().nodes()
-        if mode == "all" or mode in (n.get("node.startup"), n.get("node.conn[0].startup"))
-    ]
+    from iscsikit.manager.login_plan import select_login_all
+
+    nodes = select_login_all(env.records().nodes(), args.loginall)
     if not nodes:
         raise IscsiError("No records found", code=IscsiErr.NO_OBJS_FOUND)
     return login_nodes(nodes, env, wait=not args.no_wait, out=out)
@@ -185,46 +166,14 @@ def logout_sessions(sessions: Sequence[Any], env: CliEnv, out: Output) -> int:
     return status.code
 
 
-def _iface_match(name: str, transport: str, info: Any) -> bool:
-    """open-iscsi's ``iface_match``: the same iface, or a built-in iface (default, iser)
-    and any session of its transport."""
-    from iscsikit.records.layout import BUILTIN_IFACES
-
-    if name == info.iface:
-        return True
-    return name in BUILTIN_IFACES and transport == info.transport
-
-
-def _session_node(records: Any, info: Any) -> NodeRecord | None:
-    """The node record of a session (usr/idbm.c ``idbm_rec_read``): the one with the
-    session's tpgt and iface, else the old-style record of its portal."""
-    found = records.nodes(info.target, info.persistent_address, info.persistent_port)
-    for node in found:
-        if node.tpgt == info.tpgt and _iface_match(
-            node.iface, node.get("iface.transport_name"), info
-        ):
-            return node  # type: ignore[no-any-return]
-    for node in found:
-        if node.tpgt == -1:
-            return node  # type: ignore[no-any-return]
-    return None
-
-
 def logout_by_startup(mode: str, env: CliEnv, out: Output) -> int:
     """``-U``: sessions whose node record has that startup mode (never onboot or
     firmware records, nor sessions without a record)."""
-    records = env.records()
-    chosen = []
-    for info in env.session_service().sessions():
-        node = _session_node(records, info)
-        if node is None:  # no record (another driver's session): not ours to judge
-            continue
-        startup = (node.get("node.startup"), node.get("node.conn[0].startup"))
-        if node.discovery_type == "fw" or startup[0] == "onboot":
-            continue  # never logged out by -U (the boot disk and its firmware records)
-        if mode == "all" or mode in startup:
-            chosen.append(info)
-    return logout_sessions(chosen, env, out)
+    from iscsikit.manager.login_plan import select_logout_all
+
+    sessions = env.session_service().sessions()
+    nodes = env.records().nodes() if sessions else []
+    return logout_sessions(select_logout_all(sessions, nodes, mode), env, out)
 
 
 def each_session(pattern: Pattern, env: CliEnv, out: Output, action: Any) -> int:
