@@ -145,7 +145,7 @@ def _run(args: ParsedArgs, env: CliEnv, out: Output) -> int:
         out.op = "login"
         if args.loginall not in LOGIN_ALL_MODES:
             raise UsageError(f"Invalid loginall option {args.loginall}.", try_help=True)
-        return node_sessions.login_by_startup(args, env, out)
+        return node_sessions.login_by_startup(args.loginall, args, env, out)
     if args.logoutall is not None:
         out.op = "logout"
         if args.logoutall not in _LOGOUTALL_MODES:

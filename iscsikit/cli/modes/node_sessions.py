@@ -109,12 +109,12 @@ def _node_name(node: NodeRecord) -> str:
     return printing.login_target(node.iface, node.target, node.address, node.port)
 
 
-def login_by_startup(args: ParsedArgs, env: CliEnv, out: Output) -> int:
+def login_by_startup(mode: str, args: ParsedArgs, env: CliEnv, out: Output) -> int:
     """``-L all|manual|automatic|onboot``: node.startup or node.conn[0].startup
     matches (2.1.8 does not skip onboot records here; checked with the oracle)."""
     from iscsikit.manager.login_plan import select_login_all
 
-    nodes = select_login_all(env.records().nodes(), args.loginall)
+    nodes = select_login_all(env.records().nodes(), mode)
     if not nodes:
         raise IscsiError("No records found", code=IscsiErr.NO_OBJS_FOUND)
     return login_nodes(nodes, env, wait=not args.no_wait, out=out)
