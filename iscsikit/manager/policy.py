@@ -83,8 +83,8 @@ class Action(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """A row: the next state, what to do, and the wait to arm (``"time2wait"``,
-    ``"retry"`` or None: none, and any armed wait is cancelled)."""
+    """A row: the next state, what to do, and the wait to arm: ``"time2wait"``,
+    ``"retry"``, ``"keep"`` (the armed wait stays) or None (any armed wait is cancelled)."""
 
     state: State
     actions: tuple[Action, ...] = ()
@@ -92,8 +92,8 @@ class Transition:
 
 
 S, On, A = State, Input, Action
-_RECOVER = Transition(S.RECOVERY_WAIT, (A.DROP, A.HOLD_IO), wait="time2wait")
-_GONE = Transition(S.CLOSED, (A.DROP, A.FAIL_IO, A.CLOSE))
+_RECOVER = Transition(S.RECOVERY_WAIT, (A.HOLD_IO, A.DROP), wait="time2wait")
+_GONE = Transition(S.CLOSED, (A.FAIL_IO, A.DROP, A.CLOSE))
 
 #: (state, input) -> transition.  A pair that is not here is ignored (a late event of a
 #: connection already given up, a second logout); :attr:`SessionPolicy.ignored` counts them.
@@ -119,18 +119,22 @@ TRANSITIONS: Mapping[tuple[State, Input], Transition] = {
     (S.TARGET_LOGOUT, On.LOGOUT): Transition(S.LOGGING_OUT),
     # Recovery: wait, log in again as the same session, re-issue.
     (S.RECOVERY_WAIT, On.TIMER): Transition(S.RECONNECTING, (A.LOGIN,)),
-    (S.RECOVERY_WAIT, On.REPLACEMENT_TIMEOUT): Transition(S.RECOVERY_WAIT, (A.FAIL_IO,)),
+    (S.RECOVERY_WAIT, On.REPLACEMENT_TIMEOUT): Transition(
+        S.RECOVERY_WAIT, (A.FAIL_IO,), wait="keep"
+    ),
     (S.RECOVERY_WAIT, On.LOGOUT): _GONE,
     (S.RECONNECTING, On.LOGIN_OK): Transition(S.LOGGED_IN, (A.RESUME_IO,)),
     (S.RECONNECTING, On.LOGIN_FAILED): Transition(S.RECOVERY_WAIT, (), wait="retry"),
     (S.RECONNECTING, On.LOGIN_FATAL): Transition(S.RECOVERY_WAIT, (), wait="retry"),
-    (S.RECONNECTING, On.REPLACEMENT_TIMEOUT): Transition(S.RECONNECTING, (A.FAIL_IO,)),
+    (S.RECONNECTING, On.REPLACEMENT_TIMEOUT): Transition(S.RECONNECTING, (A.FAIL_IO,), wait="keep"),
     (S.RECONNECTING, On.LOGOUT): Transition(S.LOGOUT_PENDING),
     # A logout asked for while a login runs: log that login out, or give up.
     (S.LOGOUT_PENDING, On.LOGIN_OK): Transition(S.LOGGING_OUT, (A.LOGOUT,)),
     (S.LOGOUT_PENDING, On.LOGIN_FAILED): _GONE,
     (S.LOGOUT_PENDING, On.LOGIN_FATAL): _GONE,
-    (S.LOGOUT_PENDING, On.REPLACEMENT_TIMEOUT): Transition(S.LOGOUT_PENDING, (A.FAIL_IO,)),
+    (S.LOGOUT_PENDING, On.REPLACEMENT_TIMEOUT): Transition(
+        S.LOGOUT_PENDING, (A.FAIL_IO,), wait="keep"
+    ),
     (S.LOGGING_OUT, On.LOGOUT_DONE): _GONE,
     (S.LOGGING_OUT, On.CONN_FAILED): _GONE,
 }
@@ -173,7 +177,7 @@ class SessionPolicy:
             self.wait_until = now + max(hint, 0.0)
         elif row.wait == "retry":
             self.wait_until = now + self.retry_delay
-        else:
+        elif row.wait != "keep":
             self.wait_until = None
         actions = list(row.actions)
         if Action.HOLD_IO in actions and self.replacement_at is None:
