@@ -45,7 +45,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -386,6 +386,7 @@ class Tgtd:
         lun_size: int = DEFAULT_LUN_SIZE,
         null: bool = False,
         acl: Iterable[str] | None = ("ALL",),
+        backing: Sequence[Path] | None = None,
     ) -> int:
         """Create target ``iqn`` with LUNs 1..``luns`` and return its tid.
 
@@ -393,14 +394,20 @@ class Tgtd:
         bytes in the workdir; ``null=True`` uses ``--bstype null`` instead (no data is
         stored, reads return zeros; tgt reports a fixed size). ``acl`` lists initiator
         addresses bound with ``-I`` (``ALL``, an address, or a CIDR); None or empty
-        leaves the target closed until an ACL is bound.
+        leaves the target closed until an ACL is bound.  ``backing`` reuses existing
+        files (LUN ``i + 1`` on ``backing[i]``, contents kept): a target that comes back
+        after a crash, or from another instance.
         """
         if tid is None:
             tid = max(self._tids, default=0) + 1
         self.tgtadm("--op", "new", "--mode", "target", "--tid", str(tid), "--targetname", iqn)
         self._tids.add(tid)
+        if backing is not None:
+            luns = len(backing)
         for lun in range(1, luns + 1):
-            if null:
+            if backing is not None:
+                store = ["--backing-store", str(backing[lun - 1])]
+            elif null:
                 store = ["--bstype", "null", "--backing-store", f"null-{tid}-{lun}"]
             else:
                 path = self.backing_path(tid, lun)
