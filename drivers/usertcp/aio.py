@@ -118,6 +118,10 @@ class AsyncChannel(AsyncCommandChannel):
         await self._run(task, self.machine.ping)
         return task
 
+    def statistics(self) -> dict[str, int]:
+        """The machine's counters (:class:`~iscsikit.proto.ffp.ConnectionStats`)."""
+        return self.machine.stats.as_dict()
+
     async def logout(self) -> None:
         if self.machine.closed:
             self.close()

@@ -92,6 +92,10 @@ class BlockingChannel(CommandChannel):
         self._run_until(task)
         return task
 
+    def statistics(self) -> dict[str, int]:
+        """The machine's counters (:class:`~iscsikit.proto.ffp.ConnectionStats`)."""
+        return self.machine.stats.as_dict()
+
     @property
     def closed(self) -> bool:
         return self.machine.closed

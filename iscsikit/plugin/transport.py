@@ -146,6 +146,10 @@ class CommandChannel(abc.ABC):
     def task_management(self, task: TmfTask) -> TmfTask:
         """Send a task management function and wait for its response."""
 
+    def statistics(self) -> Mapping[str, int]:
+        """The connection's counters, as :meth:`AsyncCommandChannel.statistics` says."""
+        return {}
+
     @property
     @abc.abstractmethod
     def closed(self) -> bool:

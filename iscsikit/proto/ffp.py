@@ -32,6 +32,7 @@ concern, and every name callers use is importable from here.
 
 * :mod:`.ffp_params` - :class:`ConnectionParams` and :class:`Timers`;
 * :mod:`.ffp_events` - the events :meth:`next_event` returns;
+* :mod:`.ffp_stats` - :class:`ConnectionStats`, the counters in :attr:`stats`;
 * :mod:`.ffp_core` - the connection's state, the send list, failing;
 * :mod:`.ffp_commands` - commands, Data-Out / R2T, completion and residuals;
 * :mod:`.ffp_control` - pings, task management, logout, Reject, timers and escalation;
@@ -41,7 +42,8 @@ concern, and every name callers use is importable from here.
 An I/O layer needs only public names: :meth:`data_to_send` / :attr:`wants_write`,
 :meth:`get_buffer` / :meth:`get_buffers` / :meth:`buffer_updated`,
 :meth:`next_event` / :attr:`has_events`, :meth:`get_timer` / :meth:`handle_timer`,
-:meth:`connection_lost`, and :class:`~iscsikit.proto.task.Request` for any request.
+:meth:`connection_lost`, and :class:`~iscsikit.proto.task.Request` for any request;
+:attr:`stats` counts what crossed the connection (``iscsiadm -m session -s``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from iscsikit.proto.ffp_events import (
 )
 from iscsikit.proto.ffp_params import ConnectionParams, Timers
 from iscsikit.proto.ffp_receive import _Receiver
+from iscsikit.proto.ffp_stats import STATS_FIELDS, ConnectionStats
 
 
 class FullFeatureConnection(_Receiver):
@@ -65,9 +68,11 @@ __all__ = [
     "AsyncEventReceived",
     "ConnectionFailed",
     "ConnectionParams",
+    "ConnectionStats",
     "Event",
     "FullFeatureConnection",
     "LogoutRequested",
     "ParametersRenegotiated",
+    "STATS_FIELDS",
     "Timers",
 ]

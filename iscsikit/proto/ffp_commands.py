@@ -107,6 +107,7 @@ class _CommandPath(_ConnectionCore):
             if self._hd:
                 header += w.digest_word(header)
             self._out.append(header)
+            self.stats.scsicmd_pdus += 1
             return
         self._queue.append(task)
         self._pump()
@@ -127,6 +128,7 @@ class _CommandPath(_ConnectionCore):
         state.cmdsn = (cmdsn + 1) & _MASK
         task.started = self._now
         tasks[itt] = task
+        self.stats.scsicmd_pdus += 1
         if task.write_view is None and len(task.cdb) <= 16:
             # Reads and commands without data (the hot path): the header is all there is.
             header = w.SCSI_COMMAND.pack(
@@ -161,6 +163,8 @@ class _CommandPath(_ConnectionCore):
         if unsolicited <= immediate:
             flags |= w.F_FINAL  # no unsolicited Data-Out follows (§11.3.4)
         data = view[:immediate] if view is not None and immediate else None
+        if immediate:
+            self.stats.txdata_octets += immediate
         if len(task.cdb) <= 16:
             header = w.SCSI_COMMAND.pack(
                 Opcode.SCSI_COMMAND,
@@ -221,6 +225,9 @@ class _CommandPath(_ConnectionCore):
             append(view[offset : offset + n])
             offset += n
             datasn += 1
+        stats = self.stats
+        stats.dataout_pdus += datasn
+        stats.txdata_octets += length
 
     def _send_data_out_general(self, task: ScsiTask, ttt: int, offset: int, length: int) -> None:
         view = task.write_view
@@ -250,12 +257,19 @@ class _CommandPath(_ConnectionCore):
             self._emit(header, view[offset : offset + n])
             offset += n
             datasn += 1
+        stats = self.stats
+        stats.dataout_pdus += datasn
+        stats.txdata_octets += length
 
     # -- completion --------------------------------------------------------------------------
 
     def _data_in_done(self, fields: tuple[int, ...], task: ScsiTask) -> None:
-        task.received = fields[12] + (fields[4] & 0xFFFFFF)  # OFFSET40 + data length
+        dlen = fields[4] & 0xFFFFFF  # w.LENGTHS
+        task.received = fields[12] + dlen  # OFFSET40 + data length
         task._datasn += 1
+        stats = self.stats
+        stats.datain_pdus += 1
+        stats.rxdata_octets += dlen
         state = self.state
         # RFC 7143 §4.2.2.1, inlined from SessionState.update_from_response: this runs
         # once per Data-In PDU.
@@ -268,6 +282,7 @@ class _CommandPath(_ConnectionCore):
                 state.maxcmdsn = maxcmdsn
         flags = fields[1]
         if flags & w.DATAIN_STATUS:
+            stats.scsirsp_pdus += 1  # as libiscsi counts a status in Data-In
             state.expstatsn = (fields[8] + 1) & _MASK
             if flags & 0x06 or task.error is not None or task.received != task.expected_length:
                 # A residual, or fewer bytes than expected: the general path decides.
@@ -285,6 +300,7 @@ class _CommandPath(_ConnectionCore):
     # -- responses -------------------------------------------------------------------------
 
     def _scsi_response(self, fields: tuple[int, ...], data: bytes) -> None:
+        self.stats.scsirsp_pdus += 1
         itt = fields[w.ITT]
         task = self._tasks.get(itt)
         if task is None:
@@ -348,6 +364,7 @@ class _CommandPath(_ConnectionCore):
         self._finish(task)
 
     def _r2t(self, fields: tuple[int, ...], data: bytes) -> None:
+        self.stats.r2t_pdus += 1
         itt = fields[w.ITT]
         task = self._tasks.get(itt)
         if task is None or task.write_view is None:

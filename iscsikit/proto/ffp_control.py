@@ -70,6 +70,7 @@ class _ControlPath(_ConnectionCore):
             expstatsn=self.state.expstatsn,
         )
         self._emit_pdu(request)
+        self.stats.logout_pdus += 1
         for queued in dropped:
             self._finish(queued)
 
@@ -86,6 +87,7 @@ class _ControlPath(_ConnectionCore):
                 data=task.data,
             )
         )
+        self.stats.noptx_pdus += 1
 
     def _send_tmf(self, task: TmfTask) -> None:
         itt = self._register(task)
@@ -104,8 +106,10 @@ class _ControlPath(_ConnectionCore):
                 ),
             )
         )
+        self.stats.tmfcmd_pdus += 1
 
     def _nop_in(self, fields: tuple[int, ...], data: bytes) -> None:
+        self.stats.noprx_pdus += 1
         itt = fields[w.ITT]
         if itt == RESERVED_TAG:
             # Unsolicited: carries the next StatSN without advancing it (§11.19).
@@ -123,6 +127,7 @@ class _ControlPath(_ConnectionCore):
                         data=data,
                     )
                 )
+                self.stats.noptx_pdus += 1
             return
         request = self._answered(fields, PingTask, "NOP-In", "ping")
         if data != request.data:
@@ -134,6 +139,7 @@ class _ControlPath(_ConnectionCore):
         self._finish(request)
 
     def _tmf_response(self, fields: tuple[int, ...], data: bytes) -> None:
+        self.stats.tmfrsp_pdus += 1
         request = self._answered(fields, TmfTask, "Task Management Response", "request")
         request.response = fields[w.BYTE2]
         if request.response_means_done():
@@ -166,6 +172,7 @@ class _ControlPath(_ConnectionCore):
             self._finish(task)
 
     def _logout_response(self, fields: tuple[int, ...], data: bytes) -> None:
+        self.stats.logoutrsp_pdus += 1
         request = self._answered(fields, LogoutTask, "Logout Response", "logout")
         response = fields[w.BYTE2]
         if response != LogoutResult.SUCCESS:
@@ -187,6 +194,7 @@ class _ControlPath(_ConnectionCore):
             self._finish(left)
 
     def _reject(self, fields: tuple[int, ...], data: bytes) -> None:
+        self.stats.rjt_pdus += 1
         message = self._decode(fields, data)
         assert isinstance(message, Reject)
         self.state.update_from_response(message.statsn, message.expcmdsn, message.maxcmdsn)
@@ -272,6 +280,7 @@ class _ControlPath(_ConnectionCore):
                 if task.started is None:
                     task.started = now
                 elif now - task.started >= t.command_timeout and not self._aborting(task):
+                    self.stats.timeout_err += 1
                     abort = TmfTask(TmfFunction.ABORT_TASK, referenced=task)
                     abort.escalates = True
                     self._send_tmf(abort)
@@ -303,6 +312,7 @@ class _ControlPath(_ConnectionCore):
                 task.started = now
             elif now - task.started >= limit:
                 expired.append(task)
+        self.stats.timeout_err += len(expired)
         for task in expired:
             self._queue.remove(task)
             task.started = None

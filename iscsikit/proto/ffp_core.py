@@ -17,6 +17,7 @@ from typing import Final, TypeVar
 
 from iscsikit.errors import (
     ConnectionFailedError,
+    DigestError,
     IscsiError,
     LocalProtocolError,
     RemoteProtocolError,
@@ -27,6 +28,7 @@ from iscsikit.proto.constants import RejectReason
 from iscsikit.proto.digest import crc32c
 from iscsikit.proto.ffp_events import ConnectionFailed, Event
 from iscsikit.proto.ffp_params import ConnectionParams, Timers
+from iscsikit.proto.ffp_stats import ConnectionStats
 from iscsikit.proto.pdu import (
     LogoutRequest,
     NopOut,
@@ -77,6 +79,8 @@ class _ConnectionCore:
         self.timers = timers or Timers()
         self.phase = _ACTIVE
         self.error: IscsiError | None = None
+        #: What crossed the connection (``iscsiadm -m session -s``); read, never replace.
+        self.stats = ConnectionStats()
         self._hd = params.header_digest
         self._dd = params.data_digest
         self._max_recv = params.max_recv_data_segment_length
@@ -237,6 +241,8 @@ class _ConnectionCore:
             return
         self.phase = _FAILED
         self.error = cause
+        if isinstance(cause, DigestError):
+            self.stats.digest_err += 1
         self._buf = None
         self._pos = self._start = self._end = 0
         self._out.clear()

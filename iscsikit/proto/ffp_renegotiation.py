@@ -25,6 +25,7 @@ class _Renegotiation(_ConnectionCore):
     """Async Messages and Text renegotiation (see the module docstring)."""
 
     def _async_message(self, fields: tuple[int, ...], data: bytes) -> None:
+        self.stats.async_pdus += 1
         message = self._decode(fields, data)
         assert isinstance(message, AsyncMessage)
         self.state.update_from_response(message.statsn, message.expcmdsn, message.maxcmdsn)
@@ -81,8 +82,10 @@ class _Renegotiation(_ConnectionCore):
                 data=offer,
             )
         )
+        self.stats.text_pdus += 1
 
     def _text_response(self, fields: tuple[int, ...], data: bytes) -> None:
+        self.stats.textrsp_pdus += 1
         if fields[w.ITT] != self._text_itt:
             raise RemoteProtocolError(
                 f"Text Response for ITT 0x{fields[w.ITT]:08x}, which is no outstanding request",
