@@ -2,22 +2,28 @@
 
 The record (``send_targets/<ip>,<port>/st_config``) says how to discover: CHAP
 credentials and algorithms, timeouts, MaxRecvDataSegmentLength.  A missing record is
-made from the iscsid.conf discovery template (and stored, unless nonpersistent).  The
-targets found are applied to the node database by :func:`iscsikit.discovery.db.apply_discovery`.
+made from the iscsid.conf discovery template (and stored, unless nonpersistent).
+:func:`send_targets` is the one SendTargets runner (the CLI's discovery modes and
+:func:`discover` use it); the targets found are applied to the node database by
+:func:`iscsikit.discovery.db.apply_discovery`.  Errors are raised, never printed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from iscsikit import api
 from iscsikit.config.iscsid_conf import IscsidConf
 from iscsikit.config.registry import RecordType
 from iscsikit.discovery.db import DiscoveryOp, DiscoveryOutcome, apply_discovery, binding_ifaces
 from iscsikit.errors import NoObjectsFoundError
+from iscsikit.manager import connect
+from iscsikit.manager.spec import Chap
 from iscsikit.proto.address import Portal
+from iscsikit.proto.sendtargets import DiscoveredTarget
 from iscsikit.records.model import DiscoveryRecord
 from iscsikit.records.store import Records
+
+__all__ = ["chap_of", "discover", "discovery_record", "send_targets"]
 
 _AUTH = "discovery.sendtargets.auth."
 _TIMEO = "discovery.sendtargets.timeo."
@@ -41,17 +47,35 @@ def discovery_record(
         return record
 
 
-def chap_of(record: DiscoveryRecord) -> api.Chap | None:
+def chap_of(record: DiscoveryRecord) -> Chap | None:
     """The discovery CHAP credentials a record carries (open-iscsi: a password means CHAP)."""
     password = record.get(_AUTH + "password")
     if not password:
         return None
-    return api.Chap(
+    return Chap(
         record.get(_AUTH + "username"),
         password,
         username_in=record.get(_AUTH + "username_in") or None,
         password_in=record.get(_AUTH + "password_in") or None,
         algorithms=record.get("node.session.auth.chap_algs") or "MD5",
+    )
+
+
+def send_targets(
+    record: DiscoveryRecord, *, initiator_name: str | None = None
+) -> list[DiscoveredTarget]:
+    """SendTargets at the record's portal with its settings (CHAP, login and active
+    timeouts, MaxRecvDataSegmentLength), as ``initiator_name`` (None: the host's).
+    Raises the :class:`~iscsikit.errors.IscsiError` of a failure."""
+    return connect.discover(
+        Portal(record.address, record.port),
+        chap=chap_of(record),
+        initiator_name=initiator_name,
+        login_timeout=float(record.get(_TIMEO + "login_timeout") or 15),
+        response_timeout=float(record.get(_TIMEO + "active_timeout") or 30),
+        max_recv_data_segment_length=int(
+            record.get("discovery.sendtargets.iscsi.MaxRecvDataSegmentLength") or 32768
+        ),
     )
 
 
@@ -72,16 +96,7 @@ def discover(
     if initiator_name is None:
         named = [i.get("iface.initiatorname") for i in ifaces if i.get("iface.initiatorname")]
         initiator_name = named[0] if named else None
-    found = api.discover(
-        Portal(record.address, record.port),
-        chap=chap_of(record),
-        initiator_name=initiator_name,
-        login_timeout=float(record.get(_TIMEO + "login_timeout") or 15),
-        response_timeout=float(record.get(_TIMEO + "active_timeout") or 30),
-        max_recv_data_segment_length=int(
-            record.get("discovery.sendtargets.iscsi.MaxRecvDataSegmentLength") or 32768
-        ),
-    )
+    found = send_targets(record, initiator_name=initiator_name)
     return apply_discovery(
         records, record, found, ifaces, ops=ops, template=conf.template(RecordType.NODE)
     )

@@ -1,4 +1,7 @@
-"""``-m discovery`` and ``-m discoverydb``: discovery records, and discovery itself.
+"""``-m discovery`` and ``-m discoverydb``: discovery itself, and the dispatch of both
+modes (the record operations and listings are in
+:mod:`~iscsikit.cli.modes.discovery_records`; SendTargets runs in
+:func:`iscsikit.discovery.sendtargets.send_targets`, the one runner).
 
 Every branch below was compared with the real iscsiadm 2.1.8 (tests/integration/
 test_cli_discovery_oracle.py and the golden battery); what is iscsiadm's, quirks
@@ -32,11 +35,22 @@ iscsiadm, finding no server, exits 25; iscsikit does not retry a refused connect
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from iscsikit.cli import jsonout
-from iscsikit.cli.printing import discovery_text, portal_text
+from iscsikit.cli.modes.discovery_records import (
+    Command,
+    delete,
+    idbm_tree,
+    list_records,
+    listdir,
+    new,
+    show,
+    split_portal,
+    stored,
+    update,
+)
+from iscsikit.cli.printing import portal_text
 from iscsikit.errors import IscsiErr, IscsiError, NoObjectsFoundError
 
 if TYPE_CHECKING:
@@ -54,211 +68,6 @@ ISNS_PORTAL_HELP = "Please specify portal as <ipaddr>:[<ipport>]"
 EXIT_CONNECTION_CLOSED = 243
 _TYPES = {"st": "sendtargets", "sendtargets": "sendtargets", "isns": "isns", "fw": "fw"}
 _DEFAULT_PORT = {"sendtargets": 3260, "isns": 3205}
-_NODE_TYPE = {"sendtargets": "send_targets", "isns": "isns"}
-
-
-def split_portal(text: str, default_port: int) -> tuple[str, int] | None:
-    """iscsiadm's ``str_to_ipport``: ``ip[:port][,tpgt]``, ``[ipv6][:port]``, a bare
-    IPv6 address or ``host[:port]``; the port read with strtoul (``abc`` is 0), the tpgt
-    dropped.  None for ``[ipv6`` without ``]``."""
-    from iscsikit.config.registry import c_strtoul
-
-    ip, rest, ip_is_rest, port_allowed = text, text, True, True
-    if "." not in text:
-        if text.startswith("["):
-            close = text.find("]")
-            if close < 0:
-                return None
-            ip, rest, ip_is_rest = text[1:close], text[close + 1 :], False
-        elif text.count(":") > 1:
-            port_allowed = False  # a bare IPv6 address
-    port = default_port
-    colon = rest.find(":") if port_allowed else -1
-    if colon >= 0:
-        if ip_is_rest:
-            ip = rest[:colon]
-        port = c_strtoul(rest[colon + 1 :]) & 0xFFFFFFFF  # strtoul into a C int
-        port = port - (1 << 32) if port >= 1 << 31 else port
-        rest, ip_is_rest = rest[colon + 1 :], False
-    comma = rest.find(",")
-    if comma >= 0 and ip_is_rest:
-        ip = rest[:comma]
-    return ip, port
-
-
-def idbm_tree(nodes: Any) -> str:
-    """usr/idbm.c ``idbm_print_node_tree``: Target once per run of a target, Portal once
-    per run of an address and port, then every Iface Name (unlike node ``-P 1``)."""
-    out: list[str] = []
-    last_target: str | None = None
-    last_portal: tuple[str, int] | None = None
-    for n in nodes:
-        if n.target != last_target:
-            out.append(f"Target: {n.target}\n")
-            last_target, last_portal = n.target, None
-        if (n.address, n.port) != last_portal:
-            out.append(f"\tPortal: {portal_text(n.address, n.port)},{n.tpgt}\n")
-            last_portal = (n.address, n.port)
-        out.append(f"\t\tIface Name: {n.iface}\n")
-    return "".join(out)
-
-
-class _Cmd:
-    """One invocation: arguments, environment, and the JSON document being built."""
-
-    def __init__(self, args: ParsedArgs, env: CliEnv) -> None:
-        self.args, self.env = args, env
-        self.json = jsonout.wants_json(args)
-        self.doc: dict[str, Any] = {}
-
-    def out(self, text: str) -> None:
-        if not self.json:
-            self.env.out(text)
-
-    def err(self, message: str) -> None:
-        self.env.err(message)
-        if self.json:
-            self.doc.setdefault("errors", []).append(message)
-
-
-def _listdir(path: str) -> list[str]:
-    """Directory entries in readdir order, as iscsiadm walks them (no sorting)."""
-    from iscsikit.records.layout import is_temp_name
-
-    try:
-        return [n for n in os.listdir(path) if not is_temp_name(n)]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _discovery_dirs(records: Records, kind: str) -> list[tuple[str, int]]:
-    from iscsikit.records.layout import parse_discovery_dir_name
-
-    root = records.layout.discovery_root(kind)
-    return [p for n in _listdir(root) if (p := parse_discovery_dir_name(n)) is not None]
-
-
-def _nodes_in_readdir_order(records: Records) -> list[NodeRecord]:
-    """Every node record in usr/idbm.c ``idbm_for_each_rec`` order (directory order)."""
-    from iscsikit.records.layout import parse_portal_name
-
-    by_id = {(n.target, n.address, n.port, n.tpgt, n.iface): n for n in records.nodes()}
-    out: list[NodeRecord] = []
-    root = records.layout.nodes
-    for target in _listdir(root):
-        for entry in _listdir(f"{root}/{target}"):
-            parsed = parse_portal_name(entry)
-            if parsed is None:
-                continue
-            address, port, tpgt = parsed
-            ifaces = ["default"] if tpgt is None else _listdir(f"{root}/{target}/{entry}")
-            for iface in ifaces:
-                node = by_id.pop((target, address, port, -1 if tpgt is None else tpgt, iface), None)
-                if node is not None:
-                    out.append(node)
-    return out + list(by_id.values())
-
-
-# -- listing ------------------------------------------------------------------------------
-
-
-def _list(cmd: _Cmd) -> int:
-    """``-m discovery[db]`` without a record: ``ip:port via type`` or the -P 1 tree.
-    Exit 21 (silently) when nothing is listed; static and fw nodes count at -P 1 only."""
-    records = cmd.env.records()
-    sources = [(k, a, p) for k in ("sendtargets", "isns") for a, p in _discovery_dirs(records, k)]
-    cmd.doc["op"] = "list"
-    listed: list[dict[str, Any]] = cmd.doc.setdefault("discoveries", [])
-    if cmd.args.print_level < 1:
-        for kind, address, port in sources:
-            cmd.out(f"{address}:{port} via {kind}\n")
-            listed.append({"type": kind, "address": address, "port": port})
-        return 0 if sources else int(IscsiErr.NO_OBJS_FOUND)
-    nodes = _nodes_in_readdir_order(records)
-    found = 0
-    sections = (("SENDTARGETS", "sendtargets"), ("iSNS", "isns"), ("STATIC", "static"))
-    for title, kind in (*sections, ("FIRMWARE", "fw")):
-        cmd.out(f"{title}:\n")
-        groups: list[tuple[str | None, int | None, list[NodeRecord]]]
-        if kind in ("static", "fw"):
-            mine = [n for n in nodes if n.discovery_type == kind]
-            groups = [(None, None, mine)] if mine else []
-            shown = len(mine)
-        else:
-            groups = [
-                (a, p, [n for n in nodes if (n.discovery_type, n.discovery_address,
-                                             n.discovery_port) == (_NODE_TYPE[kind], a, p)])
-                for k, a, p in sources
-                if k == kind
-            ]  # fmt: skip
-            shown = len(groups)
-        for at, at_port, group in groups:
-            if at is not None:
-                cmd.out(f"DiscoveryAddress: {at},{at_port}\n")
-            cmd.out(idbm_tree(group))
-            listed.append({"type": kind, "address": at, "port": at_port,
-                           "nodes": jsonout.node_list_json(group)})  # fmt: skip
-        if not shown:
-            cmd.out("No targets found.\n")
-        found += shown
-    return 0 if found else int(IscsiErr.NO_OBJS_FOUND)
-
-
-# -- records ------------------------------------------------------------------------------
-
-
-def _stored(
-    cmd: _Cmd, kind: str, ip: str, port: int, missing: str, code: IscsiErr
-) -> DiscoveryRecord:
-    try:
-        return cmd.env.records().discovery(kind, ip, port)
-    except NoObjectsFoundError:
-        raise IscsiError(missing.format(ip=ip, port=port), code=code) from None
-
-
-def _show(cmd: _Cmd, drec: DiscoveryRecord) -> int:
-    cmd.doc["op"] = "show"
-    cmd.out(discovery_text(drec, show_secrets=cmd.args.show))
-    cmd.doc["discoveries"] = [jsonout.discovery_json(drec, record=True, show_secrets=cmd.args.show)]
-    return 0
-
-
-def _delete(cmd: _Cmd, drec: DiscoveryRecord) -> int:
-    records = cmd.env.records()
-    cmd.doc["op"] = "delete"
-    nodes = records.discovery_nodes(drec)
-    records.delete_discovery(drec)
-    cmd.doc["discoveries"] = [jsonout.discovery_json(drec, nodes=nodes)]
-    return 0
-
-
-def _new(cmd: _Cmd, kind: str, ip: str, port: int) -> int:
-    from iscsikit.config.registry import RecordType
-    from iscsikit.records import DiscoveryRecord
-
-    rtype = RecordType.ISNS if kind == "isns" else RecordType.SENDTARGETS
-    drec = DiscoveryRecord.new(kind, ip, port, template=cmd.env.iscsid_conf().template(rtype))
-    cmd.env.records().add_discovery(drec)
-    line = f"New discovery record for [{ip},{port}] added."
-    cmd.out(line + "\n")
-    cmd.doc.update(op="new", messages=[line], discoveries=[jsonout.discovery_json(drec)])
-    return 0
-
-
-def _update(cmd: _Cmd, kind: str, ip: str, port: int) -> int:
-    from iscsikit.config.registry import REGISTRY
-
-    if not cmd.args.params:
-        raise IscsiError("Update requires name and value.", code=IscsiErr.INVAL)
-    drec = _stored(cmd, kind, ip, port, "Discovery record [{ip},{port}] not found.", IscsiErr.IDBM)
-    changes: dict[str, str] = {}
-    for name, value in cmd.args.params:  # all checked before anything is written
-        key = REGISTRY.check_modifiable(drec.record_type, name)
-        changes[key.name] = REGISTRY.validate(drec.record_type, key.name, value, lenient=True)
-    drec.values.update(changes)
-    cmd.env.records().update_discovery(drec)
-    cmd.doc.update(op="update", discoveries=[jsonout.discovery_json(drec)])
-    return 0
 
 
 # -- performing discovery -----------------------------------------------------------------
@@ -276,7 +85,7 @@ def _ops(args: ParsedArgs) -> DiscoveryOp:
     return ops
 
 
-def _binding_ifaces(cmd: _Cmd, records: Records) -> list[IfaceRecord]:
+def _binding_ifaces(cmd: Command, records: Records) -> list[IfaceRecord]:
     """The -I ifaces that can be read (the others reported), or every tcp iface file in
     directory order, or ``default``."""
     if cmd.args.ifaces:
@@ -295,7 +104,7 @@ def _binding_ifaces(cmd: _Cmd, records: Records) -> list[IfaceRecord]:
 
     ensure_offload_ifaces(records)  # open-iscsi makes them whenever it lists ifaces
     tcp = []
-    for name in _listdir(records.layout.ifaces):
+    for name in listdir(records.layout.ifaces):
         try:
             iface = records.iface(name)
         except IscsiError:
@@ -306,25 +115,13 @@ def _binding_ifaces(cmd: _Cmd, records: Records) -> list[IfaceRecord]:
 
 
 def _sendtargets_once(
-    cmd: _Cmd, drec: DiscoveryRecord, initiator: str | None
+    cmd: Command, drec: DiscoveryRecord, initiator: str | None
 ) -> list[DiscoveredTarget]:
-    from iscsikit import api
-    from iscsikit.discovery.sendtargets import chap_of
+    from iscsikit.discovery.sendtargets import send_targets
     from iscsikit.errors import AuthenticationError, TransportError
-    from iscsikit.proto.address import Portal
 
-    timeo = "discovery.sendtargets.timeo."
     try:
-        return api.discover(
-            Portal(drec.address, drec.port),
-            chap=chap_of(drec),
-            initiator_name=initiator,
-            login_timeout=float(drec.get(timeo + "login_timeout") or 15),
-            response_timeout=float(drec.get(timeo + "active_timeout") or 30),
-            max_recv_data_segment_length=int(
-                drec.get("discovery.sendtargets.iscsi.MaxRecvDataSegmentLength") or 32768
-            ),
-        )
+        return send_targets(drec, initiator_name=initiator)
     except IscsiError as exc:
         text = str(exc)
         cmd.err(text)
@@ -351,7 +148,7 @@ class _Exit(Exception):
         self.code = code
 
 
-def _sendtargets(cmd: _Cmd, ip: str, port: int, *, fresh: bool) -> int:
+def _sendtargets(cmd: Command, ip: str, port: int, *, fresh: bool) -> int:
     """SendTargets at ip:port; ``fresh`` (discovery mode) starts from iscsid.conf's
     template instead of the stored record."""
     from iscsikit.config.initiatorname import read_initiator_name
@@ -424,7 +221,7 @@ def _sendtargets(cmd: _Cmd, ip: str, port: int, *, fresh: bool) -> int:
     return _login(cmd, nodes) if cmd.args.login else 0
 
 
-def _print_found(cmd: _Cmd, nodes: list[NodeRecord]) -> None:
+def _print_found(cmd: Command, nodes: list[NodeRecord]) -> None:
     level = cmd.args.print_level
     if level in (-1, 0):
         cmd.out("".join(f"{portal_text(n.address, n.port)},{n.tpgt} {n.target}\n" for n in nodes))
@@ -432,7 +229,7 @@ def _print_found(cmd: _Cmd, nodes: list[NodeRecord]) -> None:
         cmd.out(idbm_tree(nodes))
 
 
-def _firmware(cmd: _Cmd) -> int:
+def _firmware(cmd: Command) -> int:
     """``-t fw``: the boot firmware's targets (iBFT), as node records of type fw."""
     from iscsikit.cli.modes.fw import boot_node
     from iscsikit.discovery.db import DiscoveryOp
@@ -464,7 +261,7 @@ def _firmware(cmd: _Cmd) -> int:
     return _login(cmd, nodes) if cmd.args.login else 0
 
 
-def _login(cmd: _Cmd, nodes: list[NodeRecord]) -> int:
+def _login(cmd: Command, nodes: list[NodeRecord]) -> int:
     """``-l``: log in to every node found, iscsiadm's way (all "Logging in" lines first)."""
     from iscsikit.cli.progress import progress
     from iscsikit.manager.login_plan import plan_login
@@ -507,7 +304,7 @@ def _login(cmd: _Cmd, nodes: list[NodeRecord]) -> int:
 # -- the two modes ------------------------------------------------------------------------
 
 
-def _portal(cmd: _Cmd, kind: str, help_text: str = ST_PORTAL_HELP) -> tuple[str, int]:
+def _portal(cmd: Command, kind: str, help_text: str = ST_PORTAL_HELP) -> tuple[str, int]:
     parsed = split_portal(cmd.args.portal, _DEFAULT_PORT[kind]) if cmd.args.portal else None
     if parsed is None:
         raise IscsiError(help_text, code=IscsiErr.INVAL)
@@ -522,7 +319,7 @@ def _isns_refused() -> IscsiError:
     )
 
 
-def _discovery(cmd: _Cmd) -> int:
+def _discovery(cmd: Command) -> int:
     args = cmd.args
     kind = "slp" if args.type == "slp" else _TYPES.get(args.type or "")
     if kind == "sendtargets":
@@ -538,7 +335,7 @@ def _discovery(cmd: _Cmd) -> int:
     op = args.op_mask
     if args.portal:
         ip, port = split_portal(args.portal, 3260) or (args.portal, 3260)
-        drec = _stored(
+        drec = stored(
             cmd,
             "sendtargets",
             ip,
@@ -549,9 +346,9 @@ def _discovery(cmd: _Cmd) -> int:
         if args.login:
             return _sendtargets(cmd, ip, port, fresh=False)
         if op in (0, 0x8):
-            return _show(cmd, drec)
+            return show(cmd, drec)
         if op == 0x2:
-            return _delete(cmd, drec)
+            return delete(cmd, drec)
         if op in (0x1, 0x4):
             raise IscsiError(
                 "Operations new and update for discovery mode is not supported. "
@@ -559,11 +356,11 @@ def _discovery(cmd: _Cmd) -> int:
                 code=IscsiErr.INVAL,
             )
     elif op in (0, 0x8):
-        return _list(cmd)
+        return list_records(cmd)
     raise IscsiError("Invalid operation.", code=IscsiErr.INVAL)
 
 
-def _discoverydb(cmd: _Cmd) -> int:
+def _discoverydb(cmd: Command) -> int:
     args = cmd.args
     kind = _TYPES.get(args.type or "")
     if args.type == "slp":
@@ -574,7 +371,7 @@ def _discoverydb(cmd: _Cmd) -> int:
                 "Invalid command. Possibly missing discovery --type.", code=IscsiErr.INVAL
             )
         if args.op_mask in (0, 0x8):
-            return _list(cmd)
+            return list_records(cmd)
         raise IscsiError("Invalid operation. Operation not supported.", code=IscsiErr.INVAL)
     if kind == "fw":
         if not args.discover:
@@ -589,20 +386,20 @@ def _discoverydb(cmd: _Cmd) -> int:
             raise _isns_refused()
         return _sendtargets(cmd, ip, port, fresh=False)
     if op & 0x1:
-        return _new(cmd, kind, ip, port)
+        return new(cmd, kind, ip, port)
     if op == 0x4:
-        return _update(cmd, kind, ip, port)
+        return update(cmd, kind, ip, port)
     if op in (0, 0x2, 0x8):
-        drec = _stored(
+        drec = stored(
             cmd, kind, ip, port, "Discovery record [{ip},{port}] not found.", IscsiErr.IDBM
         )
-        return _delete(cmd, drec) if op == 0x2 else _show(cmd, drec)
+        return delete(cmd, drec) if op == 0x2 else show(cmd, drec)
     raise IscsiError("Operation is not supported.", code=IscsiErr.INVAL)
 
 
 def run(args: ParsedArgs, env: CliEnv) -> int:
     """``-m discovery`` / ``-m discoverydb`` (see the module docstring)."""
-    cmd = _Cmd(args, env)
+    cmd = Command(args, env)
     mode = args.mode or "discovery"
     try:
         code = _discoverydb(cmd) if mode == "discoverydb" else _discovery(cmd)

@@ -2,7 +2,8 @@
 
 What iscsiadm 2.1.8 prints for the same commands is checked in
 tests/integration/test_cli_discovery_oracle.py; here each branch runs without sockets:
-``iscsikit.api.discover`` and the session service are replaced.
+``iscsikit.manager.connect.discover`` (under the one SendTargets runner,
+``iscsikit.discovery.sendtargets.send_targets``) and the session service are replaced.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def store(root: Path) -> Records:
 
 
 class FakeDiscovery:
-    """Stands in for iscsikit.api.discover: records each call, answers or raises."""
+    """Stands in for iscsikit.manager.connect.discover: records each call, answers or raises."""
 
     def __init__(self, found: list[DiscoveredTarget] | Exception) -> None:
         self.found = found
@@ -72,7 +73,7 @@ def targets(host: str = "127.0.0.1", port: int = 3260) -> list[DiscoveredTarget]
 @pytest.fixture
 def sendtargets(monkeypatch: pytest.MonkeyPatch) -> FakeDiscovery:
     fake = FakeDiscovery(targets())
-    monkeypatch.setattr("iscsikit.api.discover", fake)
+    monkeypatch.setattr("iscsikit.manager.connect.discover", fake)
     return fake
 
 
@@ -424,7 +425,7 @@ def test_no_portals_found_changes_nothing(root: Path, sendtargets: FakeDiscovery
 def test_sendtargets_failures(
     root: Path, monkeypatch: pytest.MonkeyPatch, exc: IscsiError, code: int, message: str
 ) -> None:
-    monkeypatch.setattr("iscsikit.api.discover", FakeDiscovery(exc))
+    monkeypatch.setattr("iscsikit.manager.connect.discover", FakeDiscovery(exc))
     got, out, err = run(root, "-m", "discovery", "-t", "st", "-p", PORTAL)
     assert (got, out) == (code, "")
     assert message in err and str(exc) in err
@@ -475,7 +476,7 @@ def test_login_after_discovery(
 
 def test_login_progress_bar_on_a_terminal(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     many = [DiscoveredTarget(f"{ALPHA}{i}", "127.0.0.1", 3260, 1) for i in range(25)]
-    monkeypatch.setattr("iscsikit.api.discover", FakeDiscovery(many))
+    monkeypatch.setattr("iscsikit.manager.connect.discover", FakeDiscovery(many))
     monkeypatch.setattr("iscsikit.manager.sessions.session_service", lambda env: FakeService())
 
     class Tty(io.StringIO):
