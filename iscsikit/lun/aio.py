@@ -5,7 +5,9 @@ connection keeps up to ``queue_depth`` commands at the target and queues the res
 order.  Writes hold the blocks they touch in a :class:`~iscsikit.lun.ranges.RangeLock`
 (shared for whole blocks, exclusive for a read-modify-write), so concurrent writes that
 share a block all land.  :func:`open_lun_async` is the async twin of :func:`~iscsikit.lun.open_lun`
-(the login itself runs in a worker thread, then the connection moves onto the loop).
+over a :class:`~iscsikit.manager.managed.ManagedSession`: the session manager logs in (in a
+worker thread, then the connection moves onto the loop) and recovers a failed
+connection, re-issuing the interrupted commands whole on the next one.
 The object has the shape of :class:`iscsikit.nbd.device.BlockDevice`, so an AsyncLun
 can be served over NBD as it is.
 """
@@ -17,11 +19,11 @@ import contextlib
 from collections.abc import AsyncIterator, Generator
 from typing import Any, TypeVar
 
-from iscsikit.api import Session
 from iscsikit.lun import ops
-from iscsikit.lun.lun import login_for_url
+from iscsikit.lun.lun import PlainSession, settings_for_url
 from iscsikit.lun.ranges import RangeLock, block_span
 from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
+from iscsikit.manager.managed import ManagedSession
 from iscsikit.plugin.transport import AsyncCommandChannel
 from iscsikit.proto.task import ScsiTask
 
@@ -48,7 +50,7 @@ class AsyncLun(ops.GeometryView):
 
     def __init__(
         self,
-        session: Session | None,
+        session: ManagedSession | PlainSession | None,
         channel: AsyncCommandChannel,
         geometry: ops.Geometry,
         *,
@@ -70,8 +72,16 @@ class AsyncLun(ops.GeometryView):
         return cls(None, channel, geometry, owns=False)
 
     @classmethod
-    async def attach(cls, session: Session, lun: int = 0, *, owns: bool = False) -> AsyncLun:
-        channel = await session.transport_session.async_command_channel()
+    async def attach(
+        cls, session: ManagedSession | PlainSession, lun: int = 0, *, owns: bool = False
+    ) -> AsyncLun:
+        """Open ``lun`` of a logged-in session; ``owns`` makes :meth:`aclose` log it out.
+        A :class:`~iscsikit.manager.managed.ManagedSession` recovers."""
+        channel: AsyncCommandChannel
+        if isinstance(session, ManagedSession):
+            channel = session.io
+        else:
+            channel = await session.transport_session.async_command_channel()
         geometry = await run_async(channel, ops.probe(lun))
         return cls(session, channel, geometry, owns=owns)
 
@@ -148,12 +158,12 @@ class AsyncLun(ops.GeometryView):
 async def open_lun_async(url: str | IscsiUrl, **options: Any) -> AsyncIterator[AsyncLun]:
     """``async with open_lun_async(url) as lun:`` - see :func:`iscsikit.open_lun`."""
     parsed = parse_iscsi_url(url) if isinstance(url, str) else url
-    session = await asyncio.to_thread(login_for_url, parsed, **options)
+    session = ManagedSession(settings_for_url(parsed, **options))
+    await session.login()
     try:
         lun = await AsyncLun.attach(session, parsed.lun, owns=True)
     except BaseException:
-        with contextlib.suppress(Exception):
-            session.transport_session.close()
+        session.drop()
         raise
     async with lun:
         yield lun

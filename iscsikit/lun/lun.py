@@ -1,10 +1,13 @@
 """A logical unit as a Python object: blocking reads and writes by byte offset.
 
-:func:`open_lun` logs a session in (over the userspace TCP transport unless told
-otherwise), probes the LUN and returns a :class:`Lun`; closing the Lun logs the session
-out.  :meth:`Lun.attach` wraps a session the caller already has.  The SCSI meaning of
-each call lives in :mod:`iscsikit.lun.ops`; this module only drives those operations
-over a :class:`~iscsikit.plugin.transport.CommandChannel`.
+:func:`open_lun` logs a session in through the session manager
+(:class:`~iscsikit.manager.blocking.BlockingManagedSession`, over the userspace TCP
+transport unless told otherwise), probes the LUN and returns a :class:`Lun`; closing
+the Lun logs the session out.  Recovery is the manager's: the Lun's commands go through
+the session's recovering channel, which re-issues what a failed connection interrupted.
+:meth:`Lun.attach` wraps a session the caller already has.  The SCSI meaning of each
+call lives in :mod:`iscsikit.lun.ops`; this module only drives those operations over a
+:class:`~iscsikit.plugin.transport.CommandChannel`.
 """
 
 from __future__ import annotations
@@ -13,19 +16,36 @@ import contextlib
 import threading
 from collections.abc import Callable, Generator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from iscsikit.api import Session, login
 from iscsikit.errors import ConnectionFailedError, InvalidParameterError
 from iscsikit.lun import ops
 from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
-from iscsikit.manager.spec import Chap
-from iscsikit.plugin.transport import CommandChannel
+from iscsikit.manager.blocking import BlockingManagedSession
+from iscsikit.manager.node_login import login_arguments, node_settings
+from iscsikit.manager.recovery import REISSUE_LIMIT
+from iscsikit.manager.spec import Chap, SessionSettings, session_settings
+from iscsikit.plugin.transport import CommandChannel, TransportSession
 from iscsikit.proto.task import ScsiTask
 from iscsikit.records.model import NodeRecord
-from iscsikit.scsi.cdb import test_unit_ready
 
 _R = TypeVar("_R")
+
+
+class PlainSession(Protocol):
+    """A logged-in session someone else owns and does not recover (an
+    :class:`iscsikit.Session` from :func:`iscsikit.login`)."""
+
+    target: str
+
+    @property
+    def transport_session(self) -> TransportSession: ...
+
+    def logout(self, timeout: float | None = None) -> None: ...
+
+
+#: What a :class:`Lun` runs over.
+AnySession = BlockingManagedSession | PlainSession
 
 
 def run_blocking(channel: CommandChannel, op: Generator[list[ScsiTask], None, _R]) -> _R:
@@ -43,8 +63,9 @@ def run_blocking(channel: CommandChannel, op: Generator[list[ScsiTask], None, _R
         return result
 
 
-def login_for_url(url: IscsiUrl, **options: Any) -> Session:
-    """Log in the session a parsed URL names (CHAP, digests, initiator name)."""
+def settings_for_url(url: IscsiUrl, **options: Any) -> SessionSettings:
+    """The session settings a parsed URL names (CHAP, digests, initiator name);
+    ``options`` are :func:`~iscsikit.manager.spec.session_settings`'s."""
     chap = None
     if url.user is not None:
         chap = Chap(
@@ -57,7 +78,16 @@ def login_for_url(url: IscsiUrl, **options: Any) -> Session:
     options.setdefault("data_digest", url.data_digest)
     if url.initiator_name is not None:
         options.setdefault("initiator_name", url.initiator_name)
-    return login(url.portal, url.target, chap=chap, **options)
+    return session_settings(url.portal, url.target, chap=chap, **options)
+
+
+def login_for_url(
+    url: IscsiUrl, *, reissue_limit: int | None = REISSUE_LIMIT, **options: Any
+) -> BlockingManagedSession:
+    """Log in the session a parsed URL names; the caller logs it out."""
+    session = BlockingManagedSession(settings_for_url(url, **options), reissue_limit=reissue_limit)
+    session.login()
+    return session
 
 
 class Lun(ops.GeometryView):
@@ -71,76 +101,59 @@ class Lun(ops.GeometryView):
     the connection), so a read-modify-write of a partial block never interleaves with
     another write; for parallel I/O use :class:`~iscsikit.lun.aio.AsyncLun`.
 
-    A Lun that logged its own session in (:func:`open_lun`, :func:`open_node_lun`)
-    recovers from a failed connection once per call, as the kernel does after session
-    recovery: it logs in again and re-issues the whole operation (reads and writes of
-    the same data to the same blocks are idempotent).  If that fails too, the error is
-    raised.
+    Over a :class:`~iscsikit.manager.blocking.BlockingManagedSession` (what
+    :func:`open_lun` and :func:`open_node_lun` log in) a failed connection is recovered
+    by the session manager: the calling thread waits DefaultTime2Wait, logs in again as
+    the same session and re-issues the interrupted commands whole; new calls wait with
+    them; past the session's ``replacement_timeout`` they fail with
+    :class:`~iscsikit.errors.ConnectionFailedError`.  A call never returns data or
+    success from a connection that failed under it.  Over a plain session
+    (:func:`iscsikit.login`) a connection failure is raised.
     """
 
     def __init__(
         self,
-        session: Session,
+        session: AnySession,
         channel: CommandChannel,
         geometry: ops.Geometry,
         *,
         owns: bool,
-        relogin: Callable[[], Session] | None = None,
     ) -> None:
+        #: The session: a BlockingManagedSession (``target``, ``params``, ``closed``,
+        #: ``recoveries``) or the plain session :meth:`attach` was given.
         self.session = session
         self.channel = channel
         self.geometry = geometry
         self._owns = owns
-        self._relogin = relogin
         self._closed = False
         # One operation at a time: the channel is not thread-safe, and an unaligned write's
         # read-modify-write must not interleave with another write of the same blocks.
         self._lock = threading.Lock()
-        #: How often this Lun logged in again after a connection failure.
-        self.recoveries = 0
+
+    @property
+    def recoveries(self) -> int:
+        """How often the session came back after a connection failure."""
+        if isinstance(self.session, BlockingManagedSession):
+            return self.session.recoveries
+        return 0
 
     def _run(self, make: Callable[[], Generator[list[ScsiTask], None, _R]]) -> _R:
         with self._lock:
             if self._closed:
                 raise ConnectionFailedError("the LUN is closed")
-            try:
-                return run_blocking(self.channel, make())
-            except ConnectionFailedError:
-                if self._relogin is None:
-                    raise
-                self._recover()
-                return run_blocking(self.channel, make())
-
-    def _recover(self) -> None:
-        assert self._relogin is not None
-        with contextlib.suppress(Exception):
-            self.session.transport_session.close()
-        session = self._relogin()
-        try:
-            channel = session.transport_session.command_channel()
-            # A new I_T nexus starts with a unit attention (power on / reset): clear it.
-            run_blocking(channel, ops.command(test_unit_ready(), lun=self.lun))
-        except BaseException:
-            with contextlib.suppress(Exception):
-                session.transport_session.close()
-            raise
-        self.session, self.channel = session, channel
-        self.recoveries += 1
+            return run_blocking(self.channel, make())
 
     @classmethod
-    def attach(
-        cls,
-        session: Session,
-        lun: int = 0,
-        *,
-        owns: bool = False,
-        relogin: Callable[[], Session] | None = None,
-    ) -> Lun:
-        """Open ``lun`` of an existing session; ``owns`` makes :meth:`close` log it out,
-        ``relogin`` (a new session to the same target) enables recovery."""
-        channel = session.transport_session.command_channel()
+    def attach(cls, session: AnySession, lun: int = 0, *, owns: bool = False) -> Lun:
+        """Open ``lun`` of a logged-in session; ``owns`` makes :meth:`close` log it out.
+        A :class:`~iscsikit.manager.blocking.BlockingManagedSession` recovers."""
+        channel: CommandChannel
+        if isinstance(session, BlockingManagedSession):
+            channel = session.io
+        else:
+            channel = session.transport_session.command_channel()
         geometry = run_blocking(channel, ops.probe(lun))
-        return cls(session, channel, geometry, owns=owns, relogin=relogin)
+        return cls(session, channel, geometry, owns=owns)
 
     # -- data ------------------------------------------------------------------------------
 
@@ -203,8 +216,7 @@ class Lun(ops.GeometryView):
                 try:
                     self.session.logout()
                 except Exception:
-                    with contextlib.suppress(Exception):
-                        self.session.transport_session.close()
+                    _abandon(self.session)
                     raise
 
     def __enter__(self) -> Lun:
@@ -225,40 +237,74 @@ class Lun(ops.GeometryView):
         )
 
 
-def _open_owned(relogin: Callable[[], Session], lun: int) -> Lun:
-    """Log in with ``relogin`` and open ``lun`` on a session the Lun owns (and may log
-    in again with the same call after a connection failure)."""
-    session = relogin()
+def _abandon(session: AnySession) -> None:
+    """Drop ``session``'s connection without a logout (after a failure)."""
+    with contextlib.suppress(Exception):
+        if isinstance(session, BlockingManagedSession):
+            session.close()
+        else:
+            session.transport_session.close()
+
+
+def _open_owned(settings: SessionSettings, lun: int, reissue_limit: int | None) -> Lun:
+    """Log a managed session in as ``settings`` say and open ``lun`` on it (the Lun
+    owns the session)."""
+    session = BlockingManagedSession(settings, reissue_limit=reissue_limit)
+    session.login()
     try:
-        return Lun.attach(session, lun, owns=True, relogin=relogin)
+        return Lun.attach(session, lun, owns=True)
     except BaseException:
         with contextlib.suppress(Exception):
             session.logout()
+        _abandon(session)
         raise
 
 
-def open_lun(url: str | IscsiUrl, **options: Any) -> Lun:
+def open_lun(
+    url: str | IscsiUrl, *, reissue_limit: int | None = REISSUE_LIMIT, **options: Any
+) -> Lun:
     """Log in to the target a libiscsi-style URL names and open its LUN.
 
     ``url`` is ``iscsi://[user[%password]@]host[:port]/target-iqn/lun`` (see
-    :mod:`iscsikit.lun.url` for mutual CHAP and digests); ``options`` go to
-    :func:`iscsikit.login` (``initiator_name``, ``timeout``, ``queue_depth``,
-    ``timers``, any operational key such as ``ImmediateData=False``).
+    :mod:`iscsikit.lun.url` for mutual CHAP and digests); ``options`` are those of
+    :func:`iscsikit.login` (``initiator_name``, ``timeout``, ``retries``,
+    ``queue_depth``, ``timers``, any operational key such as ``ImmediateData=False``)
+    and ``replacement_timeout`` (seconds a failed session may take to come back before
+    I/O fails; 120 by default).  ``reissue_limit`` bounds how often one command is sent
+    again after connections failed under it (None: until replacement_timeout).
     """
     parsed = parse_iscsi_url(url) if isinstance(url, str) else url
     if not isinstance(parsed, IscsiUrl):
         raise InvalidParameterError(f"not an iSCSI URL: {url!r}")
-    return _open_owned(lambda: login_for_url(parsed, **options), parsed.lun)
+    return _open_owned(settings_for_url(parsed, **options), parsed.lun, reissue_limit)
 
 
-def open_node_lun(node: NodeRecord, lun: int, **options: Any) -> Lun:
-    """Log in as a node record says (CHAP, digests, keys, timers, ``cmds_max``) and
-    open LUN ``lun``; ``options`` override what the record gives to :func:`iscsikit.login`."""
-    from iscsikit.manager.node_login import login_arguments
+def open_node_lun(
+    node: NodeRecord, lun: int, *, reissue_limit: int | None = REISSUE_LIMIT, **options: Any
+) -> Lun:
+    """Log in as a node record says (CHAP, digests, keys, timers, ``cmds_max``,
+    ``initial_login_retry_max``, ``replacement_timeout``) and open LUN ``lun``;
+    ``options`` override settings the record gives (``retries=0``, ``timeout=5``...)."""
+    settings = node_settings(node)
+    if options:
+        _, target, arguments = login_arguments(node)
+        arguments.update(
+            transport=settings.transport,
+            retries=settings.retries,
+            replacement_timeout=settings.replacement_timeout,
+        )
+        arguments.update(options)
+        settings = session_settings(settings.portal, target, **arguments)
+    return _open_owned(settings, lun, reissue_limit)
 
-    portal, target, arguments = login_arguments(node)
-    arguments.update(options)
-    return _open_owned(lambda: login(portal, target, **arguments), lun)
 
-
-__all__ = ["Lun", "login_for_url", "open_lun", "open_node_lun", "run_blocking"]
+__all__ = [
+    "AnySession",
+    "Lun",
+    "PlainSession",
+    "login_for_url",
+    "open_lun",
+    "open_node_lun",
+    "run_blocking",
+    "settings_for_url",
+]

@@ -23,21 +23,20 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from iscsikit.errors import (
-    ConnectionFailedError,
-    FatalLoginError,
-    InvalidParameterError,
-    IscsiError,
-    LoginError,
-    LogoutError,
-    TransportNotFoundError,
-)
+from iscsikit.errors import ConnectionFailedError, IscsiError, LoginError, LogoutError
 from iscsikit.manager.connect import connect
 from iscsikit.manager.policy import Action, Input, SessionPolicy, State
+from iscsikit.manager.recovery import (
+    attempt_of,
+    complete,
+    complete_with_error,
+    interrupted,
+    is_fatal,
+    refusal_of,
+)
 from iscsikit.manager.sessions import LunExport
 from iscsikit.manager.spec import SessionSettings
 from iscsikit.plugin.transport import AsyncCommandChannel, TransportSession
-from iscsikit.proto.constants import TaskAttribute
 from iscsikit.proto.ffp import ConnectionFailed, LogoutRequested
 from iscsikit.proto.task import PingTask, ScsiTask, TmfTask
 from iscsikit.records.model import NodeRecord
@@ -45,15 +44,6 @@ from iscsikit.records.model import NodeRecord
 __all__ = ["ManagedSession", "RecoveringChannel"]
 
 log = logging.getLogger(__name__)
-
-#: Login failures that no retry can mend.
-_FATAL = (FatalLoginError, InvalidParameterError, TransportNotFoundError)
-
-
-def _is_fatal(exc: IscsiError) -> bool:
-    if isinstance(exc, _FATAL):
-        return True
-    return isinstance(exc, LoginError) and exc.status_class == 2
 
 
 class RecoveringChannel(AsyncCommandChannel):
@@ -84,7 +74,7 @@ class RecoveringChannel(AsyncCommandChannel):
     def fail_held(self, error: IscsiError) -> None:
         held, self._held = self._held, deque()
         for task in held:
-            self._complete_with_error(task, error)
+            complete_with_error(task, error)
 
     async def drained(self, timeout: float) -> bool:
         """Wait until no command is in flight on the connection (at most ``timeout``)."""
@@ -107,20 +97,13 @@ class RecoveringChannel(AsyncCommandChannel):
     def submit(self, task: ScsiTask) -> None:
         refusal = self._session.refusal()
         if refusal is not None:
-            self._complete_with_error(task, refusal)
+            complete_with_error(task, refusal)
             return
         channel = self._channel
         if channel is None:
             self._held.append(task)
             return
-        inner = ScsiTask(
-            task.cdb,
-            lun=task.lun,
-            read_buffer=task.read_view,
-            write_data=task.write_view,
-            expected_length=task.expected_length,
-            attr=TaskAttribute(task.attr),
-        )
+        inner = attempt_of(task)
         inner.callback = lambda done: self._inner_done(task, done)
         self._inflight += 1
         self._idle.clear()
@@ -137,7 +120,7 @@ class RecoveringChannel(AsyncCommandChannel):
         self._inflight -= 1
         if not self._inflight:
             self._idle.set()
-        if isinstance(inner.error, ConnectionFailedError) and self._session.recovers():
+        if interrupted(inner) and self._session.recovers():
             # Interrupted, not answered: whatever reached the buffer is not the answer.
             self.reissued += 1
             if self._channel is not None and not self._channel.closed:
@@ -145,22 +128,7 @@ class RecoveringChannel(AsyncCommandChannel):
             else:
                 self._held.append(outer)
             return
-        outer.status = inner.status
-        outer.response = inner.response
-        outer.residual = inner.residual
-        outer.sense_data = inner.sense_data
-        outer.received = inner.received
-        outer.error = inner.error
-        outer.done = True
-        if outer.callback is not None:
-            outer.callback(outer)
-
-    @staticmethod
-    def _complete_with_error(task: ScsiTask, error: IscsiError) -> None:
-        task.error = error
-        task.done = True
-        if task.callback is not None:
-            task.callback(task)
+        complete(outer, inner)
 
     async def execute(self, task: ScsiTask) -> ScsiTask:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -278,16 +246,7 @@ class ManagedSession:
 
     def refusal(self) -> IscsiError | None:
         """Why a new command fails at once, or None when it may be sent or held."""
-        if self.policy.finished:
-            return ConnectionFailedError(f"session {self.sid} is closed")
-        if self.policy.failing_fast:
-            return ConnectionFailedError(
-                f"session {self.sid} is down: not back within replacement_timeout "
-                f"({self.settings.replacement_timeout:g} s)"
-            )
-        if self.policy.state is State.LOGGING_OUT:
-            return ConnectionFailedError(f"session {self.sid} is logging out")
-        return None
+        return refusal_of(self.policy, self.sid, self.settings.replacement_timeout)
 
     def recovers(self) -> bool:
         """Whether a command interrupted now is held for re-issue (else it fails)."""
@@ -363,7 +322,7 @@ class ManagedSession:
         except IscsiError as exc:
             self.last_error = exc
             log.info("session %d: login to %s failed: %s", self.sid, self.settings.portal, exc)
-            self._feed(Input.LOGIN_FATAL if _is_fatal(exc) else Input.LOGIN_FAILED)
+            self._feed(Input.LOGIN_FATAL if is_fatal(exc) else Input.LOGIN_FAILED)
             return
         try:
             channel = await inner.async_command_channel()

@@ -204,11 +204,16 @@ class Peer:
 Script = Callable[[Peer], None]
 
 
-def logged_in(script: Script, *, digests: bool = False) -> Callable[[socket.socket], None]:
+def logged_in(
+    script: Script, *, digests: bool = False, time2wait: int | None = None
+) -> Callable[[socket.socket], None]:
     """A behaviour: log the initiator in (one round, straight to Full Feature Phase),
-    then hand the connection to ``script``."""
+    then hand the connection to ``script``.  ``time2wait`` answers DefaultTime2Wait
+    (unanswered, the session waits the RFC's 2 s before it reconnects)."""
     digest = "CRC32C" if digests else "None"
     answers = [("HeaderDigest", digest), ("DataDigest", digest), ("TargetPortalGroupTag", "1")]
+    if time2wait is not None:
+        answers.append(("DefaultTime2Wait", str(time2wait)))
 
     def behaviour(conn: socket.socket) -> None:
         req = decode_pdu(read_pdu(conn))
@@ -528,9 +533,17 @@ def _url(target: ScriptedTarget) -> str:
 
 
 def _open(target: ScriptedTarget) -> Any:
+    # One re-issue per command (the default is the kernel's 5), so that the counts below
+    # are the first connection and one recovery; no Time2Wait before it (both sides say 0).
     return iscsikit.open_lun(
-        _url(target), initiator_name=INITIATOR, timeout=5, retries=0, timers=TIMERS
-    )
+        _url(target), initiator_name=INITIATOR, timeout=5, retries=0, timers=TIMERS,
+        reissue_limit=1, DefaultTime2Wait=0,
+    )  # fmt: skip
+
+
+def lun_target(script: Script) -> ScriptedTarget:
+    """A target for the Lun that answers DefaultTime2Wait=0 (Maximum of both offers)."""
+    return ScriptedTarget(logged_in(script, time2wait=0))
 
 
 def test_lun_read_with_inconsistent_residual_raises() -> None:
@@ -540,7 +553,7 @@ def test_lun_read_with_inconsistent_residual_raises() -> None:
             p.send(p.data_in(cmd.itt, disk_bytes(0, 512), status=0))  # 512 of 4096, GOOD
             p.serve()
 
-    with ScriptedTarget(logged_in(script)) as target:
+    with lun_target(script) as target:
         lun = _open(target)
         assert lun.size == BLOCK * BLOCKS and lun.block_size == BLOCK
         started = time.monotonic()
@@ -564,7 +577,7 @@ def test_lun_recovers_from_one_hostile_connection() -> None:
                 p.send(p.data_in(cmd.itt + 99, disk_bytes(0, 4096), status=0))
         p.serve()
 
-    with ScriptedTarget(logged_in(script)) as target:
+    with lun_target(script) as target:
         lun = _open(target)
         started = time.monotonic()
         assert lun.read(0, 4096) == disk_bytes(0, 4096)
@@ -581,7 +594,7 @@ def test_lun_read_from_a_target_hostile_every_time_fails_bounded() -> None:
             p.send(p.data_in(cmd.itt, disk_bytes(0, 4096), datasn=5))
             p.serve()
 
-    with ScriptedTarget(logged_in(script)) as target:
+    with lun_target(script) as target:
         lun = _open(target)
         buf = bytearray([FILL]) * 4096
         started = time.monotonic()
@@ -599,7 +612,7 @@ def test_lun_read_from_a_target_that_hangs_fails_bounded() -> None:
         if p.serve(until=is_read) is not None:
             silent()(p.conn)
 
-    with ScriptedTarget(logged_in(script)) as target:
+    with lun_target(script) as target:
         lun = _open(target)
         started = time.monotonic()
         with pytest.raises(ConnectionFailedError, match="ping timeout"):
