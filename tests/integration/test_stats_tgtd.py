@@ -8,13 +8,15 @@ got one status back (tgtd puts a read's status in its last Data-In, which counts
 response as in Linux's libiscsi), and the write needed R2T and Data-Out (it is larger
 than tgtd's FirstBurstLength).  The read comes back byte-exact.  Over a plain session
 the driver's channel is read; over a managed session (what ``open_lun`` logs in, and
-what the daemon owns) the session's totals, which the daemon reports.
+what the daemon owns) the session's totals; and through the daemon, what
+``iscsikit-adm -m session -s`` prints around I/O on the session's NBD export.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Iterator, Mapping
 
 import pytest
@@ -23,6 +25,8 @@ import iscsikit
 from iscsikit.lun.aio import AsyncLun, open_lun_async
 from iscsikit.lun.lun import Lun
 from iscsikit.manager.sessions import STATS_KEYS
+from iscsikit.testing.daemon import RunningDaemon
+from iscsikit.testing.nbdclient import NbdClient
 from iscsikit.testing.tgtd import Tgtd
 
 pytestmark = pytest.mark.integration
@@ -171,3 +175,42 @@ def test_async_lun_of_a_managed_session(tgtd: Tgtd) -> None:
             work.check_read(written, session.statistics(), got)  # type: ignore[union-attr]
 
     asyncio.run(run())
+
+
+def _adm_stats(daemon: RunningDaemon) -> dict[str, int]:
+    result = daemon.adm("-m", "session", "-r", "1", "-s")
+    assert result.returncode == 0, f"{result.stdout}{result.stderr}"
+    lines = re.findall(r"^\t(\w+): (\d+)$", str(result.stdout), re.MULTILINE)
+    assert [k for k, _ in lines] == list(STATS_KEYS), result.stdout
+    return {k: int(v) for k, v in lines}
+
+
+def test_iscsiadm_session_stats_through_the_daemon(tgtd: Tgtd) -> None:
+    with RunningDaemon() as daemon:
+        for args in (
+            ("-m", "discovery", "-t", "st", "-p", tgtd.portal),
+            ("-m", "node", "-T", IQN, "-p", tgtd.portal, "-l"),
+        ):
+            result = daemon.adm(*args)
+            assert result.returncode == 0, f"{result.stdout}{result.stderr}"
+        try:
+            probed = _adm_stats(daemon)
+            # The daemon probed the LUN for its NBD export: every command was answered.
+            assert probed["scsicmd_pdus"] == probed["scsirsp_pdus"] > 0, probed
+            assert probed["rxdata_octets"] > 0 and probed["datain_pdus"] > 0, probed
+            sock = daemon.run_dir / "nbd" / f"ip-{tgtd.host}:{tgtd.port}-iscsi-{IQN}-lun-1"
+            data = os.urandom(WRITE_BLOCKS * 512)
+            with NbdClient(str(sock)) as nbd:
+                nbd.write(READ_OFFSET, data)
+                written = _adm_stats(daemon)
+                assert nbd.read(READ_OFFSET, READ_BLOCKS * 512)[: len(data)] == data
+            read = _adm_stats(daemon)
+        finally:
+            daemon.adm("-m", "node", "-T", IQN, "-p", tgtd.portal, "-u")
+    d = _delta(probed, written)
+    assert d["txdata_octets"] == len(data) and d["rxdata_octets"] == 0, d
+    assert d["scsicmd_pdus"] == d["scsirsp_pdus"] == 1, d
+    assert d["r2t_pdus"] >= 1 and d["dataout_pdus"] >= 1, d
+    d = _delta(written, read)
+    assert d["rxdata_octets"] == READ_BLOCKS * 512 and d["txdata_octets"] == 0, d
+    assert d["scsicmd_pdus"] == d["scsirsp_pdus"] == 1, d
