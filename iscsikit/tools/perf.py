@@ -489,7 +489,11 @@ def _run(args: argparse.Namespace, out: IO[str]) -> int:
     )
     try:
         say(f"connected to {url}")
-        channel = session.transport_session.command_channel()
+        # The raw channel, not the session's recovering one: iscsi-perf measures a
+        # session that does not reconnect, and the fast loop needs the driver's channel.
+        transport = session.transport_session
+        assert transport is not None  # set by a successful login
+        channel = transport.command_channel()
         _clear_unit_attention(channel, url.lun)
         num_blocks, block_size = _capacity(channel, url.lun)
         say(
