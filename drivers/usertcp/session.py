@@ -26,6 +26,8 @@ class UserTcpSession(TransportSession):
     """A session in Full Feature Phase over one userspace TCP connection (ERL 0)."""
 
     def __init__(self, conn: PduConnection, accepted: LoginAccepted, spec: ConnectSpec) -> None:
+        #: Login Requests this connection's login took (``struct iscsi_stats.login_pdus``).
+        self.login_pdus = conn.pdus_sent
         self.conn = conn
         self.spec = spec
         self.params = dict(accepted.params)
@@ -43,12 +45,14 @@ class UserTcpSession(TransportSession):
     def _machine(self) -> FullFeatureConnection:
         if self._channel is not None:
             raise LocalProtocolError("the session's data path is already open")
-        return FullFeatureConnection(
+        machine = FullFeatureConnection(
             ConnectionParams.from_negotiated(self.params),
             self.state,
             queue_depth=self.spec.queue_depth,
             timers=self.spec.timers,
         )
+        machine.stats.login_pdus = self.login_pdus
+        return machine
 
     def command_channel(self) -> BlockingChannel:
         """The blocking data path (see :mod:`.blocking`); opened once, then reused."""

@@ -118,26 +118,30 @@ async def run(
         paths.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         server = IpcServer(daemon_socket(paths), daemon.handle, **options)
     await server.start()
-    if gid is not None:
-        os.setgid(gid)
-    if uid is not None:
-        os.setuid(uid)
-    if pidfile is not None:
-        pidfile.parent.mkdir(parents=True, exist_ok=True)
-        pidfile.write_text(f"{os.getpid()}\n")
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, daemon.stopping.set)
-    loop.add_signal_handler(signal.SIGINT, daemon.stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
-    log.info("iscsikitd ready: %s (records in %s)", server.path, paths.db_root)
-    startup = asyncio.create_task(daemon.login_automatic())
+    startup: asyncio.Task[None] | None = None
     try:
+        # Everything that needs root happens before the privileges go.
+        daemon.exports.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if pidfile is not None:
+            pidfile.parent.mkdir(parents=True, exist_ok=True)
+            pidfile.write_text(f"{os.getpid()}\n")
+        if gid is not None:
+            os.setgid(gid)
+        if uid is not None:
+            os.setuid(uid)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, daemon.stopping.set)
+        loop.add_signal_handler(signal.SIGINT, daemon.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+        log.info("iscsikitd ready: %s (records in %s)", server.path, paths.db_root)
+        startup = asyncio.create_task(daemon.login_automatic())
         await daemon.stopping.wait()
         log.info("stopping: logging out %d session(s)", len(daemon.manager.sessions()))
     finally:
-        startup.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await startup
+        if startup is not None:
+            startup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await startup
         await daemon.stop()
         await server.close()
         if pidfile is not None:
@@ -176,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
 
-    return console_main("iscsikitd", body, debug_flag="-d")
+    debug = "-d" in (argv if argv is not None else sys.argv[1:])
+    return console_main("iscsikitd", body, debug=debug, debug_flag="-d")
 
 
 if __name__ == "__main__":

@@ -135,7 +135,14 @@ class Daemon:
 
     async def login_automatic(self) -> None:
         """Start-up: every record with ``node.startup = automatic``, concurrently."""
-        nodes = [n for n in self.records.nodes() if n.get("node.startup") == "automatic"]
+        from iscsikit.manager.login_plan import sessions_for_node
+
+        existing = [self.manager.info(s) for s in self.manager.sessions()]
+        nodes = [
+            n
+            for n in self.records.nodes()
+            if n.get("node.startup") == "automatic" and not sessions_for_node(existing, n)
+        ]
         if not nodes:
             return
         log.info("logging in to %d automatic record(s)", len(nodes))

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from iscsikit.errors import ConnectionFailedError, IscsiError, LoginError, LogoutError
@@ -159,6 +159,9 @@ class RecoveringChannel(AsyncCommandChannel):
 
     async def logout(self) -> None:
         await self._session.logout()
+
+    def statistics(self) -> Mapping[str, int]:
+        return self._session.statistics()
 
     def close(self) -> None:
         self._session.drop()

@@ -89,6 +89,8 @@ class PduConnection:
         self.header_digest = False
         self.data_digest = False
         self._closed = False
+        #: PDUs sent with :meth:`send` (a login's Login Requests, for statistics).
+        self.pdus_sent = 0
 
     @classmethod
     def connect(cls, portal: Portal, deadline: Deadline) -> PduConnection:
@@ -119,6 +121,7 @@ class PduConnection:
     ) -> None:
         data = encode_pdu(pdu, header_digest=self.header_digest, data_digest=self.data_digest)
         self.send_bytes(data, deadline, timeout_code=timeout_code)
+        self.pdus_sent += 1
 
     def send_bytes(
         self, data: bytes, deadline: Deadline, *, timeout_code: IscsiErr = IscsiErr.TRANS_TIMEOUT
