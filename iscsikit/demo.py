@@ -1,11 +1,14 @@
 """``iscsikit-demo``: the main job, end to end, against a real target on loopback.
 
 Starts a private tgtd (its own IPC socket and a free port) with a CHAP-protected
-target, discovers it, logs in with mutual CHAP and header/data digests, shows what
-was negotiated, writes 1 MiB of random data to the LUN through the session's userspace
-data path, reads it back, checks it against tgtd's backing file, pings the session and
-logs out.  Needs tgt installed (``tox -e demo``
-installs it); touches nothing outside a temporary directory.
+target.  Then, first as an open-iscsi user would (:mod:`iscsikit.demo_cli`): a private
+iscsikitd, ``iscsikit-adm`` discovery, CHAP and digests on the node record, ``-m node
+-l``, ``-m session -P 3``, 1 MiB through the session's NBD export with ``nbdcopy``,
+statistics, ``-u``.  Then through the Python API: discover, log in with mutual CHAP and
+header/data digests, show what was negotiated, write 1 MiB through the userspace data
+path, read it back, check it against tgtd's backing file, ping, log out, and show that a
+wrong secret fails with iscsiadm's exit code.  Needs tgt and libnbd-bin installed (``tox
+-e demo`` installs them); touches nothing outside temporary directories.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 import iscsikit
+from iscsikit.demo_cli import cli_flow
 from iscsikit.lun.lun import Lun
 from iscsikit.testing.tgtd import Tgtd
 
@@ -31,6 +35,18 @@ CHAP = iscsikit.Chap(
     # tgt 1.0.85 speaks CHAP MD5 only (iscsikit also offers SHA1, SHA256, SHA3-256).
     algorithms="MD5",
 )
+
+
+#: What the demo sets on the node record for the command-line login.
+NODE_SETTINGS = {
+    "node.session.auth.authmethod": "CHAP",
+    "node.session.auth.username": CHAP.username,
+    "node.session.auth.password": CHAP.password,
+    "node.session.auth.username_in": CHAP.username_in or "",
+    "node.session.auth.password_in": CHAP.password_in or "",
+    "node.conn[0].iscsi.HeaderDigest": "CRC32C",
+    "node.conn[0].iscsi.DataDigest": "CRC32C",
+}
 
 
 def _show(title: str) -> None:
@@ -52,6 +68,12 @@ def run(host: str = "127.0.0.1") -> int:
         tgtd.set_target_param(tid, "HeaderDigest", "CRC32C")
         tgtd.set_target_param(tid, "DataDigest", "CRC32C")
         print(f"tgtd {tgtd.portal}: target {TARGET} (1 LUN, mutual CHAP, CRC32C digests)")
+
+        print("\n######## the command line, through iscsikitd ########")
+        if cli_flow(tgtd, tid, TARGET, NODE_SETTINGS) != 0:
+            return 1
+
+        print("\n######## the Python API ########")
 
         _show(f"discovery at {tgtd.portal}")
         targets = iscsikit.discover(tgtd.portal, initiator_name=INITIATOR)

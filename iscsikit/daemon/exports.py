@@ -44,9 +44,10 @@ _BLOCK_TYPES = (0x00, 0x0E)
 
 
 def export_name(address: str, port: int, target: str, lun: int) -> str:
-    """The by-path style name of an export (see the module docstring)."""
-    host = f"[{address}]" if ":" in address else address
-    return f"ip-{host}:{port}-iscsi-{target}-lun-{lun}"
+    """The by-path style name of an export (see the module docstring).  As udev's
+    path_id does, an IPv6 address goes in without brackets (brackets would also have to
+    be escaped in the ``nbd+unix:///?socket=`` URI)."""
+    return f"ip-{address.strip('[]')}:{port}-iscsi-{target}-lun-{lun}"
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ the NBD protocol (NetworkBlockDevice/nbd ``doc/proto.md``).
 - :mod:`iscsikit.nbd.device` — the :class:`BlockDevice` protocol and :class:`MemoryDevice`;
 - :mod:`iscsikit.nbd.align` — :class:`AlignedDevice`, byte-granular I/O over whole blocks;
 - :mod:`iscsikit.nbd.server` — the asyncio server shell, :func:`serve`;
-- :mod:`iscsikit.nbd.cli` — the ``iscsikit-nbd`` command.
+- the ``iscsikit-nbd`` command is :mod:`iscsikit.tools.nbd` (``python -m iscsikit.nbd``).
 
 Only the pure names are imported eagerly; the asyncio ones load on first use (PEP 562) so
 that ``import iscsikit.nbd.protocol`` stays free of I/O modules.

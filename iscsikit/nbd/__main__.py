@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from iscsikit.nbd.cli import main
+from iscsikit.tools.nbd import main
 
 raise SystemExit(main())

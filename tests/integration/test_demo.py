@@ -22,3 +22,11 @@ def test_demo(host: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "tgtd backing file holds the same bytes" in out
     assert f"logged out of {demo.TARGET}" in out
     assert "iscsiadm exit code 24: LOGIN_AUTH_FAILED" in out
+    # The command-line half, through iscsikitd.
+    assert f"Login to [iface: default, target: {demo.TARGET}, portal: " in out
+    assert "Attached NBD exports:" in out and "nbd+unix:///?socket=" in out
+    assert "read it back: identical" in out
+    assert "tgtd's backing file holds the same bytes" in out
+    assert "txdata_octets: 1048576" in out
+    assert f"Logout of [sid: 1, target: {demo.TARGET}, portal: " in out
+    assert "No active sessions.   (exit 21)" in out
