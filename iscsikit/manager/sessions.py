@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,6 +46,7 @@ __all__ = [
     "SessionService",
     "SysfsSessionService",
     "grouped",
+    "login_each",
     "session_from_sysfs",
     "session_service",
 ]
@@ -171,8 +172,9 @@ class SessionService(Protocol):
         """Every session, in the order iscsiadm lists them."""
         ...
 
-    def login(self, node: NodeRecord, *, wait: bool = True) -> SessionInfo:
-        """Log in to ``node``; IscsiError (with iscsiadm's code) on failure."""
+    def login(self, node: NodeRecord, *, wait: bool = True) -> SessionInfo | None:
+        """Log in to ``node``; IscsiError (with iscsiadm's code) on failure.  Without
+        ``wait`` the request is only sent (None: nothing is known yet)."""
         ...
 
     def logout(self, session: SessionInfo) -> None: ...
@@ -182,6 +184,26 @@ class SessionService(Protocol):
     def stats(self, session: SessionInfo) -> Mapping[str, int]:
         """``struct iscsi_stats`` counters by name, in iscsiadm's order."""
         ...
+
+
+def login_each(
+    service: SessionService, nodes: Sequence[NodeRecord], *, wait: bool = True
+) -> Iterator[SessionInfo | IscsiError | None]:
+    """Log in to every node; yield each outcome (the session, or the error) in order.
+
+    A service that can run logins concurrently (the daemon's: iscsiadm sends every
+    request before it waits for the first answer) offers ``login_many``; the others log
+    in one after the other.
+    """
+    many = getattr(service, "login_many", None)
+    if many is not None:
+        yield from many(nodes, wait=wait)
+        return
+    for node in nodes:
+        try:
+            yield service.login(node, wait=wait)
+        except IscsiError as exc:
+            yield exc
 
 
 class _HasPaths(Protocol):
@@ -381,9 +403,42 @@ class DaemonSessionService:
         kernel = self._sysfs.sessions() if self._sysfs is not None else []
         return [*kernel, *owned]
 
-    def login(self, node: NodeRecord, *, wait: bool = True) -> SessionInfo:
+    def login(self, node: NodeRecord, *, wait: bool = True) -> SessionInfo | None:
         doc = self._call("login", timeout=math.inf, node=dict(node.values), wait=wait)
-        return session_from_json(doc)
+        return session_from_json(doc) if doc is not None else None
+
+    #: Logins in flight at once (each on its own connection to the daemon).
+    MAX_CONCURRENT_LOGINS = 64
+
+    def login_many(
+        self, nodes: Sequence[NodeRecord], *, wait: bool = True
+    ) -> Iterator[SessionInfo | IscsiError | None]:
+        """Every login sent at once (one IPC connection each, as iscsiadm does), the
+        outcomes yielded in request order."""
+        if len(nodes) <= 1:
+            for node in nodes:
+                try:
+                    yield self.login(node, wait=wait)
+                except IscsiError as exc:
+                    yield exc
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        from iscsikit.ipc.client import DaemonClient
+
+        def one(node: NodeRecord) -> SessionInfo | IscsiError | None:
+            try:
+                with DaemonClient(self.socket_path) as client:
+                    doc = client.request(
+                        "login", {"node": dict(node.values), "wait": wait}, timeout=math.inf
+                    )
+                return session_from_json(doc) if doc is not None else None
+            except IscsiError as exc:
+                return exc
+
+        workers = min(len(nodes), self.MAX_CONCURRENT_LOGINS)
+        with ThreadPoolExecutor(workers, thread_name_prefix="login") as pool:
+            yield from pool.map(one, nodes)
 
     def _is_kernel(self, session: SessionInfo) -> bool:
         return (

@@ -62,6 +62,7 @@ def login_nodes(
     session, "(multiple)" when the node already has one; every "Logging in to" line
     comes first, then each result.  The exit code is the first failure's."""
     from iscsikit.manager.login_plan import plan_login, session_counts_for_node
+    from iscsikit.manager.sessions import login_each
 
     service = env.session_service()
     write = env.out if out is None else out.text
@@ -79,21 +80,18 @@ def login_nodes(
     for node, multiple in requests:
         write(f"Logging in to {_node_name(node)}{multiple}\n")
     bar = out.progress(len(requests), "Logging in") if out is not None else NullProgress()
+    outcomes = login_each(service, [node for node, _ in requests], wait=wait)
     with bar:
-        for node, _ in requests:
-            failure: IscsiError | None = None
-            try:
-                service.login(node, wait=wait)
-            except IscsiError as exc:
+        for (node, _), outcome in zip(requests, outcomes, strict=True):
+            failure = outcome if isinstance(outcome, IscsiError) else None
+            if failure is not None:
                 bar.clear()
                 env.err(f"Could not login to {_node_name(node)}.")
-                _initiator_error(env, exc)
-                failure = exc
-                status.note(int(exc.code))
-            else:
-                if wait:
-                    bar.clear()
-                    write(f"Login to {_node_name(node)} successful.\n")
+                _initiator_error(env, failure)
+                status.note(int(failure.code))
+            elif wait:
+                bar.clear()
+                write(f"Login to {_node_name(node)} successful.\n")
             bar.advance()
             if out is not None and out.json:
                 out.add(
