@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,9 @@ from iscsikit.errors import InvalidParameterError
 __all__ = ["main", "run"]
 
 log = logging.getLogger("iscsikitd")
+
+#: Worker threads for blocking driver calls (logins in flight at once).
+LOGIN_THREADS = 64
 
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.INFO}
 
@@ -107,6 +111,11 @@ async def run(
     from iscsikit.daemon.service import OPERATIONS, Daemon
     from iscsikit.manager.sessions import daemon_socket
 
+    # Logins run the drivers' blocking connect + login in worker threads: enough of them
+    # that -L all over many targets logs in concurrently.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(LOGIN_THREADS, thread_name_prefix="login")
+    )
     daemon = Daemon(paths, conf)
     options: dict[str, Any] = {
         "allowed_uids": () if uid is None else (uid,),

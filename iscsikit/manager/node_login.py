@@ -19,7 +19,15 @@ from iscsikit.proto.ffp import Timers
 from iscsikit.records.model import NodeRecord
 
 #: Operational keys iscsid sends from the record (usr/initiator_common.c).
-_SESSION_KEYS = ("InitialR2T", "ImmediateData", "FirstBurstLength", "MaxBurstLength")
+_SESSION_KEYS = (
+    "InitialR2T",
+    "ImmediateData",
+    "FirstBurstLength",
+    "MaxBurstLength",
+    "MaxOutstandingR2T",
+    "DefaultTime2Wait",
+    "DefaultTime2Retain",
+)
 _CONN_KEYS = ("MaxRecvDataSegmentLength",)
 
 
