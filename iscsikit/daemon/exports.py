@@ -55,6 +55,7 @@ class _Served:
     info: LunExport
     device: AsyncLun
     task: asyncio.Task[None]
+    clients: list[int] = field(default_factory=lambda: [0])
 
 
 @dataclass(slots=True)
@@ -88,8 +89,8 @@ class Exports:
 
     async def _start(self, session: ManagedSession, number: int) -> _Served | None:
         try:
-            info = await run_async(session.io, scan.describe(number))
-            if info.device_type not in _BLOCK_TYPES or info.error:
+            described = await run_async(session.io, scan.describe(number))
+            if described.device_type not in _BLOCK_TYPES or described.error:
                 return None
             device = await AsyncLun.over(session.io, number)
         except (IscsiError, ScsiCommandError) as exc:
@@ -103,12 +104,18 @@ class Exports:
             if not ready.done():
                 ready.set_result(uri)
 
+        clients = [0]
+
+        def count(n: int) -> None:
+            clients[0] = n
+
         task = asyncio.create_task(
             serve(
                 cast("BlockDevice", device),
                 unix_path=path,
                 ready=announce,
                 description=f"{session.settings.target} LUN {number}",
+                on_clients=count,
             ),
             name=f"nbd export {path.name}",
         )
@@ -121,7 +128,8 @@ class Exports:
             return None
         self._paths.add(path)
         log.info("session %d: LUN %d served at %s", session.sid, number, path)
-        return _Served(LunExport(number, str(path), device.size, device.block_size), device, task)
+        info = LunExport(number, str(path), device.size, device.block_size)
+        return _Served(info, device, task, clients)
 
     def _path(self, session: ManagedSession, number: int) -> Path:
         portal = session.settings.portal
@@ -144,6 +152,15 @@ class Exports:
         self._paths.discard(path)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+    def in_use(self, session: ManagedSession | None = None) -> list[LunExport]:
+        """Exports with an NBD client connected (of one session, or of all)."""
+        groups = (
+            [self._sessions.get(session.sid, _SessionExports())]
+            if session is not None
+            else list(self._sessions.values())
+        )
+        return [s.info for g in groups for s in g.served.values() if s.clients[0] > 0]
 
     async def stop(self, session: ManagedSession) -> None:
         """Stop serving the session's LUNs (before it logs out)."""

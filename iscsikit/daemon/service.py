@@ -33,7 +33,7 @@ from iscsikit.config.iscsid_conf import IscsidConf
 from iscsikit.config.paths import Paths
 from iscsikit.daemon.exports import Exports
 from iscsikit.daemon.server import PeerCred
-from iscsikit.errors import InvalidParameterError, IscsiError
+from iscsikit.errors import InvalidParameterError, IscsiErr, IscsiError
 from iscsikit.manager.managed import ManagedSession
 from iscsikit.manager.policy import State
 from iscsikit.manager.service import SessionManager
@@ -46,6 +46,8 @@ __all__ = ["OPERATIONS", "PROTOCOL_VERSION", "Daemon"]
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
+#: Seconds a stop waits for NBD clients to go when ``iscsid.safe_logout = Yes``.
+SAFE_LOGOUT_GRACE = 30.0
 
 
 def _sid(args: dict[str, Any]) -> int:
@@ -94,6 +96,15 @@ class Daemon:
     async def op_logout(self, args: dict[str, Any]) -> Any:
         sid = _sid(args)
         session = self.manager.get(sid)
+        busy = self.exports.in_use(session)
+        if busy and self.conf.safe_logout:
+            # iscsid: "Session is actively in use for mounted storage, and
+            # iscsid.safe_logout is configured" -> ISCSI_ERR_BUSY.
+            raise IscsiError(
+                f"session {sid} is in use: NBD client connected to {busy[0].socket} "
+                "(iscsid.safe_logout = Yes)",
+                code=IscsiErr.BUSY,
+            )
         await self.exports.stop(session)
         await self.manager.logout(sid)
         return None
@@ -160,10 +171,20 @@ class Daemon:
             return
         log.info("reloaded %s", self.conf_path)
 
-    async def stop(self) -> None:
-        """Stop serving and log every session out (each with its logout timeout)."""
+    async def stop(self, *, grace: float = SAFE_LOGOUT_GRACE) -> None:
+        """Stop serving and log every session out (each with its logout timeout).
+
+        With ``iscsid.safe_logout = Yes``, exports that still have NBD clients get up to
+        ``grace`` seconds for them to disconnect first (a clean shutdown stops the
+        clients before the daemon); then every export closes, a request in flight
+        unanswered, so no client takes a write for done that was not."""
         for task in list(self._background):
             task.cancel()
+        if self.conf.safe_logout:
+            deadline = asyncio.get_running_loop().time() + grace
+            while (busy := self.exports.in_use()) and asyncio.get_running_loop().time() < deadline:
+                log.warning("waiting for NBD clients of %s (iscsid.safe_logout)", busy[0].socket)
+                await asyncio.sleep(0.5)
         await self.exports.stop_all()
         for error in await self.manager.logout_all():
             log.warning("logout at shutdown: %s", error)

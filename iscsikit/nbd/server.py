@@ -73,6 +73,7 @@ async def serve(
     description: str = "",
     max_payload: int = DEFAULT_MAX_PAYLOAD,
     limits: Limits = Limits(),
+    on_clients: Callable[[int], object] | None = None,
 ) -> None:
     """Serve ``device`` over NBD until cancelled.
 
@@ -80,7 +81,8 @@ async def serve(
     ``ready`` is called with the NBD URI (``nbd+unix:///NAME?socket=PATH`` or
     ``nbd://HOST:PORT/NAME``) once clients can connect.  Unaligned requests are handled by
     :class:`~iscsikit.nbd.align.AlignedDevice`, so the export advertises a minimum block size
-    of 1; trim is advertised only when ``device.can_unmap``.  On cancellation the listener is
+    of 1; trim is advertised only when ``device.can_unmap``.  ``on_clients`` hears the
+    number of connected clients whenever it changes (the daemon's ``safe_logout``).  On cancellation the listener is
     closed, connections are dropped and the unix socket is unlinked.
     """
     if (unix_path is None) == (port is None):
@@ -102,10 +104,14 @@ async def serve(
         task = asyncio.current_task()
         assert task is not None
         connections.add(task)
+        if on_clients is not None:
+            on_clients(len(connections))
         try:
             await _Connection(reader, writer, aligned, export, limits).run()
         finally:
             connections.discard(task)
+            if on_clients is not None:
+                on_clients(len(connections))
 
     server: asyncio.Server
     if unix_path is not None:

@@ -182,3 +182,28 @@ def test_records_only_modes_work_without_the_daemon(target: Tgtd, tmp_path: Path
         assert d.adm("-m", "session").returncode == 21
     finally:
         d.cleanup()
+
+
+def test_safe_logout_refuses_a_session_in_use(target: Tgtd) -> None:
+    d = RunningDaemon(start=False)
+    try:
+        conf = d.root / "etc/iscsi/iscsid.conf"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text("iscsid.safe_logout = Yes\n")
+        d.start()
+        discover(d, target)
+        ok(d.adm("-m", "node", "-T", f"{IQN}1", "-l"))
+        sock = next((d.run_dir / "nbd").iterdir())
+        with NbdClient(str(sock)) as nbd:
+            nbd.write(0, b"\x01" * 4096)
+            time.sleep(0.1)
+            busy = d.adm("-m", "node", "-T", f"{IQN}1", "-u")
+            assert busy.returncode == 28, busy
+            assert "initiator reported error (28 - device or resource in use)" in busy.stderr
+            assert len(target.sessions(1)) == 1  # still logged in, still serving
+            assert nbd.read(0, 4096) == b"\x01" * 4096
+        time.sleep(0.2)
+        ok(d.adm("-m", "node", "-T", f"{IQN}1", "-u"))
+        assert target.sessions(1) == []
+    finally:
+        d.cleanup()
