@@ -125,12 +125,14 @@ def _has_db(directory: Path) -> bool:
     return any((directory / sub).is_dir() for sub in DB_SUBDIRS)
 
 
-def _db_root_from_conf(root: Path) -> str | None:
+def read_iscsikit_conf(root: Path) -> dict[str, str]:
+    """iscsikit.conf's ``key = value`` settings (empty when the file does not exist);
+    InvalidParameterError for a file that cannot be read or parsed."""
     path = iscsikit_conf_path(root)
     try:
         text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
-        return None
+        return {}
     except OSError as exc:
         raise InvalidParameterError(f"cannot read {path}: {exc.strerror}") from exc
     # Imported only when the file exists: every command resolves paths, few have one.
@@ -142,6 +144,14 @@ def _db_root_from_conf(root: Path) -> str | None:
         )
     except ConfigObjError as exc:
         raise InvalidParameterError(f"{path}: {exc}") from exc
+    return {k: v for k, v in conf.items() if isinstance(v, str)} | {
+        k: "" for k, v in conf.items() if not isinstance(v, str)
+    }
+
+
+def _db_root_from_conf(root: Path) -> str | None:
+    path = iscsikit_conf_path(root)
+    conf = read_iscsikit_conf(root)
     value = conf.get("db_root")
     if value is None:
         return None

@@ -30,14 +30,16 @@ from typing import Any
 
 from iscsikit import __version__
 from iscsikit.config.iscsid_conf import IscsidConf
-from iscsikit.config.paths import Paths
+from iscsikit.config.paths import Paths, read_iscsikit_conf
 from iscsikit.daemon.exports import Exports
 from iscsikit.daemon.server import PeerCred
 from iscsikit.errors import InvalidParameterError, IscsiErr, IscsiError
+from iscsikit.manager.failover import FailoverPreferences, failover_order
 from iscsikit.manager.managed import ManagedSession
 from iscsikit.manager.policy import State
 from iscsikit.manager.service import SessionManager
 from iscsikit.manager.sessions import STATS_KEYS, session_to_json
+from iscsikit.proto.address import Portal, parse_portal
 from iscsikit.records.model import NodeRecord
 from iscsikit.records.store import Records
 
@@ -129,9 +131,20 @@ class Daemon:
 
     # -- sessions -------------------------------------------------------------------------
 
+    def failover_portals(self, node: NodeRecord) -> tuple[Portal, ...]:
+        """Where a recovery of ``node``'s session may log in: the portals of the same
+        target, portal group and iface in the records, in the preferred order."""
+        prefs = FailoverPreferences.from_settings(read_iscsikit_conf(self.paths.root))
+        others = [
+            n.portal
+            for n in self.records.nodes(target=node.target)
+            if n.iface == node.iface and n.tpgt == node.tpgt and n.portal != node.portal
+        ]
+        return failover_order(parse_portal(node.portal), map(parse_portal, others), prefs)
+
     async def login(self, node: NodeRecord) -> ManagedSession:
         """Log ``node`` in and serve its LUNs."""
-        session = await self.manager.login_node(node)
+        session = await self.manager.login_node(node, failover=self.failover_portals(node))
         try:
             await self.exports.refresh(session)
         except IscsiError as exc:

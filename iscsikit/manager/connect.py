@@ -83,9 +83,12 @@ def discover(
     return attempt_login(attempt, where, retries=0)
 
 
-def connect(settings: SessionSettings, *, retries: int | None = None) -> TransportSession:
-    """Log a Normal session in as ``settings`` say; redirects followed, target errors
-    retried ``settings.retries`` times (or ``retries``), events announced."""
+def connect(
+    settings: SessionSettings, *, retries: int | None = None, portal: Portal | None = None
+) -> TransportSession:
+    """Log a Normal session in as ``settings`` say (at ``portal`` instead of
+    ``settings.portal`` when given: failover); redirects followed, target errors retried
+    ``settings.retries`` times (or ``retries``), events announced."""
     driver = transport(settings.transport)
     name = settings.transport
 
@@ -98,7 +101,7 @@ def connect(settings: SessionSettings, *, retries: int | None = None) -> Transpo
     try:
         inner = attempt_login(
             attempt,
-            settings.portal,
+            portal or settings.portal,
             retries=settings.retries if retries is None else retries,
             retry_delay=settings.retry_delay,
             on_redirect=redirected,

@@ -37,6 +37,7 @@ from iscsikit.manager.recovery import (
 from iscsikit.manager.sessions import LunExport
 from iscsikit.manager.spec import SessionSettings
 from iscsikit.plugin.transport import AsyncCommandChannel, TransportSession
+from iscsikit.proto.address import Portal
 from iscsikit.proto.ffp import ConnectionFailed, LogoutRequested
 from iscsikit.proto.task import PingTask, ScsiTask, TmfTask
 from iscsikit.records.model import NodeRecord
@@ -203,6 +204,7 @@ class ManagedSession:
         self._logout_error: IscsiError | None = None
         self._drain_within = 0.0
         self._past_stats: dict[str, int] = {}
+        self._failover_index = 0
         #: The record the session was made from (None: made from API arguments).
         self.node: NodeRecord | None = None
         #: Its LUNs as the daemon serves them over NBD.
@@ -318,13 +320,24 @@ class ManagedSession:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _next_portal(self) -> Portal:
+        """The first login uses the record's portal; a recovery starts at the preferred
+        one and moves along :mod:`~iscsikit.manager.failover`'s order per failed try."""
+        if self.policy.state is State.LOGGING_IN:
+            return self.settings.portal
+        portals = self.settings.recovery_portals
+        return portals[self._failover_index % len(portals)]
+
     async def _login_attempt(self) -> None:
+        portal = self._next_portal()
         try:
             # One attempt (redirects followed); retries are the policy's.
-            inner = await asyncio.to_thread(connect, self.settings, retries=0)
+            inner = await asyncio.to_thread(connect, self.settings, retries=0, portal=portal)
         except IscsiError as exc:
             self.last_error = exc
-            log.info("session %d: login to %s failed: %s", self.sid, self.settings.portal, exc)
+            log.info("session %d: login to %s failed: %s", self.sid, portal, exc)
+            if self.policy.state is State.RECONNECTING:
+                self._failover_index += 1
             self._feed(Input.LOGIN_FATAL if is_fatal(exc) else Input.LOGIN_FAILED)
             return
         try:
@@ -340,6 +353,9 @@ class ManagedSession:
         with contextlib.suppress(ValueError):
             self.policy.time2wait = float(self.params.get("DefaultTime2Wait", "2"))
         channel.on_event = lambda event: self._on_event(channel, event)
+        self._failover_index = 0  # the next recovery starts at the preferred portal again
+        if portal != self.settings.portal:
+            log.warning("session %d: failed over to %s", self.sid, portal)
         self._feed(Input.LOGIN_OK)
 
     def _on_event(self, channel: AsyncCommandChannel, event: object) -> None:

@@ -13,6 +13,7 @@ ready :class:`~iscsikit.manager.spec.SessionSettings`; each session is a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import Callable
 
@@ -22,6 +23,7 @@ from iscsikit.manager.node_login import node_settings
 from iscsikit.manager.policy import State
 from iscsikit.manager.sessions import SessionInfo
 from iscsikit.manager.spec import SessionSettings
+from iscsikit.proto.address import Portal
 from iscsikit.records.model import NodeRecord
 
 __all__ = ["IFACE_TRANSPORTS", "SessionManager", "driver_for"]
@@ -94,8 +96,15 @@ class SessionManager:
             raise
         return session
 
-    async def login_node(self, node: NodeRecord) -> ManagedSession:
-        return await self.login(node_settings(node, transport=driver_for(node)), node=node)
+    async def login_node(
+        self, node: NodeRecord, *, failover: tuple[Portal, ...] = ()
+    ) -> ManagedSession:
+        """Log ``node`` in; ``failover`` is the portal order a recovery tries
+        (:func:`~iscsikit.manager.failover.failover_order`)."""
+        settings = node_settings(node, transport=driver_for(node))
+        if failover:
+            settings = dataclasses.replace(settings, failover=failover)
+        return await self.login(settings, node=node)
 
     async def logout(self, sid: int) -> None:
         session = self.get(sid)

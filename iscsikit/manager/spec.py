@@ -180,6 +180,13 @@ class SessionSettings:
     #: Seconds a failed session may take to come back before queued I/O fails
     #: (``node.session.timeo.replacement_timeout``; 0: fail at once).
     replacement_timeout: float = 120.0
+    #: Where a recovering session logs in again, in order (:mod:`.failover`); empty:
+    #: ``portal`` only.
+    failover: tuple[Portal, ...] = ()
+
+    @property
+    def recovery_portals(self) -> tuple[Portal, ...]:
+        return self.failover or (self.portal,)
 
     @property
     def isid(self) -> bytes:

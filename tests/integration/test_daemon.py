@@ -207,3 +207,35 @@ def test_safe_logout_refuses_a_session_in_use(target: Tgtd) -> None:
         assert target.sessions(1) == []
     finally:
         d.cleanup()
+
+
+def test_recovery_fails_over_to_the_other_portal_and_back(tmp_path: Path) -> None:
+    with Tgtd(tmp_path / "tgtd") as t, RunningDaemon() as d:
+        t.add_target(f"{IQN}fo", tid=1, lun_size=LUN_SIZE)
+        t.set_target_param(1, "DefaultTime2Wait", 0)
+        second = t.add_portal("127.0.0.2")
+        discover(d, t)
+        ok(d.adm("-m", "discovery", "-t", "st", "-p", second))
+        assert second in ok(d.adm("-m", "node"))  # both portals of the portal group
+        ok(d.adm("-m", "node", "-o", "update", "-n", "node.session.iscsi.DefaultTime2Wait",
+                 "-v", "0"))  # fmt: skip
+        ok(d.adm("-m", "node", "-T", f"{IQN}fo", "-p", t.portal, "-l"))
+        sock = next((d.run_dir / "nbd").iterdir())
+        with NbdClient(str(sock)) as nbd:
+            nbd.write(0, b"A" * 4096)
+            # The first portal goes away: the session comes back through the second.
+            t.delete_portal(t.portal)
+            t.drop_connections(1)
+            nbd.write(4096, b"B" * 4096)  # held, then re-issued on the new connection
+            p1 = ok(d.adm("-m", "session", "-P", "1"))
+            assert f"Current Portal: {second},1" in p1
+            assert f"Persistent Portal: {t.portal},1" in p1
+            # It comes back: the next recovery returns to the record's portal.
+            t.add_portal(t.host, t.port)
+            t.drop_connections(1)
+            nbd.write(8192, b"C" * 4096)
+            assert f"Current Portal: {t.portal},1" in ok(d.adm("-m", "session", "-P", "1"))
+            nbd.flush()
+        image = t.backing_path(1).read_bytes()
+        assert image[:12288] == b"A" * 4096 + b"B" * 4096 + b"C" * 4096
+        ok(d.adm("-m", "node", "-u"))
