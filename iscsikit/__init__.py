@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from iscsikit.api import Chap, Session, discover, login
     from iscsikit.lun.aio import AsyncLun, open_lun_async
     from iscsikit.lun.lun import Lun, open_lun
+    from iscsikit.nbd.session_lun import SessionLun, open_session_lun
     from iscsikit.proto.sendtargets import DiscoveredTarget
     from iscsikit.records.model import DiscoveryRecord, IfaceRecord, NodeRecord
     from iscsikit.records.store import Records
@@ -48,6 +49,8 @@ _LAZY = {
     "open_lun": "iscsikit.lun.lun",
     "AsyncLun": "iscsikit.lun.aio",
     "open_lun_async": "iscsikit.lun.aio",
+    "SessionLun": "iscsikit.nbd.session_lun",
+    "open_session_lun": "iscsikit.nbd.session_lun",
     "DiscoveredTarget": "iscsikit.proto.sendtargets",
     "Records": "iscsikit.records.store",
     "NodeRecord": "iscsikit.records.model",
@@ -83,6 +86,7 @@ __all__ = [
     "NodeRecord",
     "Records",
     "Session",
+    "SessionLun",
     "TransportError",
     "TransportTimeoutError",
     "__version__",
@@ -90,4 +94,5 @@ __all__ = [
     "login",
     "open_lun",
     "open_lun_async",
+    "open_session_lun",
 ]
