@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any, cast
 
 from iscsikit.errors import IscsiError
-from iscsikit.lun import scan
+from iscsikit.lun import ops, scan
 from iscsikit.lun.aio import AsyncLun, run_async
 from iscsikit.manager.managed import ManagedSession
 from iscsikit.manager.sessions import LunExport
 from iscsikit.nbd.device import BlockDevice
 from iscsikit.nbd.server import serve
+from iscsikit.scsi import cdb as C
 from iscsikit.scsi.errors import ScsiCommandError
+from iscsikit.scsi.inquiry import parse_inquiry
 
 __all__ = ["EXPORT_DIR", "Exports", "export_name"]
 
@@ -89,14 +91,18 @@ class Exports:
 
     async def _start(self, session: ManagedSession, number: int) -> _Served | None:
         try:
-            described = await run_async(session.io, scan.describe(number))
-            if described.device_type not in _BLOCK_TYPES or described.error:
+            answer = await run_async(
+                session.io, ops.command(C.inquiry(), lun=number, read_length=255)
+            )
+            inquiry = parse_inquiry(ops.data_of(answer))
+            if inquiry.peripheral_qualifier != 0 or inquiry.device_type not in _BLOCK_TYPES:
                 return None
             device = await AsyncLun.over(session.io, number)
-        except (IscsiError, ScsiCommandError) as exc:
+        except (IscsiError, ScsiCommandError, ValueError) as exc:
             log.info("session %d: LUN %d is not exported: %s", session.sid, number, exc)
             return None
         path = self._path(session, number)
+        self._paths.add(path)  # reserved now: another session's export runs concurrently
         self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
@@ -125,8 +131,8 @@ class Exports:
             failure = None if task.cancelled() else task.exception()
             log.error("session %d: cannot export LUN %d at %s: %s", session.sid, number,
                       path, failure)  # fmt: skip
+            self._paths.discard(path)
             return None
-        self._paths.add(path)
         log.info("session %d: LUN %d served at %s", session.sid, number, path)
         info = LunExport(number, str(path), device.size, device.block_size)
         return _Served(info, device, task, clients)
