@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from iscsikit.config.paths import resolve_paths
 from iscsikit.errors import InvalidParameterError, NoObjectsFoundError, SessionNotFoundError
@@ -41,18 +39,21 @@ from iscsikit.proto.address import Portal, parse_portal
 __all__ = ["SessionLun", "find_session", "open_session_lun"]
 
 
-class SessionLun:
-    """A blocking LUN of a daemon-owned session, with :class:`iscsikit.lun.Lun`'s surface:
-    ``size``, ``block_size``, ``read_only``, ``can_unmap``, :meth:`read`, :meth:`readinto`,
-    :meth:`write`, :meth:`flush`, :meth:`unmap`, :meth:`write_zeroes`, :meth:`close`, and
-    a context manager; ``iscsikit.lun.LunIO`` works over it.
+class SessionLun(NbdClient):
+    """A blocking LUN of a daemon-owned session: an :class:`NbdClient` connected to the
+    LUN's export, with :class:`iscsikit.lun.Lun`'s surface (``size``, ``block_size``,
+    ``read_only``, ``can_unmap``, ``read``, ``readinto``, ``write``, ``flush``,
+    :meth:`unmap`, ``write_zeroes``, ``close``, a context manager); ``iscsikit.lun.LunIO``
+    works over it.
 
     Byte offsets, unaligned ranges included (the export merges partial blocks).  Closing
     disconnects from the export; the session stays logged in (the daemon owns it).
     """
 
-    def __init__(self, client: NbdClient, session: SessionInfo, export: LunExport) -> None:
-        self.client = client
+    def __init__(
+        self, session: SessionInfo, export: LunExport, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        super().__init__(export.socket, timeout=timeout, connect_timeout=CONNECT_TIMEOUT)
         #: The session as the daemon listed it when the LUN was opened.
         self.session = session
         self.export = export
@@ -70,66 +71,20 @@ class SessionLun:
         return self.export.lun
 
     @property
-    def size(self) -> int:
-        """Capacity in bytes."""
-        return self.client.size
-
-    @property
     def block_size(self) -> int:
         """The LUN's logical block size in bytes."""
         return self.export.block_size
 
     @property
-    def read_only(self) -> bool:
-        return self.client.read_only
-
-    @property
     def can_unmap(self) -> bool:
         """Whether :meth:`unmap` is supported (the export advertises trim only when the LUN
         supports UNMAP)."""
-        return self.client.can_trim
-
-    def read(self, offset: int, length: int) -> bytes:
-        return self.client.read(offset, length)
-
-    def readinto(self, offset: int, buffer: bytearray | memoryview) -> int:
-        """Read ``len(buffer)`` bytes at ``offset`` straight into ``buffer``."""
-        return self.client.readinto(offset, buffer)
-
-    def write(self, offset: int, data: bytes | bytearray | memoryview, *, fua: bool = False) -> int:
-        return self.client.write(offset, data, fua=fua)
-
-    def flush(self) -> None:
-        """What was written is on stable storage when this returns (SYNCHRONIZE CACHE in
-        the daemon)."""
-        self.client.flush()
+        return self.can_trim
 
     def unmap(self, offset: int, length: int) -> None:
-        """Deallocate a range (NBD trim → UNMAP); :class:`~iscsikit.errors.NotSupportedError`
-        when the LUN does not support it."""
-        self.client.trim(offset, length)
-
-    def write_zeroes(self, offset: int, length: int) -> None:
-        self.client.write_zeroes(offset, length)
-
-    @property
-    def closed(self) -> bool:
-        return self.client.closed
-
-    def close(self) -> None:
-        """Disconnect from the export; idempotent.  The session stays logged in."""
-        self.client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        """Deallocate a range (NBD trim, UNMAP in the daemon);
+        :class:`~iscsikit.errors.NotSupportedError` when the LUN does not support it."""
+        self.trim(offset, length)
 
     def __repr__(self) -> str:
         return (
@@ -208,5 +163,4 @@ def open_session_lun(
             f"session {session.sid} ({session.target}) has no exported LUN {lun} "
             f"(exported LUNs: {luns})"
         )
-    client = NbdClient(export.socket, timeout=timeout, connect_timeout=CONNECT_TIMEOUT)
-    return SessionLun(client, session, export)
+    return SessionLun(session, export, timeout=timeout)
