@@ -61,6 +61,9 @@ class RecordingDevice(MemoryDevice):
         self.fail_read: BaseException | None = None
         self.fail_write: BaseException | None = None
 
+    def last(self) -> tuple[Any, ...]:
+        return self.calls[-1]
+
     async def read(self, offset: int, length: int) -> bytes:
         self.calls.append(("read", offset, length))
         if self.fail_read is not None:
@@ -184,17 +187,17 @@ def test_flush_fua_trim_write_zeroes(serving: Callable[..., Path]) -> None:
     device = RecordingDevice(SIZE, 512)
     with NbdClient(serving(device)) as nbd:
         nbd.write(0, b"\xff" * 8192, fua=True)
-        assert device.calls[-1] == ("write", 0, 8192, True)
+        assert device.last() == ("write", 0, 8192, True)
         nbd.flush()
-        assert device.calls[-1] == ("flush",) and device.flushes == 1
+        assert device.last()[0] == "flush" and device.flushes == 1
         nbd.trim(0, 4096)
         assert device.calls[-2] == ("unmap", 0, 4096)  # MemoryDevice unmaps by zeroing
         assert nbd.read(0, 4096) == bytes(4096)
         nbd.write_zeroes(4096, 2048)  # NO_HOLE: the device may not unmap
-        assert device.calls[-1] == ("write_zeroes", 4096, 2048, False)
+        assert device.last() == ("write_zeroes", 4096, 2048, False)
         nbd.write_zeroes(6144, 1024, may_unmap=True, fua=True)
         assert ("write_zeroes", 6144, 1024, True) in device.calls
-        assert device.calls[-1] == ("flush",)  # the server's way to honour FUA there
+        assert device.last()[0] == "flush"  # the server's way to honour FUA there
         assert nbd.read(0, 8192) == bytes(7168) + b"\xff" * 1024
 
 
