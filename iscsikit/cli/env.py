@@ -17,7 +17,6 @@ import io
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -30,19 +29,36 @@ if TYPE_CHECKING:
 __all__ = ["CliEnv"]
 
 
-@dataclass
 class CliEnv:
-    """Streams, environment and paths of one invocation (see docs/cli-contract.md)."""
+    """Streams, environment and paths of one invocation (see docs/cli-contract.md).
 
-    stdout: TextIO
-    stderr: TextIO
-    environ: Mapping[str, str]
-    paths: Paths
-    isatty: bool = False
-    _records: Records | None = field(default=None, init=False, repr=False)
-    _iscsid_conf: IscsidConf | None = field(default=None, init=False, repr=False)
-    #: The session layer; ``None`` until first used (tests inject a fake here).
-    session_layer: Any = field(default=None, repr=False)
+    A plain class, not a dataclass: it is made once per command, and generating a
+    dataclass's methods is a measurable part of the command line's start-up."""
+
+    def __init__(
+        self,
+        stdout: TextIO,
+        stderr: TextIO,
+        environ: Mapping[str, str],
+        paths: Paths,
+        isatty: bool = False,
+        session_layer: Any = None,
+    ) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.environ = environ
+        self.paths = paths
+        self.isatty = isatty
+        self._records: Records | None = None
+        self._iscsid_conf: IscsidConf | None = None
+        #: The session layer; ``None`` until first used (tests inject a fake here).
+        self.session_layer = session_layer
+
+    def __repr__(self) -> str:
+        return (
+            f"CliEnv(stdout={self.stdout!r}, stderr={self.stderr!r}, environ={self.environ!r}, "
+            f"paths={self.paths!r}, isatty={self.isatty!r})"
+        )
 
     @classmethod
     def from_process(cls) -> CliEnv:

@@ -17,15 +17,14 @@ This module knows nothing about iscsiadm; it does no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Event", "LongOption", "c_atoi", "c_strtoull", "getopt_long"]
 
 _BLANKS = " \t\n\v\f\r"
 
 
-@dataclass(frozen=True, slots=True)
-class LongOption:
+class LongOption(NamedTuple):
     """``--name``; ``key`` is what getopt returns for it (a short letter, or any id)."""
 
     name: str
@@ -33,8 +32,7 @@ class LongOption:
     key: str
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One getopt result in order: ``key`` is the option's key or ``"?"`` for an error;
     ``long`` the long name used (if any); ``optopt`` what glibc leaves in optopt on an
     error ("" for 0); ``message`` glibc's complaint."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from iscsikit.cli.getopt import Event, LongOption, c_atoi, c_strtoull, getopt_long
 from iscsikit.errors import IscsiErr, IscsiError
@@ -87,8 +88,7 @@ LOGIN_ALL_MODES = ("all", "manual", "automatic", "onboot")
 _IFACE_NAME_MAX = 64  # ISCSI_MAX_IFACE_LEN - 1
 
 
-@dataclass(frozen=True, slots=True)
-class OptionSpec:
+class OptionSpec(NamedTuple):
     """One option.  ``short`` is None for iscsikit's long-only extensions; ``modes``
     lists the modes that accept it (all modes for extensions and ``-m``)."""
 
@@ -411,8 +411,7 @@ def _extension(args: ParsedArgs, ev: Event) -> None:
 # -- portals ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Portal:
+class Portal(NamedTuple):
     """``-p`` as iscsiadm reads it: ``port``/``tpgt`` are None when not given."""
 
     address: str

@@ -13,16 +13,17 @@ Failures of the exchange itself carry iscsiadm's codes:
 * :class:`DaemonCommError` (18) -- anything else: a reset, a truncated or malformed reply.
 
 The command line imports this module on every daemon call, so it stays small: no asyncio,
-no threads.
+no threads, and the C socket type (:mod:`_socket`, which :class:`socket.socket` only
+subclasses) instead of :mod:`socket`, whose import (its enum conversions, selectors) would
+be a tenth of ``iscsikit-adm -m session``'s start-up for nothing this client uses.
 """
 
 from __future__ import annotations
 
+import _socket
 import itertools
 import math
 import os
-import select
-import socket
 import time
 from typing import Any
 
@@ -79,7 +80,7 @@ class DaemonClient:
     ) -> None:
         self.socket_path = os.fspath(socket_path)
         self.timeout = timeout
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._decoder = ReplyDecoder()
         self._ids = itertools.count(1)
 
@@ -136,11 +137,11 @@ class DaemonClient:
 
     # -- the connection ------------------------------------------------------------------
 
-    def _connection(self, wait: float) -> socket.socket:
+    def _connection(self, wait: float) -> _socket.socket:
         if self._sock is not None and not _dropped(self._sock):
             return self._sock
         self.close()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.settimeout(None if math.isinf(wait) else wait)
         try:
             sock.connect(self.socket_path)
@@ -166,7 +167,7 @@ class DaemonClient:
         self._decoder = ReplyDecoder()
         return sock
 
-    def _refusal(self, sock: socket.socket) -> IscsiError | None:
+    def _refusal(self, sock: _socket.socket) -> IscsiError | None:
         """Why the daemon closed a connection we could not write to, if it said so: it
         refuses a peer (credentials, too many clients) as soon as it connects."""
         try:
@@ -177,7 +178,7 @@ class DaemonClient:
             return None
         return reply.error.to_exception()
 
-    def _receive(self, sock: socket.socket, wait: float) -> ReplyReceived:
+    def _receive(self, sock: _socket.socket, wait: float) -> ReplyReceived:
         deadline = time.monotonic() + wait
         while True:
             remaining = deadline - time.monotonic()
@@ -208,9 +209,11 @@ class DaemonClient:
                 raise DaemonCommError("iscsikitd sent a request instead of a reply")
 
 
-def _dropped(sock: socket.socket) -> bool:
+def _dropped(sock: _socket.socket) -> bool:
     """True when an idle connection is unusable: the daemon closed or reset it, or sent
     something nobody asked for (then what follows could not be matched to a request)."""
+    import select  # only a reused connection is checked: not on a command's one request
+
     try:
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):

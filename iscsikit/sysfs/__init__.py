@@ -18,11 +18,47 @@ to the control files the kernel provides for that.
 
 from __future__ import annotations
 
-from iscsikit.sysfs.attrs import Device, c_int, read_attr
-from iscsikit.sysfs.context import SysfsContext
-from iscsikit.sysfs.host import Flashnode, HostIface, IscsiHost, IscsiTransport
-from iscsikit.sysfs.ibft import BootTarget, Ibft
-from iscsikit.sysfs.session import IscsiConnection, IscsiSession, ScsiDevice
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from iscsikit.sysfs.attrs import Device, c_int, read_attr
+    from iscsikit.sysfs.context import SysfsContext
+    from iscsikit.sysfs.host import Flashnode, HostIface, IscsiHost, IscsiTransport
+    from iscsikit.sysfs.ibft import BootTarget, Ibft
+    from iscsikit.sysfs.session import IscsiConnection, IscsiSession, ScsiDevice
+
+# Names load on first use (PEP 562): ``iscsikit-adm -m session`` needs only the context,
+# and a machine without kernel sessions never needs the session, host or iBFT modules.
+_LAZY = {
+    "Device": "iscsikit.sysfs.attrs",
+    "c_int": "iscsikit.sysfs.attrs",
+    "read_attr": "iscsikit.sysfs.attrs",
+    "SysfsContext": "iscsikit.sysfs.context",
+    "Flashnode": "iscsikit.sysfs.host",
+    "HostIface": "iscsikit.sysfs.host",
+    "IscsiHost": "iscsikit.sysfs.host",
+    "IscsiTransport": "iscsikit.sysfs.host",
+    "BootTarget": "iscsikit.sysfs.ibft",
+    "Ibft": "iscsikit.sysfs.ibft",
+    "IscsiConnection": "iscsikit.sysfs.session",
+    "IscsiSession": "iscsikit.sysfs.session",
+    "ScsiDevice": "iscsikit.sysfs.session",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BootTarget",

@@ -4,6 +4,8 @@ Every path hangs from ``root`` (``/`` on a real system; a ``tmp_path`` holding a
 :class:`~iscsikit.sysfs.fake.FakeSysfs` tree in tests; ``ISCSIKIT_ROOT`` through
 :meth:`SysfsContext.from_paths`).  Listing follows open-iscsi: ``scandir`` with
 ``alphasort`` over the class directories, so ``session10`` comes before ``session2``.
+The object modules (session, host, iBFT) are imported when an object is made, so that
+``iscsikit-adm -m session`` on a machine without kernel sessions never loads them.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iscsikit.sysfs.attrs import read_attr, sort_names
-from iscsikit.sysfs.host import IscsiHost, IscsiTransport
-from iscsikit.sysfs.ibft import Ibft
-from iscsikit.sysfs.session import IscsiConnection, IscsiSession, ScsiDevice
 
 if TYPE_CHECKING:
     from iscsikit.config.paths import Paths
+    from iscsikit.sysfs.host import IscsiHost, IscsiTransport
+    from iscsikit.sysfs.ibft import Ibft
+    from iscsikit.sysfs.session import IscsiConnection, IscsiSession, ScsiDevice
 
 __all__ = ["SysfsContext"]
 
@@ -57,9 +59,16 @@ class SysfsContext:
     def sessions(self) -> list[IscsiSession]:
         """Every kernel session, in iscsiadm's (alphasort) order."""
         base = self.class_dir("iscsi_session")
-        return [IscsiSession(self, base / n) for n in self._names(base, _SESSION)]
+        names = self._names(base, _SESSION)
+        if not names:
+            return []
+        from iscsikit.sysfs.session import IscsiSession
+
+        return [IscsiSession(self, base / n) for n in names]
 
     def session(self, sid: int) -> IscsiSession | None:
+        from iscsikit.sysfs.session import IscsiSession
+
         found = IscsiSession(self, self.class_dir("iscsi_session") / f"session{sid}")
         return found if found.exists else None
 
@@ -78,16 +87,22 @@ class SysfsContext:
         return int(matches[-1]) if matches else None
 
     def connections(self) -> list[IscsiConnection]:
+        from iscsikit.sysfs.session import IscsiConnection
+
         base = self.class_dir("iscsi_connection")
         return [IscsiConnection(base / n) for n in self._names(base, _CONN)]
 
     # -- hosts and transports ---------------------------------------------------------
     def hosts(self) -> list[IscsiHost]:
         """Every iSCSI host, in iscsiadm's (alphasort) order."""
+        from iscsikit.sysfs.host import IscsiHost
+
         base = self.class_dir("iscsi_host")
         return [IscsiHost(self, base / n) for n in self._names(base, _HOST)]
 
     def host(self, host_no: int) -> IscsiHost | None:
+        from iscsikit.sysfs.host import IscsiHost
+
         found = IscsiHost(self, self.class_dir("iscsi_host") / f"host{host_no}")
         return found if found.exists else None
 
@@ -97,6 +112,8 @@ class SysfsContext:
         return next((h for h in self.hosts() if (h.hwaddress or "").lower() == want), None)
 
     def iscsi_transports(self) -> list[IscsiTransport]:
+        from iscsikit.sysfs.host import IscsiTransport
+
         base = self.class_dir("iscsi_transport")
         try:
             names = sort_names(os.listdir(base))
@@ -106,10 +123,14 @@ class SysfsContext:
 
     def transport(self, name: str) -> IscsiTransport | None:
         """The loaded transport ``name`` (it must have a ``handle``), or None."""
+        from iscsikit.sysfs.host import IscsiTransport
+
         found = IscsiTransport(self.class_dir("iscsi_transport") / name)
         return found if found.exists and found.handle else None
 
     def scsi_device(self, host_no: int, channel: int, target: int, lun: int) -> ScsiDevice | None:
+        from iscsikit.sysfs.session import ScsiDevice
+
         path = self.sys_path / "bus/scsi/devices" / f"{host_no}:{channel}:{target}:{lun}"
         return ScsiDevice(path) if path.exists() else None
 
@@ -130,6 +151,8 @@ class SysfsContext:
 
     def ibft(self) -> Ibft:
         """The boot firmware tables (``Ibft.present`` is False when there are none)."""
+        from iscsikit.sysfs.ibft import Ibft
+
         return Ibft(self)
 
     def dump(self) -> dict[str, Any]:

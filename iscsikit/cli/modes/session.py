@@ -411,12 +411,12 @@ def json_run(
     """``--output json`` for session, host and fw modes: run the text command with its
     stdout captured, then write one document with ``payload()`` (the objects), the text
     lines as ``messages`` and, on failure, ``error`` (docs/iscsikit-adm.schema.json)."""
+    if args.output != "json":  # jsonout.wants_json, without importing jsonout for text
+        return body(args, env)
     import io
 
     from iscsikit.cli import jsonout
 
-    if not jsonout.wants_json(args):
-        return body(args, env)
     real, buf = env.stdout, io.StringIO()
     env.stdout = buf
     doc: dict[str, Any] = {}
@@ -438,9 +438,9 @@ def json_run(
 
 
 def run(args: ParsedArgs, env: CliEnv) -> int:
-    from iscsikit.cli import jsonout
-
     def sessions() -> dict[str, Any]:
+        from iscsikit.cli import jsonout
+
         found = env.session_service().sessions()
         return {"sessions": [jsonout.session_json(s, show_secrets=args.show) for s in found]}
 
