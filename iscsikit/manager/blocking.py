@@ -52,6 +52,7 @@ from iscsikit.manager.recovery import (
 from iscsikit.manager.spec import SessionSettings
 from iscsikit.plugin import SessionEventKind
 from iscsikit.plugin.transport import CommandChannel, TransportSession
+from iscsikit.proto.address import Portal
 from iscsikit.proto.ffp import ConnectionFailed, LogoutRequested
 from iscsikit.proto.task import ScsiTask, TmfTask
 
@@ -59,8 +60,8 @@ __all__ = ["BlockingManagedSession", "RecoveringCommandChannel"]
 
 log = logging.getLogger(__name__)
 
-#: A connector: one login attempt (redirects followed, no retries) -> a logged-in session.
-Connector = Callable[[SessionSettings], TransportSession]
+#: A connector: one login attempt at a portal (redirects followed, no retries).
+Connector = Callable[[SessionSettings, Portal], TransportSession]
 
 #: States in which the session has a connection that may fail under it.
 _CONNECTED = frozenset({State.LOGGED_IN, State.DRAINING, State.TARGET_LOGOUT})
@@ -68,8 +69,8 @@ _CONNECTED = frozenset({State.LOGGED_IN, State.DRAINING, State.TARGET_LOGOUT})
 _JOBS = frozenset({Action.LOGIN, Action.LOGOUT, Action.DRAIN})
 
 
-def _connect_once(settings: SessionSettings) -> TransportSession:
-    return connect(settings, retries=0)  # one attempt; the policy retries
+def _connect_once(settings: SessionSettings, portal: Portal) -> TransportSession:
+    return connect(settings, retries=0, portal=portal)  # one attempt; the policy retries
 
 
 class RecoveringCommandChannel(CommandChannel):
@@ -225,6 +226,7 @@ class BlockingManagedSession:
         self._logout_error: IscsiError | None = None
         self._drain_within = 0.0
         self._past_stats: dict[str, int] = {}
+        self._failover_index = 0
         self._polling = False
 
     # -- what users call ---------------------------------------------------------------
@@ -417,12 +419,23 @@ class BlockingManagedSession:
         if channel is self.channel:
             self._events.append(event)
 
+    def _next_portal(self) -> Portal:
+        """As :class:`~iscsikit.manager.managed.ManagedSession`: the first login uses the
+        settings' portal; a recovery walks ``settings.recovery_portals`` per failed try."""
+        if self.policy.state is State.LOGGING_IN:
+            return self.settings.portal
+        portals = self.settings.recovery_portals
+        return portals[self._failover_index % len(portals)]
+
     def _login_attempt(self) -> None:
+        portal = self._next_portal()
         try:
-            inner = self._connector(self.settings)
+            inner = self._connector(self.settings, portal)
         except IscsiError as exc:
             self.last_error = exc
-            log.info("session %d: login to %s failed: %s", self.sid, self.settings.portal, exc)
+            log.info("session %d: login to %s failed: %s", self.sid, portal, exc)
+            if self.policy.state is State.RECONNECTING:
+                self._failover_index += 1
             self._feed(Input.LOGIN_FATAL if is_fatal(exc) else Input.LOGIN_FAILED)
             return
         try:
@@ -440,6 +453,9 @@ class BlockingManagedSession:
             self.policy.time2wait = float(self.params.get("DefaultTime2Wait", "2"))
         if hasattr(channel, "on_event"):  # the usertcp channel reports its events
             channel.on_event = lambda event: self._on_event(channel, event)
+        self._failover_index = 0  # the next recovery starts at the preferred portal again
+        if portal != self.settings.portal:
+            log.warning("session %d: failed over to %s", self.sid, portal)
         self._feed(Input.LOGIN_OK)
 
     def _drain(self) -> None:

@@ -26,7 +26,7 @@ from iscsikit.manager.blocking import BlockingManagedSession
 from iscsikit.manager.policy import State
 from iscsikit.manager.spec import SessionSettings, session_settings
 from iscsikit.plugin.transport import CommandChannel, TransportSession
-from iscsikit.proto.address import parse_portal
+from iscsikit.proto.address import Portal, parse_portal
 from iscsikit.proto.ffp import ConnectionFailed, LogoutRequested
 from iscsikit.proto.task import ScsiTask, TmfTask
 from iscsikit.scsi import cdb as C
@@ -161,7 +161,8 @@ class Harness:
         self.sessions: list[FakeSession] = []
         self.time2wait = time2wait
 
-    def connector(self, settings: SessionSettings) -> TransportSession:
+    def connector(self, settings: SessionSettings, portal: Portal) -> TransportSession:
+        assert portal == settings.portal  # one portal: no failover here
         self.logins.append((self.now, settings.isid))
         outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
         if isinstance(outcome, IscsiError):
