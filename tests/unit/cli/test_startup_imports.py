@@ -1,0 +1,228 @@
+"""What ``iscsikit-adm`` imports to start: ``-m session`` (with a daemon answering and
+without one) and ``-m node``.
+
+Start-up time is measured in bench/ (issue 9: ``-m session`` with the daemon running
+within 40 ms of ``python3 -c pass``), never asserted here.  These tests pin its cause
+instead: each command runs in a fresh interpreter exactly as ``python -m iscsikit`` runs
+it (:func:`runpy.run_module`), which reports the modules the command added to
+``sys.modules``; modules the command does not need must not be among them, so a
+regression fails with the module's name.  The interpreter runs without ``site`` (``-S``,
+iscsikit and the site directories on ``PYTHONPATH``), so what a ``.pth`` file happens to
+import on one machine hides nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import iscsikit
+from iscsikit.ipc.protocol import RequestDecoder, RequestReceived, encode_result
+from iscsikit.manager.sessions import DAEMON_SOCKET_NAME, session_from_sysfs, session_to_json
+from iscsikit.sysfs import SysfsContext
+from iscsikit.sysfs.fake import sample_kernel
+
+#: Runs ``python -m iscsikit ARGS`` in this interpreter, then writes the exit code and the
+#: modules the command imported (sys.modules after minus before) as JSON to OUT.
+_RUNNER = """\
+import runpy, sys
+before = set(sys.modules)
+out, sys.argv = sys.argv[1], ["iscsikit-adm", *sys.argv[2:]]
+code = 0
+try:
+    runpy.run_module("iscsikit", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+imported = sorted(set(sys.modules) - before)
+import json
+with open(out, "w") as f:
+    json.dump({"code": code, "modules": imported}, f)
+"""
+
+#: Never needed to start a command: asyncio and threads (the daemon's), the plugin
+#: machinery and its entry points, the protocol stack and the data path, iscsid.conf.
+NEVER = (
+    "asyncio",
+    "concurrent",
+    "selectors",
+    "socket",
+    "ssl",
+    "subprocess",
+    "pluggy",
+    "importlib.metadata",
+    "configobj",
+    "iscsikit.api",
+    "iscsikit.proto",
+    "iscsikit.plugin",
+    "iscsikit.net",
+    "iscsikit.lun",
+    "iscsikit.nbd",
+    "iscsikit.discovery",
+    "iscsikit.daemon",
+    "iscsikit.config.iscsid_conf",
+    "iscsikit_drivers",
+)
+#: Not needed to list sessions: the records (and the key registry they are built on),
+#: logging, ctypes, the record printers and JSON output, sysfs objects when the kernel
+#: has no session, the login planner.
+NOT_FOR_SESSIONS = (
+    *NEVER,
+    "threading",
+    "logging",
+    "ctypes",
+    "iscsikit.records",
+    "iscsikit.config.registry",
+    "iscsikit.config.keytable",
+    "iscsikit.cli.printing",
+    "iscsikit.cli.jsonout",
+    "iscsikit.sysfs.session",
+    "iscsikit.sysfs.host",
+    "iscsikit.sysfs.ibft",
+    "iscsikit.manager.login_plan",
+)
+#: ``-m node`` lists records: no daemon client, no sysfs.
+NOT_FOR_NODES = (*NEVER, "iscsikit.ipc", "iscsikit.manager", "iscsikit.sysfs", "json")
+
+
+@dataclass(frozen=True)
+class Started:
+    code: int
+    stdout: str
+    stderr: str
+    modules: frozenset[str]
+
+    def loaded(self, names: Sequence[str]) -> list[str]:
+        """The imported modules that are ``names`` or inside one of them."""
+        return sorted(
+            m for m in self.modules if any(m == n or m.startswith(n + ".") for n in names)
+        )
+
+
+def start(root: Path, *args: str) -> Started:
+    """``python -m iscsikit ARGS`` with ``ISCSIKIT_ROOT=root``, in a fresh interpreter."""
+    out = root / "startup.json"
+    package_dir = str(Path(iscsikit.__file__).resolve().parents[1])
+    path = [package_dir, *(p for p in sys.path if p and os.path.isdir(p))]
+    env = {**os.environ, "ISCSIKIT_ROOT": str(root), "PYTHONPATH": os.pathsep.join(path)}
+    env.pop("ISCSIKIT_DB_ROOT", None)
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", _RUNNER, str(out), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=60,
+        check=False,
+    )
+    assert out.exists(), proc.stderr
+    report = json.loads(out.read_text())
+    return Started(report["code"], proc.stdout, proc.stderr, frozenset(report["modules"]))
+
+
+class StubDaemon:
+    """iscsikitd's end of the IPC socket under ``root`` (docs/ipc.md framing, through
+    :mod:`iscsikit.ipc.protocol`): it answers ``sessions`` with ``sessions`` and records
+    every operation asked for.  Enough to start ``-m session`` the way it starts with the
+    daemon running, without the daemon."""
+
+    def __init__(self, root: Path, sessions: list[dict[str, Any]]) -> None:
+        run_dir = root / "run" / "iscsikit"
+        run_dir.mkdir(parents=True)
+        self.ops: list[str] = []
+        self.connections = 0
+        self._sessions = sessions
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(run_dir / DAEMON_SOCKET_NAME))
+        self._listener.listen(4)
+        self._listener.settimeout(60)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            while True:
+                conn, _ = self._listener.accept()
+                self.connections += 1
+                with conn:
+                    self._answer(conn)
+        except OSError:  # the listener was closed: the test is over
+            return
+
+    def _answer(self, conn: socket.socket) -> None:
+        decoder = RequestDecoder()
+        while data := conn.recv(65536):
+            for event in decoder.feed(data):
+                assert isinstance(event, RequestReceived), event
+                self.ops.append(event.op)
+                result = self._sessions if event.op == "sessions" else None
+                conn.sendall(encode_result(event.id, result))
+
+    def close(self) -> None:
+        self._listener.close()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def stub_daemon(tmp_path: Path) -> Iterator[StubDaemon]:
+    daemon = StubDaemon(tmp_path, [])
+    yield daemon
+    daemon.close()
+
+
+def test_session_with_the_daemon_running(stub_daemon: StubDaemon, tmp_path: Path) -> None:
+    """The benchmarked command: the daemon answers, there are no sessions."""
+    started = start(tmp_path, "-m", "session")
+    assert (started.code, started.stdout) == (21, "")
+    assert started.stderr == "iscsikit-adm: No active sessions.\n"
+    assert started.loaded(NOT_FOR_SESSIONS) == []
+    # One request on one connection: nothing else is asked before the listing.
+    assert (stub_daemon.ops, stub_daemon.connections) == (["sessions"], 1)
+    # It did go through the daemon client (so the lists above were checked on that path).
+    assert "iscsikit.ipc.client" in started.modules
+
+
+def test_session_listed_from_the_daemon(tmp_path: Path) -> None:
+    """A session the daemon owns is printed (``-P 0``) without loading more."""
+    kernel = tmp_path / "kernel"
+    sample_kernel(kernel)
+    info = session_from_sysfs(SysfsContext(kernel).sessions()[0])
+    assert info is not None
+    root = tmp_path / "root"
+    daemon = StubDaemon(root, [session_to_json(info)])
+    try:
+        started = start(root, "-m", "session")
+    finally:
+        daemon.close()
+    assert started.code == 0, started.stderr
+    assert (
+        started.stdout == "tcp: [1] 192.168.1.10:3260,1 iqn.2003-01.org.example:disk1 (non-flash)\n"
+    )
+    assert started.loaded(NOT_FOR_SESSIONS) == []
+    assert daemon.ops == ["sessions"]
+
+
+def test_session_without_a_daemon(tmp_path: Path) -> None:
+    """No daemon socket and no kernel session: exit 21 from sysfs alone."""
+    started = start(tmp_path, "-m", "session")
+    assert (started.code, started.stderr) == (21, "iscsikit-adm: No active sessions.\n")
+    assert started.loaded(NOT_FOR_SESSIONS) == []
+
+
+def test_node_listing(tmp_path: Path) -> None:
+    """``-m node`` on an empty database: the records, no daemon client, no sysfs."""
+    started = start(tmp_path, "-m", "node")
+    assert (started.code, started.stderr) == (21, "iscsikit-adm: No records found\n")
+    assert started.loaded(NOT_FOR_NODES) == []
+    # The check can fail: what node mode needs is what session mode must not load.
+    assert {"iscsikit.records.store", "iscsikit.config.registry"} <= started.modules
+    assert "iscsikit.records.store" in started.loaded(NOT_FOR_SESSIONS)
