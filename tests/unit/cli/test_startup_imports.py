@@ -13,6 +13,7 @@ import on one machine hides nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -168,6 +169,8 @@ class StubDaemon:
                 conn.sendall(encode_result(event.id, result))
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accept() (Linux), then closes
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._thread.join(timeout=10)
 
