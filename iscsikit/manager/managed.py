@@ -11,7 +11,9 @@ A command interrupted by a failed connection is never completed with partial dat
 it is held and re-issued, whole, on the next connection; commands submitted during
 recovery wait with it; when ``replacement_timeout`` passes first, all of them fail
 with :class:`~iscsikit.errors.ConnectionFailedError`, and so does new I/O until the
-session is back.
+session is back.  A command interrupted more than ``reissue_limit`` times (one that
+breaks every connection it is sent on) fails with its last error, as the kernel's sd
+gives up after its retries.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from iscsikit.errors import ConnectionFailedError, IscsiError, LoginError, Logou
 from iscsikit.manager.connect import connect
 from iscsikit.manager.policy import Action, Input, SessionPolicy, State
 from iscsikit.manager.recovery import (
+    REISSUE_LIMIT,
+    Reissues,
     attempt_of,
     complete,
     complete_with_error,
@@ -57,8 +61,7 @@ class RecoveringChannel(AsyncCommandChannel):
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        #: Commands re-issued after a connection failed under them.
-        self.reissued = 0
+        self._reissues = Reissues(session.reissue_limit)
 
     # -- the manager's side -----------------------------------------------------------------
 
@@ -75,6 +78,7 @@ class RecoveringChannel(AsyncCommandChannel):
     def fail_held(self, error: IscsiError) -> None:
         held, self._held = self._held, deque()
         for task in held:
+            self._reissues.forget(task)
             complete_with_error(task, error)
 
     async def drained(self, timeout: float) -> bool:
@@ -88,6 +92,11 @@ class RecoveringChannel(AsyncCommandChannel):
     @property
     def inflight(self) -> int:
         return self._inflight
+
+    @property
+    def reissued(self) -> int:
+        """Commands sent again after a connection failed under them."""
+        return self._reissues.total
 
     @property
     def held(self) -> int:
@@ -121,14 +130,14 @@ class RecoveringChannel(AsyncCommandChannel):
         self._inflight -= 1
         if not self._inflight:
             self._idle.set()
-        if interrupted(inner) and self._session.recovers():
+        if interrupted(inner) and self._session.recovers() and self._reissues.again(outer):
             # Interrupted, not answered: whatever reached the buffer is not the answer.
-            self.reissued += 1
             if self._channel is not None and not self._channel.closed:
                 self.submit(outer)  # already on a new connection
             else:
                 self._held.append(outer)
             return
+        self._reissues.forget(outer)
         complete(outer, inner)
 
     async def execute(self, task: ScsiTask) -> ScsiTask:
@@ -181,9 +190,12 @@ class ManagedSession:
         *,
         sid: int = 0,
         on_change: Callable[[ManagedSession], None] | None = None,
+        reissue_limit: int | None = REISSUE_LIMIT,
     ) -> None:
         self.settings = settings
         self.sid = sid
+        #: How often one command is re-issued before its last error is reported.
+        self.reissue_limit = reissue_limit
         self.on_change = on_change
         self.policy = SessionPolicy(
             login_retries=max(settings.retries, 0),

@@ -44,6 +44,8 @@ class Model:
     blocks: dict[int, bytes | None] = field(default_factory=dict)
     acked: int = 0
     failed: int = 0
+    failed_reads: int = 0
+    verified_reads: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -78,12 +80,19 @@ class Writer(threading.Thread):
                         self.model.blocks[first + i] = data[i * BLOCK : (i + 1) * BLOCK]
                 self.progress.set()
                 if self.rng.random() < 0.1:  # and reads return what was written
-                    got = nbd.read(first * BLOCK, len(data))
+                    try:
+                        got = nbd.read(first * BLOCK, len(data))
+                    except NbdError:  # an outage: failed, not wrong
+                        with self.model.lock:
+                            self.model.failed_reads += 1
+                        continue
                     with self.model.lock:
                         expect = [self.model.blocks.get(first + i) for i in range(count)]
                     for i, want in enumerate(expect):
                         if want is not None:
                             assert got[i * BLOCK : (i + 1) * BLOCK] == want, "read mismatch"
+                    with self.model.lock:
+                        self.model.verified_reads += 1
             nbd.flush()
             nbd.close()
         except BaseException as exc:  # reported by the test
@@ -206,6 +215,7 @@ def test_faults_lose_no_acknowledged_write(
             f"{counts['freezes']} tgtd freezes, {counts['kills']} tgtd kills + restarts, "
             f"{counts['long outages']} outage > replacement_timeout; "
             f"{model.acked} writes acknowledged, {verified} blocks verified in the backing "
-            f"file, {model.failed} writes failed as expected ({uncertain} blocks uncertain)"
+            f"file, {model.verified_reads} reads verified; {model.failed} writes and "
+            f"{model.failed_reads} reads failed as expected ({uncertain} blocks uncertain)"
         )
     assert counts["drops"] >= DROPS and verified > 0
