@@ -41,11 +41,8 @@ from iscsikit.manager.connect import connect, emit
 from iscsikit.manager.policy import Action, Input, SessionPolicy, State
 from iscsikit.manager.recovery import (
     REISSUE_LIMIT,
-    Reissues,
-    attempt_of,
-    complete,
+    CommandRouter,
     complete_with_error,
-    interrupted,
     is_fatal,
     refusal_of,
 )
@@ -73,110 +70,27 @@ def _connect_once(settings: SessionSettings, portal: Portal) -> TransportSession
     return connect(settings, retries=0, portal=portal)  # one attempt; the policy retries
 
 
-class RecoveringCommandChannel(CommandChannel):
-    """The session's commands, across its connections (see the module docstring)."""
+class RecoveringCommandChannel(CommandRouter[CommandChannel], CommandChannel):
+    """The session's commands, across its connections (see the module docstring and
+    :class:`~iscsikit.manager.recovery.CommandRouter`)."""
 
     def __init__(self, session: BlockingManagedSession, reissue_limit: int | None) -> None:
-        self._session = session
-        self._channel: CommandChannel | None = None
-        self._held: deque[ScsiTask] = deque()
-        #: Outer task -> its attempt on the current connection.
-        self._inner: dict[ScsiTask, ScsiTask] = {}
-        self._reissues = Reissues(reissue_limit)
-
-    # -- the session's side ------------------------------------------------------------------
-
-    def attach(self, channel: CommandChannel | None) -> None:
-        """Send on ``channel`` from now on (None: hold new commands)."""
-        self._channel = channel
-
-    def resume(self) -> None:
-        """Send every held command, in the order they were submitted."""
-        held, self._held = self._held, deque()
-        for task in held:
-            self._send(task)
-
-    def fail_held(self, error: IscsiError) -> None:
-        held, self._held = self._held, deque()
-        for task in held:
-            self._reissues.forget(task)
-            complete_with_error(task, error)
-
-    def abandon(self, error: IscsiError) -> None:
-        """The current connection is gone without failing its commands (dropped while
-        they were in flight): treat each as interrupted by ``error``."""
-        for outer, inner in list(self._inner.items()):
-            if not inner.done:
-                inner.callback = None
-                inner.error = error
-                inner.done = True
-                self._inner_done(outer, inner)
-
-    def attempt(self, outer: ScsiTask) -> ScsiTask | None:
-        """The attempt of ``outer`` on the current connection, if it has one."""
-        return self._inner.get(outer)
-
-    @property
-    def inflight(self) -> int:
-        return len(self._inner)
-
-    @property
-    def held(self) -> int:
-        return len(self._held)
-
-    @property
-    def reissued(self) -> int:
-        """Commands sent again after a connection failed under them."""
-        return self._reissues.total
+        super().__init__(session, reissue_limit)
+        self._blocking_session = session
 
     # -- CommandChannel ----------------------------------------------------------------
 
     def submit(self, task: ScsiTask) -> None:
-        self._session.poll()
+        self._blocking_session.poll()
         self._send(task)
-
-    def _send(self, task: ScsiTask) -> None:
-        refused = self._session.refusal()
-        if refused is not None:
-            self._reissues.forget(task)
-            complete_with_error(task, refused)
-            return
-        channel = self._channel
-        if channel is None or channel.closed:
-            self._held.append(task)
-            return
-        inner = attempt_of(task)
-        inner.callback = lambda done: self._inner_done(task, done)
-        self._inner[task] = inner
-        try:
-            channel.submit(inner)
-        except ConnectionFailedError:
-            # The connection died and the session has not heard yet: hold the command.
-            if self._inner.pop(task, None) is not None:
-                self._held.append(task)
-
-    def _inner_done(self, outer: ScsiTask, inner: ScsiTask) -> None:
-        if self._inner.get(outer) is not inner:
-            return  # an attempt given up already
-        del self._inner[outer]
-        if interrupted(inner) and self._session.recovers() and self._reissues.again(outer):
-            # Interrupted, not answered: whatever reached the buffer is not the answer.
-            channel = self._channel
-            if channel is not None and not channel.closed:
-                self._send(outer)  # already on a new connection
-            else:
-                self._held.append(outer)
-            return
-        self._reissues.forget(outer)
-        complete(outer, inner)
 
     def wait(self, task: ScsiTask | None = None) -> None:
         """Run the session until ``task`` is done (None: one step of it)."""
         if task is None:
-            self._session.step(None)
+            self._blocking_session.step(None)
             return
         while not task.done:
-            self._session.step(task)
+            self._blocking_session.step(task)
 
     def task_management(self, task: TmfTask) -> TmfTask:
         channel = self._channel
@@ -185,11 +99,11 @@ class RecoveringCommandChannel(CommandChannel):
         return channel.task_management(task)
 
     def statistics(self) -> Mapping[str, int]:
-        return self._session.statistics()
+        return self._blocking_session.statistics()
 
     @property
     def closed(self) -> bool:
-        return self._session.policy.finished
+        return self._blocking_session.policy.finished
 
 
 class BlockingManagedSession:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,11 +29,7 @@ from iscsikit.manager.connect import connect
 from iscsikit.manager.policy import Action, Input, SessionPolicy, State
 from iscsikit.manager.recovery import (
     REISSUE_LIMIT,
-    Reissues,
-    attempt_of,
-    complete,
-    complete_with_error,
-    interrupted,
+    CommandRouter,
     is_fatal,
     refusal_of,
 )
@@ -51,35 +46,21 @@ __all__ = ["ManagedSession", "RecoveringChannel"]
 log = logging.getLogger(__name__)
 
 
-class RecoveringChannel(AsyncCommandChannel):
-    """The session's commands, across its connections (see the module docstring)."""
+class RecoveringChannel(CommandRouter[AsyncCommandChannel], AsyncCommandChannel):
+    """The session's commands, across its connections (see the module docstring and
+    :class:`~iscsikit.manager.recovery.CommandRouter`)."""
 
     def __init__(self, session: ManagedSession) -> None:
-        self._session = session
-        self._channel: AsyncCommandChannel | None = None
-        self._held: deque[ScsiTask] = deque()
-        self._inflight = 0
+        super().__init__(session, session.reissue_limit)
+        self._managed = session
         self._idle = asyncio.Event()
         self._idle.set()
-        self._reissues = Reissues(session.reissue_limit)
 
-    # -- the manager's side -----------------------------------------------------------------
-
-    def attach(self, channel: AsyncCommandChannel | None) -> None:
-        """Send on ``channel`` from now on (None: hold new commands)."""
-        self._channel = channel
-
-    def resume(self) -> None:
-        """Send every held command, in the order they were submitted."""
-        held, self._held = self._held, deque()
-        for task in held:
-            self.submit(task)
-
-    def fail_held(self, error: IscsiError) -> None:
-        held, self._held = self._held, deque()
-        for task in held:
-            self._reissues.forget(task)
-            complete_with_error(task, error)
+    def _inflight_changed(self) -> None:
+        if self._inner:
+            self._idle.clear()
+        else:
+            self._idle.set()
 
     async def drained(self, timeout: float) -> bool:
         """Wait until no command is in flight on the connection (at most ``timeout``)."""
@@ -89,56 +70,10 @@ class RecoveringChannel(AsyncCommandChannel):
             return False
         return True
 
-    @property
-    def inflight(self) -> int:
-        return self._inflight
-
-    @property
-    def reissued(self) -> int:
-        """Commands sent again after a connection failed under them."""
-        return self._reissues.total
-
-    @property
-    def held(self) -> int:
-        return len(self._held)
-
     # -- AsyncCommandChannel --------------------------------------------------------------
 
     def submit(self, task: ScsiTask) -> None:
-        refusal = self._session.refusal()
-        if refusal is not None:
-            complete_with_error(task, refusal)
-            return
-        channel = self._channel
-        if channel is None:
-            self._held.append(task)
-            return
-        inner = attempt_of(task)
-        inner.callback = lambda done: self._inner_done(task, done)
-        self._inflight += 1
-        self._idle.clear()
-        try:
-            channel.submit(inner)
-        except ConnectionFailedError:
-            # The connection died and the manager has not heard yet: hold the command.
-            self._inflight -= 1
-            if not self._inflight:
-                self._idle.set()
-            self._held.append(task)
-
-    def _inner_done(self, outer: ScsiTask, inner: ScsiTask) -> None:
-        self._inflight -= 1
-        if not self._inflight:
-            self._idle.set()
-        if interrupted(inner) and self._session.recovers() and self._reissues.again(outer):
-            # Interrupted, not answered: whatever reached the buffer is not the answer.
-            if self._channel is not None and not self._channel.closed:
-                self.submit(outer)  # already on a new connection
-            else:
-                self._held.append(outer)
-            return
-        self._reissues.forget(outer)
-        complete(outer, inner)
+        self._send(task)
 
     async def execute(self, task: ScsiTask) -> ScsiTask:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -168,17 +103,17 @@ class RecoveringChannel(AsyncCommandChannel):
         return await channel.ping(task)
 
     async def logout(self) -> None:
-        await self._session.logout()
+        await self._managed.logout()
 
     def statistics(self) -> Mapping[str, int]:
-        return self._session.statistics()
+        return self._managed.statistics()
 
     def close(self) -> None:
-        self._session.drop()
+        self._managed.drop()
 
     @property
     def closed(self) -> bool:
-        return self._session.policy.finished
+        return self._managed.policy.finished
 
 
 class ManagedSession:

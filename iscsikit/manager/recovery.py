@@ -13,6 +13,9 @@ on the next connection.  No I/O here.
 
 from __future__ import annotations
 
+from collections import deque
+from typing import Generic, Protocol, TypeVar
+
 from iscsikit.errors import (
     ConnectionFailedError,
     FatalLoginError,
@@ -27,6 +30,7 @@ from iscsikit.proto.task import ScsiTask
 
 __all__ = [
     "REISSUE_LIMIT",
+    "CommandRouter",
     "Reissues",
     "attempt_of",
     "complete",
@@ -129,3 +133,125 @@ class Reissues:
 
     def forget(self, outer: ScsiTask) -> None:
         self._counts.pop(outer, None)
+
+
+class _Connection(Protocol):
+    """What the router needs of a connection's command channel (either kind)."""
+
+    def submit(self, task: ScsiTask) -> None: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+
+_C = TypeVar("_C", bound=_Connection)
+
+
+class _Session(Protocol):
+    def refusal(self) -> IscsiError | None: ...
+
+    def recovers(self) -> bool: ...
+
+
+class CommandRouter(Generic[_C]):
+    """A session's commands across its connections, for both session shells.
+
+    A command goes to the current connection as a fresh attempt (:func:`attempt_of`),
+    or waits in order while there is none.  An attempt a failed connection interrupted
+    is sent again whole (at most ``reissue_limit`` times per command); one the target
+    answered completes the command.  The shells subclass it together with their
+    channel interface and call :meth:`attach`, :meth:`resume`, :meth:`fail_held` as
+    their session's policy says.
+    """
+
+    def __init__(self, session: _Session, reissue_limit: int | None) -> None:
+        self._session = session
+        self._channel: _C | None = None
+        self._held: deque[ScsiTask] = deque()
+        #: Outer task -> its attempt on the current connection.
+        self._inner: dict[ScsiTask, ScsiTask] = {}
+        self._reissues = Reissues(reissue_limit)
+
+    def attach(self, channel: _C | None) -> None:
+        """Send on ``channel`` from now on (None: hold new commands)."""
+        self._channel = channel
+
+    def resume(self) -> None:
+        """Send every held command, in the order they were submitted."""
+        held, self._held = self._held, deque()
+        for task in held:
+            self._send(task)
+
+    def fail_held(self, error: IscsiError) -> None:
+        held, self._held = self._held, deque()
+        for task in held:
+            self._reissues.forget(task)
+            complete_with_error(task, error)
+
+    def abandon(self, error: IscsiError) -> None:
+        """The current connection is gone without failing its commands (dropped while
+        they were in flight): treat each as interrupted by ``error``."""
+        for outer, inner in list(self._inner.items()):
+            if not inner.done:
+                inner.callback = None
+                inner.error = error
+                inner.done = True
+                self._inner_done(outer, inner)
+
+    def attempt(self, outer: ScsiTask) -> ScsiTask | None:
+        """The attempt of ``outer`` on the current connection, if it has one."""
+        return self._inner.get(outer)
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inner)
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    @property
+    def reissued(self) -> int:
+        """Commands sent again after a connection failed under them."""
+        return self._reissues.total
+
+    def _inflight_changed(self) -> None:
+        """Called after a command left or joined the current connection."""
+
+    def _send(self, task: ScsiTask) -> None:
+        refused = self._session.refusal()
+        if refused is not None:
+            self._reissues.forget(task)
+            complete_with_error(task, refused)
+            return
+        channel = self._channel
+        if channel is None or channel.closed:
+            self._held.append(task)
+            return
+        inner = attempt_of(task)
+        inner.callback = lambda done: self._inner_done(task, done)
+        self._inner[task] = inner
+        self._inflight_changed()
+        try:
+            channel.submit(inner)
+        except ConnectionFailedError:
+            # The connection died and the session has not heard yet: hold the command.
+            if self._inner.pop(task, None) is not None:
+                self._held.append(task)
+                self._inflight_changed()
+
+    def _inner_done(self, outer: ScsiTask, inner: ScsiTask) -> None:
+        if self._inner.get(outer) is not inner:
+            return  # an attempt given up already
+        del self._inner[outer]
+        self._inflight_changed()
+        if interrupted(inner) and self._session.recovers() and self._reissues.again(outer):
+            # Interrupted, not answered: whatever reached the buffer is not the answer.
+            channel = self._channel
+            if channel is not None and not channel.closed:
+                self._send(outer)  # already on a new connection
+            else:
+                self._held.append(outer)
+            return
+        self._reissues.forget(outer)
+        complete(outer, inner)
