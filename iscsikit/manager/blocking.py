@@ -365,8 +365,7 @@ class BlockingManagedSession:
         self.params = dict(inner.params)
         with contextlib.suppress(ValueError):
             self.policy.time2wait = float(self.params.get("DefaultTime2Wait", "2"))
-        if hasattr(channel, "on_event"):  # the usertcp channel reports its events
-            channel.on_event = lambda event: self._on_event(channel, event)
+        channel.on_event = lambda event: self._on_event(channel, event)
         self._failover_index = 0  # the next recovery starts at the preferred portal again
         if portal != self.settings.portal:
             log.warning("session %d: failed over to %s", self.sid, portal)
@@ -407,8 +406,7 @@ class BlockingManagedSession:
         if channel is not None:
             for key, value in channel.statistics().items():
                 self._past_stats[key] = self._past_stats.get(key, 0) + value
-            if hasattr(channel, "on_event"):
-                channel.on_event = None
+            channel.on_event = None
         if inner is not None:
             with contextlib.suppress(Exception):
                 inner.close()

@@ -125,8 +125,12 @@ class CommandChannel(abc.ABC):
     One thread at a time: a channel is not thread-safe (open one session per thread,
     or use the asyncio channel to keep many commands in flight from one thread).
     Every wait is bounded by the connection's timers (command timeout, task
-    management escalation, keepalive).
+    management escalation, keepalive).  The owner (the session manager) sets
+    ``on_event`` to hear the connection's events, as for :class:`AsyncCommandChannel`;
+    the driver calls it from inside :meth:`wait`.
     """
+
+    on_event: Callable[[Any], None] | None = None
 
     @abc.abstractmethod
     def submit(self, task: ScsiTask) -> None:
