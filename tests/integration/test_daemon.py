@@ -241,3 +241,28 @@ def test_recovery_fails_over_to_the_other_portal_and_back(tmp_path: Path) -> Non
         image = t.backing_path(1).read_bytes()
         assert image[:12288] == b"A" * 4096 + b"B" * 4096 + b"C" * 4096
         ok(d.adm("-m", "node", "-u"))
+
+
+def test_leading_login_no_wait_and_one_more_session(daemon: RunningDaemon, target: Tgtd) -> None:
+    for iface in ("ika", "ikb"):
+        ok(daemon.adm("-m", "iface", "-I", iface, "-o", "new"))
+    ok(daemon.adm("-m", "discovery", "-t", "st", "-p", target.portal, "-I", "ika", "-I", "ikb"))
+    ok(daemon.adm("-m", "node", "-T", f"{IQN}1", "-o", "update", "-n", "node.leading_login",
+                  "-v", "Yes"))  # fmt: skip
+    # leading_login: the first iface gets in, the second stays out (its target has one).
+    out = ok(daemon.adm("-m", "node", "-T", f"{IQN}1", "-l"))
+    assert out.count("Logging in to") == 1 and "iface: ika" in out
+    assert len(target.sessions(1)) == 1
+    # -m session -r SID -o new: one more session of the same record.
+    more = ok(daemon.adm("-m", "session", "-r", "1", "-o", "new"))
+    assert "(multiple)" in more and "successful" in more
+    assert len(target.sessions(1)) == 2
+    ok(daemon.adm("-m", "node", "-u"))
+    # -W: the request is sent, not waited for; the session appears by itself.
+    out = ok(daemon.adm("-m", "node", "-T", f"{IQN}2", "-I", "ika", "-l", "-W"))
+    assert "Logging in to" in out and "successful" not in out
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(target.sessions(2)) < 1:
+        time.sleep(0.05)
+    assert len(target.sessions(2)) == 1
+    ok(daemon.adm("-m", "node", "-u"))

@@ -60,12 +60,17 @@ def login_nodes(
     ``env.stdout``).  A node with its ``node.session.nr_sessions`` sessions
     already is refused (15, no request); the others get one request per missing
     session, "(multiple)" when the node already has one; every "Logging in to" line
-    comes first, then each result.  The exit code is the first failure's."""
-    from iscsikit.manager.login_plan import plan_login, session_counts_for_node
-    from iscsikit.manager.sessions import login_each
+    comes first, then each result.  Records with ``node.leading_login = Yes`` come
+    after, one at a time: each only while no session to its target exists yet, so the
+    first iface that gets in leads and the others stay out.  The exit code is the first
+    failure's."""
+    from iscsikit.manager.login_plan import (
+        leading_login_pending,
+        plan_login,
+        session_counts_for_node,
+    )
 
     service = env.session_service()
-    write = env.out if out is None else out.text
     status = ExitStatus()
     existing = service.sessions()
     requests: list[tuple[NodeRecord, str]] = []
@@ -77,9 +82,36 @@ def login_nodes(
             status.note(int(exc.code))
             continue
         requests += [(r.node, " (multiple)" if r.multiple else "") for r in planned]
+    leading = [r for r in requests if r[0].get("node.leading_login") == "Yes"]
+    made = _send_logins(
+        [r for r in requests if r not in leading], service, env, status, wait=wait, out=out
+    )
+    for request in leading:
+        if leading_login_pending(request[0], [*existing, *made]):
+            made += _send_logins([request], service, env, status, wait=wait, out=out)
+    if status.code:
+        env.err("Could not log into all portals")
+    return status.code
+
+
+def _send_logins(
+    requests: Sequence[tuple[NodeRecord, str]],
+    service: Any,
+    env: CliEnv,
+    status: ExitStatus,
+    *,
+    wait: bool,
+    out: Output | None,
+) -> list[Any]:
+    """Send ``requests`` (all at once where the service can), print iscsiadm's lines;
+    the sessions made."""
+    from iscsikit.manager.sessions import login_each
+
+    write = env.out if out is None else out.text
     for node, multiple in requests:
         write(f"Logging in to {_node_name(node)}{multiple}\n")
     bar = out.progress(len(requests), "Logging in") if out is not None else NullProgress()
+    made: list[Any] = []
     outcomes = login_each(service, [node for node, _ in requests], wait=wait)
     with bar:
         for (node, _), outcome in zip(requests, outcomes, strict=True):
@@ -89,18 +121,19 @@ def login_nodes(
                 env.err(f"Could not login to {_node_name(node)}.")
                 _initiator_error(env, failure)
                 status.note(int(failure.code))
-            elif wait:
-                bar.clear()
-                write(f"Login to {_node_name(node)} successful.\n")
+            else:
+                if outcome is not None:
+                    made.append(outcome)
+                if wait:
+                    bar.clear()
+                    write(f"Login to {_node_name(node)} successful.\n")
             bar.advance()
             if out is not None and out.json:
                 out.add(
                     "results",
                     {"node": out.node_doc(node), "error": out.error_doc(failure)},
                 )
-    if status.code:
-        env.err("Could not log into all portals")
-    return status.code
+    return made
 
 
 def _node_name(node: NodeRecord) -> str:
