@@ -1,4 +1,5 @@
-"""A :class:`Lun` as a Python file object (``io.RawIOBase``).
+"""A LUN as a Python file object (``io.RawIOBase``): a :class:`Lun`, or any
+:class:`BlockFile` (:func:`iscsikit.open_session_lun`'s NBD-backed LUN).
 
 ``LunIO(lun)`` reads, writes and seeks by byte position, so a LUN can be handed to
 anything that takes a binary file: ``shutil.copyfileobj``, ``tarfile``, ``hashlib``,
@@ -11,15 +12,29 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any
+from typing import Any, Protocol
 
-from iscsikit.lun.lun import Lun
+
+class BlockFile(Protocol):
+    """What :class:`LunIO` needs of a LUN: byte-addressed reads and writes."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def read_only(self) -> bool: ...
+
+    def readinto(self, offset: int, buffer: bytearray | memoryview) -> int: ...
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> int | None: ...
+
+    def flush(self) -> None: ...
 
 
 class LunIO(io.RawIOBase):
-    """Binary, seekable file over a :class:`Lun`; end of file is the LUN's capacity."""
+    """Binary, seekable file over a LUN; end of file is the LUN's capacity."""
 
-    def __init__(self, lun: Lun, *, writable: bool | None = None) -> None:
+    def __init__(self, lun: BlockFile, *, writable: bool | None = None) -> None:
         super().__init__()
         self.lun = lun
         self._pos = 0

@@ -106,7 +106,7 @@ def test_open_by_target_and_portal_sees_the_same_data(
 def test_lunio_over_a_session_lun(daemon: RunningDaemon, target: Tgtd) -> None:
     payload = os.urandom(1 << 20) + b"tail"
     with open_session_lun(1, target=f"{IQN}1", root=daemon.root) as lun:
-        f = LunIO(lun)  # type: ignore[arg-type]  # LunIO is annotated with Lun
+        f = LunIO(lun)
         f.seek(5 << 20)
         shutil.copyfileobj(io.BytesIO(payload), f)
         f.flush()
