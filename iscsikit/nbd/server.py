@@ -82,8 +82,9 @@ async def serve(
     ``nbd://HOST:PORT/NAME``) once clients can connect.  Unaligned requests are handled by
     :class:`~iscsikit.nbd.align.AlignedDevice`, so the export advertises a minimum block size
     of 1; trim is advertised only when ``device.can_unmap``.  ``on_clients`` hears the
-    number of connected clients whenever it changes (the daemon's ``safe_logout``).  On cancellation the listener is
-    closed, connections are dropped and the unix socket is unlinked.
+    number of connected clients whenever it changes (the daemon's ``safe_logout``).  On
+    cancellation the listener is closed, connections are dropped and the unix socket is
+    unlinked.
     """
     if (unix_path is None) == (port is None):
         raise InvalidParameterError("serve() needs exactly one of unix_path and port")

@@ -12,7 +12,6 @@ import itertools
 
 import pytest
 
-from iscsikit.manager.spec import NORMAL_SESSION_DEFAULTS
 from iscsikit.errors import (
     AuthenticationError,
     FatalLoginError,
@@ -23,6 +22,7 @@ from iscsikit.errors import (
     TargetError,
     TargetNotFoundError,
 )
+from iscsikit.manager.spec import NORMAL_SESSION_DEFAULTS
 from iscsikit.proto.address import Portal
 from iscsikit.proto.chap import ChapAlgorithm
 from iscsikit.proto.constants import Stage
