@@ -38,19 +38,17 @@ from iscsikit.errors import (
     LogoutError,
 )
 from iscsikit.manager.connect import connect, emit
-from iscsikit.manager.policy import Action, Input, SessionPolicy, State
+from iscsikit.manager.policy import Action, Input, State
 from iscsikit.manager.recovery import (
     REISSUE_LIMIT,
     CommandRouter,
     complete_with_error,
-    is_fatal,
-    refusal_of,
 )
+from iscsikit.manager.shell import SessionShell
 from iscsikit.manager.spec import SessionSettings
 from iscsikit.plugin import SessionEventKind
 from iscsikit.plugin.transport import CommandChannel, TransportSession
 from iscsikit.proto.address import Portal
-from iscsikit.proto.ffp import ConnectionFailed, LogoutRequested
 from iscsikit.proto.task import ScsiTask, TmfTask
 
 __all__ = ["BlockingManagedSession", "RecoveringCommandChannel"]
@@ -106,8 +104,10 @@ class RecoveringCommandChannel(CommandRouter[CommandChannel], CommandChannel):
         return self._blocking_session.policy.finished
 
 
-class BlockingManagedSession:
+class BlockingManagedSession(SessionShell[CommandChannel]):
     """One session driven by its callers' threads: settings, policy, connection."""
+
+    io: RecoveringCommandChannel
 
     def __init__(
         self,
@@ -119,28 +119,13 @@ class BlockingManagedSession:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.settings = settings
-        self.sid = sid
-        self.policy = SessionPolicy(
-            login_retries=max(settings.retries, 0),
-            retry_delay=max(settings.retry_delay, 0.0),
-            replacement_timeout=settings.replacement_timeout,
-        )
+        super().__init__(settings, sid)
         self.io = RecoveringCommandChannel(self, reissue_limit)
-        self.transport_session: TransportSession | None = None
-        self.channel: CommandChannel | None = None
-        #: The negotiated keys of the current (or last) connection.
-        self.params: dict[str, str] = {}
-        self.last_error: IscsiError | None = None
         self._connector = connector
         self._clock = clock
         self._sleep = sleep
         self._jobs: deque[Action] = deque()
         self._events: deque[object] = deque()
-        self._logout_error: IscsiError | None = None
-        self._drain_within = 0.0
-        self._past_stats: dict[str, int] = {}
-        self._failover_index = 0
         self._polling = False
 
     # -- what users call ---------------------------------------------------------------
@@ -148,10 +133,6 @@ class BlockingManagedSession:
     @property
     def target(self) -> str:
         return self.settings.target
-
-    @property
-    def state(self) -> State:
-        return self.policy.state
 
     @property
     def closed(self) -> bool:
@@ -195,19 +176,7 @@ class BlockingManagedSession:
         """Why a new command fails at once, or None when it may be sent or held."""
         if self.policy.state is State.IDLE:
             return ConnectionFailedError(f"session {self.sid} is not logged in")
-        return refusal_of(self.policy, self.sid, self.settings.replacement_timeout)
-
-    def recovers(self) -> bool:
-        """Whether a command interrupted now is held for re-issue (else it fails)."""
-        return self.refusal() is None
-
-    def statistics(self) -> dict[str, int]:
-        """The connection counters over every connection this session had."""
-        totals = dict(self._past_stats)
-        if self.channel is not None:
-            for key, value in self.channel.statistics().items():
-                totals[key] = totals.get(key, 0) + value
-        return totals
+        return super().refusal()
 
     def __enter__(self) -> BlockingManagedSession:
         return self
@@ -289,14 +258,8 @@ class BlockingManagedSession:
         for action in actions:
             if action in _JOBS:
                 self._jobs.append(action)
-            elif action is Action.HOLD_IO:
-                self.io.attach(None)
-            elif action is Action.RESUME_IO:
-                self.io.attach(self.channel)
-                self.io.resume()
-            elif action is Action.FAIL_IO:
-                refused = self.refusal() or ConnectionFailedError(f"session {self.sid} is down")
-                self.io.fail_held(refused)
+            elif self._apply_io(action):
+                pass
             elif action is Action.DROP:
                 self._drop_connection()
             elif action is Action.CLOSE:
@@ -313,16 +276,7 @@ class BlockingManagedSession:
 
     def _take_events(self) -> None:
         while self._events:
-            event = self._events.popleft()
-            if isinstance(event, ConnectionFailed):
-                self.last_error = event.error
-                log.warning("session %d: %s", self.sid, event.error)
-                self._feed(Input.CONN_FAILED, time2wait=event.time2wait or None)
-            elif isinstance(event, LogoutRequested):
-                self._drain_within = max(float(event.within) - 1.0, 1.0)
-                log.info("session %d: the target asks for a logout within %d s", self.sid,
-                         event.within)  # fmt: skip
-                self._feed(Input.TARGET_LOGOUT)
+            self._target_event(self._events.popleft())
         channel = self.channel
         if channel is not None and channel.closed and self.policy.state in _CONNECTED:
             # A channel that reports no events: its closing is the failure.
@@ -333,43 +287,21 @@ class BlockingManagedSession:
         if channel is self.channel:
             self._events.append(event)
 
-    def _next_portal(self) -> Portal:
-        """As :class:`~iscsikit.manager.managed.ManagedSession`: the first login uses the
-        settings' portal; a recovery walks ``settings.recovery_portals`` per failed try."""
-        if self.policy.state is State.LOGGING_IN:
-            return self.settings.portal
-        portals = self.settings.recovery_portals
-        return portals[self._failover_index % len(portals)]
-
     def _login_attempt(self) -> None:
         portal = self._next_portal()
         try:
             inner = self._connector(self.settings, portal)
         except IscsiError as exc:
-            self.last_error = exc
-            log.info("session %d: login to %s failed: %s", self.sid, portal, exc)
-            if self.policy.state is State.RECONNECTING:
-                self._failover_index += 1
-            self._feed(Input.LOGIN_FATAL if is_fatal(exc) else Input.LOGIN_FAILED)
+            self._login_failed(exc, portal)
             return
         try:
             channel = inner.command_channel()
         except IscsiError as exc:
             with contextlib.suppress(Exception):
                 inner.close()
-            self.last_error = exc
-            self._feed(Input.LOGIN_FAILED)
+            self._login_failed(exc)
             return
-        self.transport_session = inner
-        self.channel = channel
-        self.params = dict(inner.params)
-        with contextlib.suppress(ValueError):
-            self.policy.time2wait = float(self.params.get("DefaultTime2Wait", "2"))
-        channel.on_event = lambda event: self._on_event(channel, event)
-        self._failover_index = 0  # the next recovery starts at the preferred portal again
-        if portal != self.settings.portal:
-            log.warning("session %d: failed over to %s", self.sid, portal)
-        self._feed(Input.LOGIN_OK)
+        self._logged_in(inner, channel, portal)
 
     def _drain(self) -> None:
         within = self._drain_within or self.settings.timeouts.logout
@@ -400,13 +332,7 @@ class BlockingManagedSession:
         self._feed(Input.LOGOUT_DONE)
 
     def _drop_connection(self) -> None:
-        channel, self.channel = self.channel, None
-        self.io.attach(None)
-        inner, self.transport_session = self.transport_session, None
-        if channel is not None:
-            for key, value in channel.statistics().items():
-                self._past_stats[key] = self._past_stats.get(key, 0) + value
-            channel.on_event = None
+        _, inner = self._retire_connection()
         if inner is not None:
             with contextlib.suppress(Exception):
                 inner.close()

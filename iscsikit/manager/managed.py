@@ -26,18 +26,15 @@ from typing import Any
 
 from iscsikit.errors import ConnectionFailedError, IscsiError, LoginError, LogoutError
 from iscsikit.manager.connect import connect
-from iscsikit.manager.policy import Action, Input, SessionPolicy, State
+from iscsikit.manager.policy import Action, Input, State
 from iscsikit.manager.recovery import (
     REISSUE_LIMIT,
     CommandRouter,
-    is_fatal,
-    refusal_of,
 )
 from iscsikit.manager.sessions import LunExport
+from iscsikit.manager.shell import SessionShell
 from iscsikit.manager.spec import SessionSettings
-from iscsikit.plugin.transport import AsyncCommandChannel, TransportSession
-from iscsikit.proto.address import Portal
-from iscsikit.proto.ffp import ConnectionFailed, LogoutRequested
+from iscsikit.plugin.transport import AsyncCommandChannel
 from iscsikit.proto.task import PingTask, ScsiTask, TmfTask
 from iscsikit.records.model import NodeRecord
 
@@ -116,8 +113,10 @@ class RecoveringChannel(CommandRouter[AsyncCommandChannel], AsyncCommandChannel)
         return self._managed.policy.finished
 
 
-class ManagedSession:
-    """One session: its settings, its policy, its current connection."""
+class ManagedSession(SessionShell[AsyncCommandChannel]):
+    """One session on the running event loop: its settings, policy, connection."""
+
+    io: RecoveringChannel
 
     def __init__(
         self,
@@ -127,31 +126,16 @@ class ManagedSession:
         on_change: Callable[[ManagedSession], None] | None = None,
         reissue_limit: int | None = REISSUE_LIMIT,
     ) -> None:
-        self.settings = settings
-        self.sid = sid
+        super().__init__(settings, sid)
         #: How often one command is re-issued before its last error is reported.
         self.reissue_limit = reissue_limit
         self.on_change = on_change
-        self.policy = SessionPolicy(
-            login_retries=max(settings.retries, 0),
-            retry_delay=max(settings.retry_delay, 0.0),
-            replacement_timeout=settings.replacement_timeout,
-        )
         self.loop = asyncio.get_running_loop()
         self.io = RecoveringChannel(self)
-        self.transport_session: TransportSession | None = None
-        self.channel: AsyncCommandChannel | None = None
-        #: The negotiated keys of the current (or last) connection.
-        self.params: dict[str, str] = {}
-        self.last_error: IscsiError | None = None
         self._login_waiter: asyncio.Future[None] | None = None
         self._closed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._logout_error: IscsiError | None = None
-        self._drain_within = 0.0
-        self._past_stats: dict[str, int] = {}
-        self._failover_index = 0
         #: The record the session was made from (None: made from API arguments).
         self.node: NodeRecord | None = None
         #: Its LUNs as the daemon serves them over NBD.
@@ -183,27 +167,6 @@ class ManagedSession:
     async def wait_closed(self) -> None:
         await self._closed.wait()
 
-    @property
-    def state(self) -> State:
-        return self.policy.state
-
-    def statistics(self) -> dict[str, int]:
-        """The connection counters (``struct iscsi_stats`` names) over every connection
-        this session had."""
-        totals = dict(self._past_stats)
-        if self.channel is not None:
-            for key, value in self.channel.statistics().items():
-                totals[key] = totals.get(key, 0) + value
-        return totals
-
-    def refusal(self) -> IscsiError | None:
-        """Why a new command fails at once, or None when it may be sent or held."""
-        return refusal_of(self.policy, self.sid, self.settings.replacement_timeout)
-
-    def recovers(self) -> bool:
-        """Whether a command interrupted now is held for re-issue (else it fails)."""
-        return self.refusal() is None
-
     # -- the policy's actions -------------------------------------------------------------------
 
     def _feed(self, event: Input, *, time2wait: float | None = None) -> None:
@@ -229,14 +192,8 @@ class ManagedSession:
                     self._login_waiter.set_exception(
                         self.last_error or LoginError("the login was cancelled")
                     )
-            elif action is Action.HOLD_IO:
-                self.io.attach(None)
-            elif action is Action.RESUME_IO:
-                self.io.attach(self.channel)
-                self.io.resume()
-            elif action is Action.FAIL_IO:
-                refusal = self.refusal() or ConnectionFailedError(f"session {self.sid} is down")
-                self.io.fail_held(refusal)
+            elif self._apply_io(action):
+                pass
             elif action is Action.DRAIN:
                 self._spawn(self._drain())
             elif action is Action.LOGOUT:
@@ -267,56 +224,21 @@ class ManagedSession:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _next_portal(self) -> Portal:
-        """The first login uses the record's portal; a recovery starts at the preferred
-        one and moves along :mod:`~iscsikit.manager.failover`'s order per failed try."""
-        if self.policy.state is State.LOGGING_IN:
-            return self.settings.portal
-        portals = self.settings.recovery_portals
-        return portals[self._failover_index % len(portals)]
-
     async def _login_attempt(self) -> None:
         portal = self._next_portal()
         try:
             # One attempt (redirects followed); retries are the policy's.
             inner = await asyncio.to_thread(connect, self.settings, retries=0, portal=portal)
         except IscsiError as exc:
-            self.last_error = exc
-            log.info("session %d: login to %s failed: %s", self.sid, portal, exc)
-            if self.policy.state is State.RECONNECTING:
-                self._failover_index += 1
-            self._feed(Input.LOGIN_FATAL if is_fatal(exc) else Input.LOGIN_FAILED)
+            self._login_failed(exc, portal)
             return
         try:
             channel = await inner.async_command_channel()
         except IscsiError as exc:
             inner.close()
-            self.last_error = exc
-            self._feed(Input.LOGIN_FAILED)
+            self._login_failed(exc)
             return
-        self.transport_session = inner
-        self.channel = channel
-        self.params = dict(inner.params)
-        with contextlib.suppress(ValueError):
-            self.policy.time2wait = float(self.params.get("DefaultTime2Wait", "2"))
-        channel.on_event = lambda event: self._on_event(channel, event)
-        self._failover_index = 0  # the next recovery starts at the preferred portal again
-        if portal != self.settings.portal:
-            log.warning("session %d: failed over to %s", self.sid, portal)
-        self._feed(Input.LOGIN_OK)
-
-    def _on_event(self, channel: AsyncCommandChannel, event: object) -> None:
-        if channel is not self.channel:
-            return  # a connection given up already
-        if isinstance(event, ConnectionFailed):
-            self.last_error = event.error
-            log.warning("session %d: %s", self.sid, event.error)
-            self._feed(Input.CONN_FAILED, time2wait=event.time2wait or None)
-        elif isinstance(event, LogoutRequested):
-            self._drain_within = max(float(event.within) - 1.0, 1.0)
-            log.info("session %d: the target asks for a logout within %d s", self.sid,
-                     event.within)  # fmt: skip
-            self._feed(Input.TARGET_LOGOUT)
+        self._logged_in(inner, channel, portal)
 
     async def _drain(self) -> None:
         await self.io.drained(self._drain_within or self.settings.timeouts.logout)
@@ -339,14 +261,9 @@ class ManagedSession:
         self._feed(Input.LOGOUT_DONE)
 
     def _drop_connection(self) -> None:
-        channel, self.channel = self.channel, None
-        self.io.attach(None)
-        if channel is not None:
-            for key, value in channel.statistics().items():
-                self._past_stats[key] = self._past_stats.get(key, 0) + value
+        channel, inner = self._retire_connection()
         if channel is not None and not channel.closed:
             channel.close()
-        inner, self.transport_session = self.transport_session, None
         if inner is not None:
             with contextlib.suppress(Exception):
                 inner.close()
