@@ -1,12 +1,15 @@
-"""``iscsikit-nbd`` in a subprocess, for tests: started, ready, stopped with SIGTERM."""
+"""NBD servers for tests: ``iscsikit-nbd`` in a subprocess (started, ready, stopped with
+SIGTERM), and :func:`iscsikit.nbd.server.serve` on an event loop of its own in a thread."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 TIMEOUT = 60.0
 
@@ -54,4 +57,40 @@ class NbdCommand:
                 self.proc.wait(self.timeout)
 
 
-__all__ = ["NbdCommand"]
+class ThreadServer:
+    """``serve(device, unix_path=path, **kwargs)`` on its own event loop in a thread."""
+
+    def __init__(self, device: Any, path: Path, *, timeout: float = TIMEOUT, **kwargs: Any) -> None:
+        from iscsikit.nbd.server import serve
+
+        self.path = path
+        self.timeout = timeout
+        self.loop = asyncio.new_event_loop()
+        self.task: asyncio.Task[None] | None = None
+        ready = threading.Event()
+
+        def main() -> None:
+            asyncio.set_event_loop(self.loop)
+            coro = serve(device, unix_path=path, ready=lambda _uri: ready.set(), **kwargs)
+            self.task = self.loop.create_task(coro)
+            try:
+                self.loop.run_until_complete(self.task)
+            except asyncio.CancelledError:
+                pass
+            finally:
+                self.loop.close()
+
+        self.thread = threading.Thread(target=main, daemon=True)
+        self.thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError(f"the NBD server at {path} did not start")
+
+    def stop(self) -> None:
+        """Cancel serve() and wait for its thread (AssertionError if it hangs)."""
+        assert self.task is not None
+        self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join(self.timeout)
+        assert not self.thread.is_alive(), "the NBD server thread did not stop"
+
+
+__all__ = ["NbdCommand", "ThreadServer"]

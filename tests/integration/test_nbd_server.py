@@ -17,18 +17,15 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from iscsikit.errors import InvalidParameterError
 from iscsikit.nbd.device import MemoryDevice
-from iscsikit.nbd.server import serve
-from iscsikit.testing.nbd import NbdCommand
+from iscsikit.testing.nbd import NbdCommand, ThreadServer
 
 pytestmark = pytest.mark.integration
 
@@ -59,37 +56,6 @@ def command(tmp_path: Path) -> Iterator[NbdCommand]:
     server = Command(tmp_path)
     yield server
     server.stop()
-
-
-class ThreadServer:
-    """serve() on its own event loop in a thread, for devices built by the test."""
-
-    def __init__(self, device: Any, path: Path, **kwargs: Any) -> None:
-        self.path = path
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self.task: asyncio.Task[None] | None = None
-
-        def main() -> None:
-            asyncio.set_event_loop(self.loop)
-            coro = serve(device, unix_path=path, ready=lambda _uri: ready.set(), **kwargs)
-            self.task = self.loop.create_task(coro)
-            try:
-                self.loop.run_until_complete(self.task)
-            except asyncio.CancelledError:
-                pass
-            finally:
-                self.loop.close()
-
-        self.thread = threading.Thread(target=main, daemon=True)
-        self.thread.start()
-        assert ready.wait(TIMEOUT)
-
-    def stop(self) -> None:
-        assert self.task is not None
-        self.loop.call_soon_threadsafe(self.task.cancel)
-        self.thread.join(TIMEOUT)
-        assert not self.thread.is_alive()
 
 
 # --- a minimal hand-driven client ----------------------------------------------------

@@ -4,7 +4,6 @@ no NBD_OPT_GO, not fixed newstyle, a reply cut short, no reply, a bad magic."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -46,7 +45,7 @@ from iscsikit.nbd.constants import (
     TransmissionFlag,
 )
 from iscsikit.nbd.device import MemoryDevice
-from iscsikit.nbd.server import serve
+from iscsikit.testing.nbd import ThreadServer
 
 SIZE = 4 << 20
 TIMEOUT = 30.0
@@ -96,42 +95,12 @@ def sockdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-class Server:
-    """serve(device) on its own event loop in a thread."""
-
-    def __init__(self, device: MemoryDevice, path: Path, **kwargs: Any) -> None:
-        self.path = path
-        self.loop = asyncio.new_event_loop()
-        self.task: asyncio.Task[None] | None = None
-        ready = threading.Event()
-
-        def main() -> None:
-            asyncio.set_event_loop(self.loop)
-            coro = serve(device, unix_path=path, ready=lambda _uri: ready.set(), **kwargs)
-            self.task = self.loop.create_task(coro)
-            try:
-                self.loop.run_until_complete(self.task)
-            except asyncio.CancelledError:
-                pass
-            finally:
-                self.loop.close()
-
-        self.thread = threading.Thread(target=main, daemon=True)
-        self.thread.start()
-        assert ready.wait(TIMEOUT)
-
-    def stop(self) -> None:
-        assert self.task is not None
-        self.loop.call_soon_threadsafe(self.task.cancel)
-        self.thread.join(TIMEOUT)
-
-
 @pytest.fixture
 def serving(sockdir: Path) -> Iterator[Callable[..., Path]]:
-    servers: list[Server] = []
+    servers: list[ThreadServer] = []
 
     def start(device: MemoryDevice, **kwargs: Any) -> Path:
-        server = Server(device, sockdir / f"s{len(servers)}.sock", **kwargs)
+        server = ThreadServer(device, sockdir / f"s{len(servers)}.sock", **kwargs)
         servers.append(server)
         return server.path
 
