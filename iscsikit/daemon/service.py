@@ -37,7 +37,7 @@ from iscsikit.errors import InvalidParameterError, IscsiErr, IscsiError
 from iscsikit.manager.failover import FailoverPreferences, failover_order
 from iscsikit.manager.managed import ManagedSession
 from iscsikit.manager.policy import State
-from iscsikit.manager.service import SessionManager
+from iscsikit.manager.service import SessionManager, driver_for
 from iscsikit.manager.sessions import STATS_KEYS, session_to_json
 from iscsikit.proto.address import Portal, parse_portal
 from iscsikit.records.model import NodeRecord
@@ -131,10 +131,13 @@ class Daemon:
 
     # -- sessions -------------------------------------------------------------------------
 
-    def failover_portals(self, node: NodeRecord) -> tuple[Portal, ...]:
+    def failover_portals(
+        self, node: NodeRecord, settings: dict[str, str] | None = None
+    ) -> tuple[Portal, ...]:
         """Where a recovery of ``node``'s session may log in: the portals of the same
         target, portal group and iface in the records, in the preferred order."""
-        prefs = FailoverPreferences.from_settings(read_iscsikit_conf(self.paths.root))
+        conf = read_iscsikit_conf(self.paths.root) if settings is None else settings
+        prefs = FailoverPreferences.from_settings(conf)
         others = [
             n.portal
             for n in self.records.nodes(target=node.target)
@@ -142,9 +145,21 @@ class Daemon:
         ]
         return failover_order(parse_portal(node.portal), map(parse_portal, others), prefs)
 
+    def kernel_transports(self) -> list[str]:
+        """The iSCSI transports the kernel offers (``/sys/class/iscsi_transport``)."""
+        from iscsikit.sysfs import SysfsContext
+
+        sysfs = SysfsContext.from_paths(self.paths)
+        return [t.path.name for t in sysfs.iscsi_transports()]
+
     async def login(self, node: NodeRecord) -> ManagedSession:
-        """Log ``node`` in and serve its LUNs."""
-        session = await self.manager.login_node(node, failover=self.failover_portals(node))
+        """Log ``node`` in (the driver chosen by :mod:`iscsikit.manager.transports`) and
+        serve its LUNs."""
+        settings = read_iscsikit_conf(self.paths.root)
+        driver = driver_for(node, kernel_transports=self.kernel_transports(), settings=settings)
+        session = await self.manager.login_node(
+            node, failover=self.failover_portals(node, settings), driver=driver
+        )
         try:
             await self.exports.refresh(session)
         except IscsiError as exc:

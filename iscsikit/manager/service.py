@@ -15,22 +15,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 
-from iscsikit.errors import IscsiError, SessionNotFoundError, TransportNotFoundError
+from iscsikit.errors import IscsiError, SessionNotFoundError
 from iscsikit.manager.managed import ManagedSession
 from iscsikit.manager.node_login import node_settings
 from iscsikit.manager.policy import State
 from iscsikit.manager.sessions import SessionInfo
 from iscsikit.manager.spec import SessionSettings
+from iscsikit.manager.transports import choose_driver
 from iscsikit.proto.address import Portal
 from iscsikit.records.model import NodeRecord
 
-__all__ = ["IFACE_TRANSPORTS", "SessionManager", "driver_for"]
-
-#: Which driver serves a record's ``iface.transport_name``.  ``tcp`` is open-iscsi's
-#: name for iSCSI over TCP; until the kernel driver exists the userspace one serves it.
-IFACE_TRANSPORTS: dict[str, str] = {"tcp": "usertcp", "usertcp": "usertcp"}
+__all__ = ["SessionManager", "driver_for"]
 
 # iscsiadm's three state lines (-P 1): session, connection, iscsid's own.
 _STATES: dict[State, tuple[str, str, str]] = {
@@ -61,15 +58,22 @@ def _tpgt(session: ManagedSession) -> int:
     return session.node.tpgt if session.node is not None else -1
 
 
-def driver_for(node: NodeRecord) -> str:
-    """The driver that logs ``node`` in (TransportNotFoundError, 12, when none does)."""
-    name = node.get("iface.transport_name") or "tcp"
-    try:
-        return IFACE_TRANSPORTS[name]
-    except KeyError:
-        raise TransportNotFoundError(
-            f"Could not load transport {name}. Dropping request."
-        ) from None
+def driver_for(
+    node: NodeRecord,
+    *,
+    kernel_transports: Collection[str] = (),
+    settings: Mapping[str, str] | None = None,
+) -> str:
+    """The driver that logs ``node`` in (:func:`~iscsikit.manager.transports.choose_driver`
+    over the registered drivers; TransportNotFoundError, 12, when none does)."""
+    from iscsikit.plugin import manager as plugins
+
+    return choose_driver(
+        node.get("iface.transport_name"),
+        registered=plugins.transports().names(),
+        kernel_transports=kernel_transports,
+        settings=settings,
+    )
 
 
 class SessionManager:
@@ -97,11 +101,12 @@ class SessionManager:
         return session
 
     async def login_node(
-        self, node: NodeRecord, *, failover: tuple[Portal, ...] = ()
+        self, node: NodeRecord, *, failover: tuple[Portal, ...] = (), driver: str | None = None
     ) -> ManagedSession:
-        """Log ``node`` in; ``failover`` is the portal order a recovery tries
+        """Log ``node`` in (with ``driver``, else :func:`driver_for` with no kernel
+        transports); ``failover`` is the portal order a recovery tries
         (:func:`~iscsikit.manager.failover.failover_order`)."""
-        settings = node_settings(node, transport=driver_for(node))
+        settings = node_settings(node, transport=driver or driver_for(node))
         if failover:
             settings = dataclasses.replace(settings, failover=failover)
         return await self.login(settings, node=node)
