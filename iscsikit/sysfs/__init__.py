@@ -10,10 +10,12 @@ SCSI devices and the boot firmware table -- with the filesystem root as an argum
 
 Modules: :mod:`~iscsikit.sysfs.attrs` (reading and parsing attributes as open-iscsi
 does), :mod:`~iscsikit.sysfs.session`, :mod:`~iscsikit.sysfs.host`,
-:mod:`~iscsikit.sysfs.ibft`, :mod:`~iscsikit.sysfs.context`, and
-:mod:`~iscsikit.sysfs.fake` (kernel-shaped trees for tests).  Nothing here talks to a
-daemon or to netlink; only :meth:`IscsiSession.rescan` / :meth:`IscsiHost.scan` write,
-to the control files the kernel provides for that.
+:mod:`~iscsikit.sysfs.scsi` (SCSI hosts, targets, LUNs and their disks),
+:mod:`~iscsikit.sysfs.ibft`, :mod:`~iscsikit.sysfs.context`,
+:mod:`~iscsikit.sysfs.udev` (device nodes and /dev/disk/by-path names through pyudev,
+with a rooted fallback; imported only on demand) and :mod:`~iscsikit.sysfs.fake`
+(kernel-shaped trees for tests).  Nothing here talks to a daemon or to netlink; only
+the rescan, scan and delete methods write, to the control files the kernel provides.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
     from iscsikit.sysfs.context import SysfsContext
     from iscsikit.sysfs.host import Flashnode, HostIface, IscsiHost, IscsiTransport
     from iscsikit.sysfs.ibft import BootTarget, Ibft
-    from iscsikit.sysfs.session import IscsiConnection, IscsiSession, ScsiDevice
+    from iscsikit.sysfs.scsi import BlockDevice, ScsiDevice, ScsiHost, ScsiTarget
+    from iscsikit.sysfs.session import IscsiConnection, IscsiSession
 
 # Names load on first use (PEP 562): ``iscsikit-adm -m session`` needs only the context,
 # and a machine without kernel sessions never needs the session, host or iBFT modules.
@@ -43,7 +46,10 @@ _LAZY = {
     "Ibft": "iscsikit.sysfs.ibft",
     "IscsiConnection": "iscsikit.sysfs.session",
     "IscsiSession": "iscsikit.sysfs.session",
-    "ScsiDevice": "iscsikit.sysfs.session",
+    "BlockDevice": "iscsikit.sysfs.scsi",
+    "ScsiDevice": "iscsikit.sysfs.scsi",
+    "ScsiHost": "iscsikit.sysfs.scsi",
+    "ScsiTarget": "iscsikit.sysfs.scsi",
 }
 
 
@@ -61,6 +67,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "BlockDevice",
     "BootTarget",
     "Device",
     "Flashnode",
@@ -71,6 +78,8 @@ __all__ = [
     "IscsiSession",
     "IscsiTransport",
     "ScsiDevice",
+    "ScsiHost",
+    "ScsiTarget",
     "SysfsContext",
     "c_int",
     "read_attr",

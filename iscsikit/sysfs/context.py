@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from iscsikit.config.paths import Paths
     from iscsikit.sysfs.host import IscsiHost, IscsiTransport
     from iscsikit.sysfs.ibft import Ibft
-    from iscsikit.sysfs.session import IscsiConnection, IscsiSession, ScsiDevice
+    from iscsikit.sysfs.scsi import BlockDevice, ScsiDevice, ScsiHost
+    from iscsikit.sysfs.session import IscsiConnection, IscsiSession
 
 __all__ = ["SysfsContext"]
 
@@ -128,11 +129,39 @@ class SysfsContext:
         found = IscsiTransport(self.class_dir("iscsi_transport") / name)
         return found if found.exists and found.handle else None
 
+    # -- the SCSI mid-layer and block devices ------------------------------------------
+    def scsi_hosts(self) -> list[ScsiHost]:
+        """Every SCSI host (iSCSI or not), alphasort order."""
+        from iscsikit.sysfs.scsi import ScsiHost
+
+        base = self.class_dir("scsi_host")
+        return [ScsiHost(self, base / n) for n in self._names(base, _HOST)]
+
+    def scsi_host(self, host_no: int) -> ScsiHost | None:
+        from iscsikit.sysfs.scsi import ScsiHost
+
+        found = ScsiHost(self, self.class_dir("scsi_host") / f"host{host_no}")
+        return found if found.exists else None
+
+    def scsi_devices(self) -> list[ScsiDevice]:
+        """Every SCSI device ``H:C:T:L`` (``bus/scsi/devices``), alphasort order."""
+        from iscsikit.sysfs.scsi import HCTL, ScsiDevice
+
+        base = self.sys_path / "bus/scsi/devices"
+        return [ScsiDevice(base / n) for n in self._names(base, HCTL)]
+
     def scsi_device(self, host_no: int, channel: int, target: int, lun: int) -> ScsiDevice | None:
-        from iscsikit.sysfs.session import ScsiDevice
+        from iscsikit.sysfs.scsi import ScsiDevice
 
         path = self.sys_path / "bus/scsi/devices" / f"{host_no}:{channel}:{target}:{lun}"
         return ScsiDevice(path) if path.exists() else None
+
+    def block_device(self, name: str) -> BlockDevice | None:
+        """``class/block/<name>`` (``sdb``; a partition ``sdb1`` too), None if absent."""
+        from iscsikit.sysfs.scsi import BlockDevice
+
+        found = BlockDevice(self.class_dir("block") / name)
+        return found if found.exists else None
 
     @property
     def transport_class_version(self) -> str | None:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["FakeIbftTarget", "FakeSession", "FakeSysfs", "sample_kernel"]
+__all__ = ["FakeIbftTarget", "FakeSession", "FakeSysfs", "sample_kernel", "sd_devnum"]
 
 _DISK1 = "iqn.2003-01.org.example:disk1"
 _DISK0 = "iqn.2003-01.org.example:disk0"
@@ -118,6 +118,19 @@ class FakeIbftTarget:
     chap_secret: str | None = None
     rev_chap_name: str | None = None
     rev_chap_secret: str | None = None
+
+
+def sd_devnum(name: str) -> tuple[int, int]:
+    """The ``(major, minor)`` sd gives disk ``name`` (drivers/scsi/sd.c sd_major): the
+    disk index from its letters (sda 0, sdz 25, sdaa 26), 16 minors a disk, majors 8,
+    65-71, 128-135 for each block of 16 disks, minors above 255 from index 256 on."""
+    index = 0
+    for ch in name.removeprefix("sd"):
+        index = index * 26 + (ord(ch) - ord("a") + 1)
+    index -= 1
+    block = (index & 0xF0) >> 4
+    major = 8 if block == 0 else (64 + block if block < 8 else 120 + block)
+    return major, (index & 0xF) << 4 | (index & 0xFFF00)
 
 
 def _write(path: Path, value: str | int) -> None:
@@ -262,26 +275,91 @@ class FakeSysfs:
         channel: int = 0,
         block: str | None = None,
         state: str = "running",
+        size: int = 2097152 * 512,
+        block_size: int = 512,
+        partitions: int = 0,
+        vendor: str = "IET",
+        model: str = "VIRTUAL-DISK",
+        rev: str = "0001",
     ) -> Path:
-        """A SCSI device ``H:C:T:L`` under the session's target, optionally a disk."""
+        """A SCSI device ``H:C:T:L`` under the session's target, optionally with the disk
+        ``block`` (``size`` bytes, ``partitions`` partitions) bound to it, as Linux 6.1
+        lays them out (scsi_sysfs.c, sd.c, genhd.c)."""
         session = (self.sys / "class/iscsi_session" / f"session{sid}" / "device").resolve()
         host_no = int(session.parent.name.removeprefix("host"))
         target = session / f"target{host_no}:{channel}:{target_id}"
+        _write(target / "uevent", "DEVTYPE=scsi_target")
+        _link(target / "subsystem", self.sys / "bus/scsi")
         hctl = f"{host_no}:{channel}:{target_id}:{lun}"
         dev = target / hctl
-        _write(dev / "state", state)
-        _write(dev / "type", 0)
-        _write(dev / "vendor", "IET     ")
-        _write(dev / "model", "VIRTUAL-DISK    ")
+        values: dict[str, str | int] = {
+            "state": state,
+            "type": 0,
+            # INQUIRY strings, printed padded to their field widths (8, 16, 4).
+            "vendor": f"{vendor:<8}",
+            "model": f"{model:<16}",
+            "rev": f"{rev:<4}",
+            "queue_depth": 32,
+            "scsi_level": 6,
+            "device_blocked": 0,
+            "timeout": 30,
+            "uevent": "DEVTYPE=scsi_device\nDRIVER=sd\nMODALIAS=scsi:t-0x00",
+        }
+        for key, value in values.items():
+            _write(dev / key, value)
+        for control in ("rescan", "delete"):  # write-only, as the kernel makes them
+            _write(dev / control, "")
+            (dev / control).chmod(0o200)
         _link(dev / "subsystem", self.sys / "bus/scsi")
         _link(self.sys / "bus/scsi/devices" / hctl, dev)
         _link(self.sys / "bus/scsi/devices" / target.name, target)
         if block is not None:
-            bdev = dev / "block" / block
-            _write(bdev / "dev", "8:16")
-            _write(bdev / "size", "2097152")
-            _link(self.sys / "class/block" / block, bdev)
+            self._add_disk(dev / "block" / block, dev, size, block_size, partitions)
         return dev
+
+    def _add_disk(self, bdev: Path, scsi: Path, size: int, block_size: int, parts: int) -> None:
+        major, minor = sd_devnum(bdev.name)
+        self._block_node(bdev, major, minor, size // 512, "disk")
+        _write(bdev / "ro", 0)
+        _write(bdev / "removable", 0)
+        _write(bdev / "queue/logical_block_size", block_size)
+        _link(bdev / "device", scsi)
+        _link(self.sys / "block" / bdev.name, bdev)
+        for n in range(1, parts + 1):
+            part = bdev / f"{bdev.name}{n}"
+            self._block_node(part, major, minor + n, 2048, "partition")
+            _write(part / "partition", n)
+            _write(part / "start", 2048 * n)
+
+    def _block_node(self, path: Path, major: int, minor: int, sectors: int, kind: str) -> None:
+        _write(path / "dev", f"{major}:{minor}")
+        _write(path / "size", sectors)
+        uevent = f"MAJOR={major}\nMINOR={minor}\nDEVNAME={path.name}\nDEVTYPE={kind}"
+        _write(path / "uevent", uevent)
+        _link(path / "subsystem", self.sys / "class/block")
+        _link(self.sys / "class/block" / path.name, path)
+        _link(self.sys / "dev/block" / f"{major}:{minor}", path)
+
+    # -- udev -------------------------------------------------------------------------
+    def add_udev_record(self, block: str, links: list[str], *, make_links: bool = True) -> Path:
+        """What udevd leaves for the disk ``block``: its database record
+        ``run/udev/data/b<major>:<minor>`` (``S:`` lines, links relative to /dev, as
+        systemd-udevd 252 writes them) and, with ``make_links``, the symlinks under
+        ``<root>/dev``."""
+        bdev = (self.sys / "class/block" / block).resolve()
+        major, _, minor = (bdev / "dev").read_text().strip().partition(":")
+        record = self.root / "run/udev/data" / f"b{major}:{minor}"
+        lines = [f"S:{link}" for link in links]
+        lines += ["I:1000000", "E:ID_BUS=scsi", "G:systemd", "Q:systemd", "V:1"]
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text("\n".join(lines) + "\n")
+        if make_links:
+            node = self.root / "dev" / block
+            node.parent.mkdir(parents=True, exist_ok=True)
+            node.touch()
+            for link in links:
+                _link(self.root / "dev" / link, node)
+        return record
 
     # -- iBFT -------------------------------------------------------------------------
     def add_ibft(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iscsikit.sysfs.attrs import Device, sort_names
+from iscsikit.sysfs.scsi import ScsiHost
 
 if TYPE_CHECKING:
     from iscsikit.sysfs.context import SysfsContext
@@ -89,9 +90,9 @@ class IscsiHost(Device):
         return int(self.name.removeprefix("host"))
 
     @property
-    def scsi_host(self) -> Device:
+    def scsi_host(self) -> ScsiHost:
         """``class/scsi_host/hostH``."""
-        return Device(self.ctx.class_dir("scsi_host") / self.name)
+        return ScsiHost(self.ctx, self.ctx.class_dir("scsi_host") / self.name)
 
     @property
     def proc_name(self) -> str | None:
@@ -160,8 +161,7 @@ class IscsiHost(Device):
 
     def scan(self) -> None:
         """Scan for new LUNs: ``- - -`` (every channel, target and LUN) to ``scan``."""
-        with (self.scsi_host.path / "scan").open("w") as f:
-            f.write("- - -")
+        self.scsi_host.scan()
 
     def dump(self) -> dict[str, Any]:
         out = super().dump()

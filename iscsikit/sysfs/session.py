@@ -8,7 +8,8 @@ The kernel's layout (drivers/scsi/scsi_transport_iscsi.c, iscsi_tcp):
 * ``class/iscsi_connection/connectionS:0`` with the lead connection's attributes
   (``address``, ``port``, ``persistent_*``, digests, data segment lengths);
 * ``devices/.../hostH/sessionS/targetH:0:T/H:0:T:L`` the LUNs, each with ``state`` and
-  ``block/sdX`` once a disk driver bound it.
+  ``block/sdX`` once a disk driver bound it (the objects are in
+  :mod:`iscsikit.sysfs.scsi`; ``ScsiDevice`` is re-exported here).
 
 Attribute names are the kernel's; parsing follows open-iscsi (see
 :mod:`iscsikit.sysfs.attrs`).  This module reads, except :meth:`IscsiSession.rescan`,
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iscsikit.sysfs.attrs import Device, sort_names
+from iscsikit.sysfs.scsi import TARGET, BlockDevice, ScsiDevice, ScsiTarget
 
 if TYPE_CHECKING:
     from iscsikit.sysfs.context import SysfsContext
@@ -30,8 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["IscsiConnection", "IscsiSession", "ScsiDevice"]
 
 _HOST_OF_SESSION = re.compile(r"/host(\d+)/session\d+(?:/|$)")
-_HCTL = re.compile(r"^(\d+):(\d+):(\d+):(\d+)$")
-_TARGET = re.compile(r"^target(\d+):(\d+):(\d+)$")
 
 
 class IscsiConnection(Device):
@@ -62,60 +62,6 @@ class IscsiConnection(Device):
     @property
     def persistent_port(self) -> int | None:
         return self.attr_int("persistent_port")
-
-
-class ScsiDevice(Device):
-    """A SCSI device ``H:C:T:L`` (under ``devices/.../targetH:C:T/``)."""
-
-    __slots__ = ()
-
-    @property
-    def hctl(self) -> tuple[int, int, int, int]:
-        m = _HCTL.match(self.name)
-        if m is None:  # pragma: no cover - only built from matching names
-            raise ValueError(self.name)
-        h, c, t, lun = (int(g) for g in m.groups())
-        return h, c, t, lun
-
-    @property
-    def host_no(self) -> int:
-        return self.hctl[0]
-
-    @property
-    def target_id(self) -> int:
-        return self.hctl[2]
-
-    @property
-    def lun(self) -> int:
-        return self.hctl[3]
-
-    @property
-    def state(self) -> str | None:
-        return self.attr("state")
-
-    def block_devices(self) -> list[str]:
-        """Disks bound to this device: ``block/sdX`` (or a pre-2.6.25 ``block:sdX`` link)."""
-        block = self.path / "block"
-        if block.is_dir():
-            return sort_names([p.name for p in block.iterdir()])
-        return sort_names(
-            [p.name.partition(":")[2] for p in self.path.glob("block:*") if p.is_symlink()]
-        )
-
-    @property
-    def block_device(self) -> str | None:
-        """The first disk, as iscsiadm's ``iscsi_sysfs_get_blockdev_from_lun`` reports it."""
-        found = self.block_devices()
-        return found[0] if found else None
-
-    def rescan(self) -> None:
-        """Ask the kernel to re-read this device's capacity (writes ``1`` to ``rescan``)."""
-        _write_attr(self.path / "rescan", "1")
-
-    def dump(self) -> dict[str, Any]:
-        out = super().dump()
-        out["block_devices"] = self.block_devices()
-        return out
 
 
 class IscsiSession(Device):
@@ -187,19 +133,24 @@ class IscsiSession(Device):
         host_no = self.host_no
         return None if host_no is None else self.ctx.host(host_no)
 
+    def targets(self) -> list[ScsiTarget]:
+        """The session's SCSI targets ``targetH:C:T`` (one for iscsi_tcp), alphasort order."""
+        dev = self.device_path
+        try:
+            names = sort_names([p.name for p in dev.iterdir() if TARGET.match(p.name)])
+        except OSError:
+            return []
+        return [ScsiTarget(dev / n) for n in names]
+
     def scsi_devices(self) -> list[ScsiDevice]:
         """The LUNs of the session's (first) SCSI target, in alphasort order, as iscsiadm's
         ``iscsi_sysfs_for_each_device`` walks them."""
-        dev = self.device_path
-        try:
-            targets = [p for p in dev.iterdir() if _TARGET.match(p.name)]
-        except OSError:
-            return []
-        if not targets:
-            return []
-        target = targets[0] if len(targets) == 1 else sorted(targets, key=lambda p: p.name)[0]
-        names = sort_names([p.name for p in target.iterdir() if _HCTL.match(p.name)])
-        return [ScsiDevice(target / n) for n in names]
+        targets = self.targets()
+        return targets[0].devices() if targets else []
+
+    def block_devices(self) -> list[BlockDevice]:
+        """The disks of the session's LUNs (LUNs no disk driver bound are left out)."""
+        return [b for b in (d.block() for d in self.scsi_devices()) if b is not None]
 
     def rescan(self) -> None:
         """What ``iscsiadm -R`` does: rescan each LUN (size changes), then scan the host
@@ -218,9 +169,3 @@ class IscsiSession(Device):
         out["connection"] = conn.dump() if conn is not None else None
         out["devices"] = [d.dump() for d in self.scsi_devices()]
         return out
-
-
-def _write_attr(path: Path, value: str) -> None:
-    """Write a sysfs control file; errors are the caller's (iscsiadm ignores them)."""
-    with path.open("w") as f:
-        f.write(value)
