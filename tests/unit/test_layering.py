@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     # 1 - the sans-I/O protocol core and the errors every layer raises.
     "iscsikit.errors": 1,
     "iscsikit.proto": 1,
+    "iscsikit.netlink": 1,
     # 2 - pure SCSI codecs; configuration files and the key registry.
     "iscsikit.scsi": 2,
     "iscsikit.config": 2,
