@@ -256,3 +256,41 @@ def test_golden_is_iscsiadms(kernel: tuple[Path, Path], path: Path) -> None:
         path.write_text(f"# args: {' '.join(args)}\n# daemon: {flag}\n# exit: {got[0]}\n{got[1]}")
         return
     assert got == (code, out)
+
+
+# -- richer SCSI layouts (sysfs.scsi): partitions, many disks, LUNs without a disk --------
+
+
+@pytest.fixture(scope="module")
+def scsi_kernel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from iscsikit.sysfs.fake import FakeSession, FakeSysfs
+
+    base = tmp_path_factory.mktemp("oracle-scsi")
+    oracle = Oracle(base / "oracle")
+    root = base / "root"
+    f = FakeSysfs(root)
+    f.add_transport("tcp")
+    f.set_transport_class_version("2.0-870")
+    f.add_session(FakeSession(1, DISK1, "192.168.1.10", persistent_address="192.168.1.20"))
+    f.add_lun(1, 0, block="sdb", partitions=2, size=8 << 30, block_size=4096)
+    f.add_lun(1, 1, block="sdaa", vendor="LIO-ORG", model="disk1", rev="4.0")
+    f.add_lun(1, 5, state="offline")
+    f.add_lun(1, 300, block="sdiw", state="blocked")
+    _copy_db(oracle, root)
+    return oracle.base, root
+
+
+SCSI_CASES = [
+    ("-m", "session", "-P", "3"),
+    ("-m", "session", "-r", "1", "-P", "3"),
+    ("-m", "host", "-P", "4"),
+    ("-m", "host", "-H", "2", "-P", "4"),
+]
+
+
+@pytest.mark.parametrize("args", SCSI_CASES, ids=" ".join)
+def test_scsi_layouts(scsi_kernel: tuple[Path, Path], args: tuple[str, ...]) -> None:
+    base, root = scsi_kernel
+    expected = _iscsiadm(base, root / "sys", args, daemon=True)
+    assert "Attached scsi disk sdiw" in expected[1]
+    assert _ours(root, args) == expected
