@@ -104,6 +104,15 @@ class Device:
         return self.path.resolve()
 
     @property
+    def device_path(self) -> Path:
+        """For a class directory (``class/<c>/<name>`` -> ``devices/.../<dev>/<c>/<name>``),
+        the device it belongs to: its ``device`` link, else two levels up."""
+        link = self.path / "device"
+        if link.exists():
+            return link.resolve()
+        return self.real_path.parent.parent
+
+    @property
     def exists(self) -> bool:
         return self.path.is_dir()
 

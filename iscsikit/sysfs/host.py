@@ -129,13 +129,6 @@ class IscsiHost(Device):
     def initiatorname(self) -> str | None:
         return self.attr("initiatorname")
 
-    @property
-    def device_path(self) -> Path:
-        link = self.path / "device"
-        if link.exists():
-            return link.resolve()
-        return self.real_path.parent.parent
-
     def ifaces(self) -> list[HostIface]:
         """The host's kernel ifaces (offload HBAs only), alphasort order."""
         base = self.device_path / "iscsi_iface"

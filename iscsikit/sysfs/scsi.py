@@ -249,14 +249,6 @@ class ScsiHost(Device):
         """``running``, ``recovery``, ``cancel``, ``del``..."""
         return self.attr("state")
 
-    @property
-    def device_path(self) -> Path:
-        """``devices/.../hostH`` (the Scsi_Host's generic device)."""
-        link = self.path / "device"
-        if link.exists():
-            return link.resolve()
-        return self.real_path.parent.parent
-
     def targets(self) -> list[ScsiTarget]:
         """Every SCSI target of the host (for iSCSI, one directory down, under the
         session the target belongs to)."""

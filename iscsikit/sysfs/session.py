@@ -109,14 +109,6 @@ class IscsiSession(Device):
     def initiatorname(self) -> str | None:
         return self.attr("initiatorname")
 
-    @property
-    def device_path(self) -> Path:
-        """``devices/.../hostH/sessionS``: the session device (parent of the class dir)."""
-        link = self.path / "device"
-        if link.exists():
-            return link.resolve()
-        return self.real_path.parent.parent
-
     def connection(self, cid: int = 0) -> IscsiConnection | None:
         conn = IscsiConnection(
             self.ctx.class_dir("iscsi_connection") / f"connection{self.sid}:{cid}"
