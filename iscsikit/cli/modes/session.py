@@ -141,7 +141,9 @@ def _device_lines(info: SessionInfo, p: str, flags: int) -> list[str]:
         lines.append(f"{p}\t\tHost Number: {info.host_no}\tState: {info.host_state}\n")
     if flags & SCSI_DEVS:
         for d in info.devices:
-            lines.append(f"{p}\t\tscsi{d.host_no} Channel 00 Id {d.target} Lun: {d.lun}\n")
+            lines.append(
+                f"{p}\t\tscsi{d.host_no} Channel {d.channel:02d} Id {d.target} Lun: {d.lun}\n"
+            )
             if d.disk is not None:
                 state = d.state if d.state is not None else "Unknown"
                 lines.append(f"{p}\t\t\tAttached scsi disk {d.disk}\t\tState: {state}\n")

@@ -89,6 +89,9 @@ NOT_FOR_SESSIONS = (
     "iscsikit.sysfs.session",
     "iscsikit.sysfs.host",
     "iscsikit.sysfs.ibft",
+    "iscsikit.sysfs.scsi",
+    "iscsikit.sysfs.udev",
+    "pyudev",
     "iscsikit.manager.login_plan",
 )
 #: ``-m node`` lists records: no daemon client, no sysfs.
