@@ -97,6 +97,8 @@ DRIVER_ALLOWED = (
     "iscsikit.config",
     "iscsikit.plugin",
     "iscsikit.net",
+    "iscsikit.netlink",
+    "iscsikit.sysfs",
 )
 
 #: (importing module, imported module) pairs that break the contract today and are
