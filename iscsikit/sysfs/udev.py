@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from iscsikit.sysfs.session import IscsiSession
 
 __all__ = [
+    "iscsi_disk",
     "BY_PATH",
     "DeviceWaitTimeoutError",
     "PyudevDatabase",
@@ -108,20 +109,34 @@ def _owner(disk: BlockDevice) -> tuple[ScsiDevice, int | None] | None:
     return ScsiDevice(scsi), part
 
 
-def by_path_name(ctx: SysfsContext, disk: BlockDevice) -> str | None:
-    """The ``/dev/disk/by-path`` name udev gives a disk or partition of an iSCSI LUN
-    (``-part<K>`` appended for partition K), computed from sysfs; None if the disk is not
-    on an iSCSI session."""
+def iscsi_disk(
+    ctx: SysfsContext, disk: BlockDevice
+) -> tuple[IscsiSession, int, int | None] | None:
+    """Where a disk (or partition) is on iSCSI: its session, its LUN, its partition
+    number (None for the whole disk); None if it is not on an iSCSI session.  As udev's
+    path_id does, it walks up from the SCSI device to the first ``session<N>``."""
     found = _owner(disk)
     if found is None:
         return None
     scsi, part = found
-    # path_id walks up from the SCSI device to the first ancestor named session<N>.
     sid = next(
         (int(m.group(1)) for p in scsi.real_path.parents if (m := _SESSION.match(p.name))), None
     )
     session = None if sid is None else ctx.session(sid)
-    name = None if session is None else iscsi_id_path(session, scsi.lun)
+    if session is None:
+        return None
+    return session, scsi.lun, part
+
+
+def by_path_name(ctx: SysfsContext, disk: BlockDevice) -> str | None:
+    """The ``/dev/disk/by-path`` name udev gives a disk or partition of an iSCSI LUN
+    (``-part<K>`` appended for partition K), computed from sysfs; None if the disk is not
+    on an iSCSI session."""
+    found = iscsi_disk(ctx, disk)
+    if found is None:
+        return None
+    session, lun, part = found
+    name = iscsi_id_path(session, lun)
     if name is None:
         return None
     return name if part is None else f"{name}-part{part}"
