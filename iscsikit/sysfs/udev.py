@@ -109,9 +109,7 @@ def _owner(disk: BlockDevice) -> tuple[ScsiDevice, int | None] | None:
     return ScsiDevice(scsi), part
 
 
-def iscsi_disk(
-    ctx: SysfsContext, disk: BlockDevice
-) -> tuple[IscsiSession, int, int | None] | None:
+def iscsi_disk(ctx: SysfsContext, disk: BlockDevice) -> tuple[IscsiSession, int, int | None] | None:
     """Where a disk (or partition) is on iSCSI: its session, its LUN, its partition
     number (None for the whole disk); None if it is not on an iSCSI session.  As udev's
     path_id does, it walks up from the SCSI device to the first ``session<N>``."""
