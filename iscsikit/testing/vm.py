@@ -390,6 +390,21 @@ def _report(out: Path, timed_out: bool, timeout: float, elapsed: float) -> int:
     return rc
 
 
+def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The harness's own options, and everything from the first argument it does not
+    know, in order, for the guest's pytest (``-k login -x``; a ``--`` before it is
+    dropped)."""
+    given = list(argv)
+    own: list[str] = []
+    while given and given[0] in ("--repo", "--timeout", "--keep", "-h", "--help"):
+        own.append(given.pop(0))
+        if own[-1] in ("--repo", "--timeout") and given:
+            own.append(given.pop(0))
+    if given[:1] == ["--"]:
+        given.pop(0)
+    return own, given
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m iscsikit.testing.vm``: run the VM tier from a repository checkout."""
     parser = argparse.ArgumentParser(
@@ -400,7 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, help="hard limit in seconds for the guest")
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
     parser.add_argument("pytest_args", nargs="*", help="passed on to the guest's pytest")
-    args = parser.parse_args(argv)
+    own, guest = split_args(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(own)
+    args.pytest_args = guest
     repo = args.repo.resolve()
     if not (repo / "tests" / "vm").is_dir():
         parser.error(f"{repo} has no tests/vm (run from the repository root or give --repo)")

@@ -17,6 +17,7 @@ from iscsikit.testing.vm import (
     newc_archive,
     qemu_argv,
     read_junit,
+    split_args,
 )
 
 
@@ -145,3 +146,18 @@ def test_build_initramfs_is_deterministic(tmp_path: Path, monkeypatch: pytest.Mo
         b"9p.ko", b"overlay.ko",
     ]  # fmt: skip
     assert names["modules/9p.ko"][2] == b"kernel/fs/9p/9p.ko"
+
+
+@pytest.mark.parametrize(
+    ("argv", "own", "guest"),
+    [
+        (["-k", "login", "-x"], [], ["-k", "login", "-x"]),
+        (["--keep", "-k", "login"], ["--keep"], ["-k", "login"]),
+        (["--timeout", "5", "--", "-k", "a b"], ["--timeout", "5"], ["-k", "a b"]),
+        (["tests/vm/test_x.py", "-x"], [], ["tests/vm/test_x.py", "-x"]),
+    ],
+)
+def test_arguments_after_the_harness_options_go_to_the_guest_in_order(
+    argv: list[str], own: list[str], guest: list[str]
+) -> None:
+    assert split_args(argv) == (own, guest)
