@@ -141,6 +141,23 @@ def _untext(name: str, length: int, payload: bytes) -> str:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _SessionRequest(Request):
+    """A request that names one session (``u`` starts with its sid)."""
+
+    FIELDS = (_SID,)
+    sid: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _ConnRequest(Request):
+    """A request that names one connection (``u`` starts with sid, cid)."""
+
+    FIELDS = (_SID, _CID)
+    sid: int
+    cid: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class CreateSession(Request):
     """Create a session on a software transport; the reply carries sid and host_no."""
 
@@ -173,70 +190,52 @@ class CreateBoundSession(Request):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class DestroySession(Request):
+class DestroySession(_SessionRequest):
     """Destroy a session (the last step of a logout)."""
 
     TYPE = UEvent.DESTROY_SESSION
-    FIELDS = (_SID,)
-    sid: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class DestroySessionAsync(Request):
+class DestroySessionAsync(_SessionRequest):
     """Destroy a session without waiting (in the header; iscsid does not send it)."""
 
     TYPE = UEvent.DESTROY_SESSION_ASYNC
-    FIELDS = (_SID,)
-    sid: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class UnbindSession(Request):
+class UnbindSession(_SessionRequest):
     """Ask the kernel to unbind (remove the SCSI target of) a session before logout."""
 
     TYPE = UEvent.UNBIND_SESSION
-    FIELDS = (_SID,)
-    sid: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class CreateConn(Request):
+class CreateConn(_ConnRequest):
     """Create connection *cid* of session *sid*."""
 
     TYPE = UEvent.CREATE_CONN
-    FIELDS = (_SID, _CID)
-    sid: int
-    cid: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class DestroyConn(Request):
+class DestroyConn(_ConnRequest):
     """Destroy a connection."""
 
     TYPE = UEvent.DESTROY_CONN
-    FIELDS = (_SID, _CID)
-    sid: int
-    cid: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class StartConn(Request):
+class StartConn(_ConnRequest):
     """Start a connection (full feature phase); the reply's retcode is the result."""
 
     TYPE = UEvent.START_CONN
-    FIELDS = (_SID, _CID)
-    sid: int
-    cid: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class GetStats(Request):
+class GetStats(_ConnRequest):
     """Ask for a connection's ``struct iscsi_stats`` (answered by a stats message)."""
 
     TYPE = UEvent.GET_STATS
-    FIELDS = (_SID, _CID)
-    sid: int
-    cid: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
