@@ -9,10 +9,8 @@ group; the connection-drop test has a session of its own.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,19 +23,11 @@ from iscsikit.proto.login import LoginConfig
 from iscsikit.sysfs import IscsiSession, SysfsContext
 from iscsikit.testing.plugin import require_tgt
 from iscsikit.testing.tgtd import Tgtd
+from iscsikit.testing.vmguest.checks import WAIT, assert_by_path_link, assert_dd_lands, wait_for
 from iscsikit_drivers.kerneltcp import KernelSession, KernelSettings
 
 IQN = "iqn.2024-01.test.iscsikit.vm:kernel"
 INITIATOR = "iqn.2024-01.test.iscsikit.vm:initiator"
-WAIT = 90.0  # seconds; the guest runs under software emulation
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def _session(sid: int) -> IscsiSession | None:
@@ -103,25 +93,11 @@ def login(tgtd: tuple[Tgtd, int]) -> Iterator[Login]:
 
 
 def test_login_gives_a_disk_and_its_by_path_link(login: Login) -> None:
-    assert Path("/dev", login.disk).is_block_device()
-    wait_for(f"udev's {login.by_path}", login.by_path.exists)
-    assert login.by_path.resolve() == Path("/dev", login.disk)
+    assert_by_path_link(login.disk, login.by_path)
 
 
 def test_data_written_to_the_disk_lands_in_the_backing_file(login: Login) -> None:
-    data = os.urandom(1 << 20)
-    offset = 5 << 20
-    dd = subprocess.run(
-        ["dd", f"of=/dev/{login.disk}", "bs=64k", f"seek={offset}", "oflag=direct,seek_bytes"],
-        input=data,
-        capture_output=True,
-        timeout=WAIT,
-        check=False,
-    )
-    assert dd.returncode == 0, dd.stderr
-    with open(login.target.backing_path(login.tid), "rb") as backing:
-        backing.seek(offset)
-        assert backing.read(len(data)) == data
+    assert_dd_lands(login.disk, login.target.backing_path(login.tid), 5 << 20)
 
 
 def test_sysfs_shows_the_negotiated_parameters(login: Login) -> None:
