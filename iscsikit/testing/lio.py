@@ -1,0 +1,217 @@
+"""A LIO iSCSI target (the kernel's own: target_core_mod + iscsi_target_mod) for the VM
+tier's guest tests, made through rtslib-fb.
+
+This module owns one throw-away target: a fileio backstore on a sparse file, an IQN, TPG 1
+with a portal on loopback, LUN 0, and either an ACL for one initiator name (optionally
+with CHAP) or demo mode (``generate_node_acls``: any initiator, no authentication).
+:meth:`Lio.close` deletes the target and the backstore again.  It loads kernel modules and
+writes configfs, so it belongs in a throw-away guest (docs/vm-tier.md), never on a host.
+Like :mod:`iscsikit.testing.tgtd` it has no pytest dependency and does not import the
+iSCSI protocol code: it is a peer the initiators are tested against.
+
+What was checked on Debian's 6.1 kernel (tests/vm/test_lio.py):
+
+* rtslib sets LIO's ``dbroot`` to /etc/target and fails unless that directory exists
+  (the guest's root is a tmpfs overlay: making it there touches nothing outside).
+* ``targetcli`` does not run in the guest (it wants its dbus/socket daemon); rtslib's
+  objects do, with configfs mounted at /sys/kernel/config.
+* Dropping the target's connections (:meth:`Lio.drop_sessions`): writing 0 to the TPG's
+  ``enable`` makes iscsi_target_mod release every session of the TPG by force (it closes
+  their sockets, so the initiator's connection fails) and stop listening; writing 1 makes
+  it listen again, and the initiator's re-login is accepted.
+* A portal that cannot be bound fails the NetworkPortal's configfs ``mkdir``; a picked
+  port that someone took first is retried with another.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any, Self
+
+from iscsikit.testing.tgtd import DEFAULT_LUN_SIZE, free_port
+
+__all__ = ["CONFIGFS", "DBROOT", "MODULES", "Lio", "LioChap", "LioError", "lio_missing"]
+
+#: Where the kernel's configfs is mounted; LIO lives under ``target/`` there.
+CONFIGFS = Path("/sys/kernel/config")
+
+#: rtslib points LIO's ``dbroot`` (where the kernel keeps ALUA / persistent-reservation
+#: metadata) here and fails when the directory does not exist.
+DBROOT = Path("/etc/target")
+
+#: Loaded by hand: the guest's busybox modprobe has no modules.alias to autoload them.
+MODULES = ("target_core_mod", "target_core_file", "iscsi_target_mod")
+
+_PORT_ATTEMPTS = 5
+
+
+class LioError(RuntimeError):
+    """The LIO target could not be set up (the message says which step failed)."""
+
+
+@dataclass(frozen=True)
+class LioChap:
+    """One-way CHAP the target demands of the initiator (the ACL's ``auth/userid``)."""
+
+    user: str
+    password: str
+
+
+def _rtslib() -> ModuleType:
+    # Imported by name: rtslib-fb ships no type information, and where it is not installed
+    # (tox's type env) a static import would be an error; its objects are Any either way.
+    return importlib.import_module("rtslib_fb")
+
+
+def lio_missing() -> str | None:
+    """Why a LIO target cannot be made here, or None when it can (rtslib-fb importable)."""
+    try:
+        _rtslib()
+    except ImportError as exc:
+        return f"rtslib-fb is not importable ({exc}); pip install rtslib-fb"
+    return None
+
+
+def _prepare_kernel() -> None:
+    """Load LIO's modules, mount configfs (target_core_mod registers it) and make
+    rtslib's dbroot directory, each only if needed."""
+    for module in MODULES:
+        done = subprocess.run(["modprobe", module], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise LioError(f"modprobe {module}: {done.stderr.strip()}")
+        if module == "target_core_mod" and not os.path.ismount(CONFIGFS):
+            mount = ["mount", "-t", "configfs", "none", str(CONFIGFS)]
+            done = subprocess.run(mount, capture_output=True, text=True, check=False)
+            if done.returncode != 0 and not os.path.ismount(CONFIGFS):
+                raise LioError(f"mount configfs on {CONFIGFS}: {done.stderr.strip()}")
+    DBROOT.mkdir(parents=True, exist_ok=True)
+
+
+class Lio:
+    """A LIO iSCSI target with one fileio LUN (LUN 0) on ``host``:<free port>.
+
+    ``initiator`` set: only that initiator name may log in (an ACL mapping LUN 0), with
+    ``chap`` when given; ``initiator`` None: demo mode, any initiator, no authentication.
+    The backing file (sparse, ``size`` bytes) is created in ``workdir`` (default: a new
+    directory under ``TMPDIR``).  Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        iqn: str,
+        *,
+        workdir: Path | None = None,
+        size: int = DEFAULT_LUN_SIZE,
+        initiator: str | None = None,
+        chap: LioChap | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        if chap is not None and initiator is None:
+            raise ValueError("CHAP needs an ACL: give the initiator name too")
+        _prepare_kernel()
+        rts = _rtslib()
+        self.iqn = iqn
+        self.host = host
+        self.initiator = initiator
+        base = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="iscsikit-lio-"))
+        tag = uuid.uuid4().hex[:12]
+        self.backing_path = base / f"lio-{tag}.img"
+        # Backstore names are global to LIO; a random tag keeps instances apart.
+        self._so: Any = rts.FileIOStorageObject(
+            f"iscsikit-{tag}", str(self.backing_path), size=size, write_back=False
+        )
+        self._target: Any = None
+        try:
+            self._target = rts.Target(rts.FabricModule("iscsi"), iqn, mode="create")
+            self._tpg: Any = rts.TPG(self._target, 1, mode="create")
+            lun = rts.LUN(self._tpg, 0, self._so)
+            self.port = self._add_portal(rts)
+            if initiator is None:
+                self._tpg.set_attribute("authentication", "0")
+                self._tpg.set_attribute("generate_node_acls", "1")
+                self._tpg.set_attribute("demo_mode_write_protect", "0")
+            else:
+                acl = rts.NodeACL(self._tpg, initiator, mode="create")
+                rts.MappedLUN(acl, 0, lun, write_protect=False)
+                if chap is not None:
+                    acl.chap_userid = chap.user
+                    acl.chap_password = chap.password
+                self._tpg.set_attribute("authentication", "1" if chap else "0")
+            self._tpg.enable = True
+        except BaseException:
+            self.close()
+            raise
+
+    def _add_portal(self, rts: ModuleType) -> int:
+        """A NetworkPortal on a free port; retried when another process took the port."""
+        last: Exception | None = None
+        for _ in range(_PORT_ATTEMPTS):
+            port = free_port(self.host)
+            try:
+                rts.NetworkPortal(self._tpg, self.host, port, mode="create")
+            except rts.RTSLibError as exc:
+                last = exc
+                continue
+            return port
+        raise LioError(f"no portal on {self.host} after {_PORT_ATTEMPTS} ports: {last}")
+
+    @property
+    def portal(self) -> str:
+        """``host:port`` as iscsiadm and by-path names write it."""
+        return f"{self.host}:{self.port}"
+
+    def read_backing(self, offset: int, n: int) -> bytes:
+        """``n`` bytes of LUN 0 at ``offset``, read from the backing file."""
+        with open(self.backing_path, "rb") as f:
+            f.seek(offset)
+            return f.read(n)
+
+    def sessions(self) -> list[str]:
+        """Initiator names with a session on TPG 1 (from LIO's configfs)."""
+        tpg = Path(self._tpg.path)
+        names = (tpg / "dynamic_sessions").read_text().split()
+        for acl in sorted((tpg / "acls").iterdir()):
+            info = (acl / "info").read_text()
+            if not info.startswith("No active"):
+                found = re.search(r"InitiatorName:\s*(\S+)", info)
+                names.append(found.group(1) if found else acl.name)
+        return names
+
+    def drop_sessions(self) -> None:
+        """Make LIO drop every session of the target; the portal listens again afterwards.
+
+        Disabling the TPG releases its sessions by force (iscsit_release_sessions_for_tpg:
+        each connection's socket is closed, so the initiator sees its connection fail);
+        re-enabling it reopens the portal for the initiator's re-login.
+        """
+        self._tpg.enable = False
+        self._tpg.enable = True
+
+    def close(self) -> None:
+        """Delete the target (TPG, portal, LUN, ACLs) and the backstore; idempotent."""
+        if self._target is not None:
+            target, self._target = self._target, None
+            target.delete()
+        if self._so is not None:
+            so, self._so = self._so, None
+            so.delete()
+        self.backing_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
