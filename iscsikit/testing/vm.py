@@ -337,7 +337,7 @@ def run_tier(config: VmConfig, repo: Path, pytest_args: Sequence[str], *, keep: 
         sys.executable,
         *("-m", "pytest", "-p", "no:cacheprovider", "-v", "-rA", "--color=no"),
         f"--junitxml={out / 'junit.xml'}",
-        "tests/vm",
+        *(() if _names_tests(pytest_args) else ("tests/vm",)),
         *pytest_args,
     ]
     (run / "guest-init.sh").write_text(GUEST_INIT)
@@ -388,6 +388,12 @@ def _report(out: Path, timed_out: bool, timeout: float, elapsed: float) -> int:
     rc = int(rc_file.read_text().strip() or 1) if rc_file.exists() else 1
     print(f"iscsikit-vm: guest exit code {rc}, {elapsed:.0f} s in all", flush=True)
     return rc
+
+
+def _names_tests(pytest_args: Sequence[str]) -> bool:
+    """Whether the guest's pytest arguments name test files or directories of their own
+    (then only those run, not the whole of tests/vm)."""
+    return any(a.startswith("tests/vm/") for a in pytest_args)
 
 
 def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
