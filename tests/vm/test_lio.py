@@ -17,7 +17,6 @@ finds, and it must not take the kernel driver's.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,15 +69,17 @@ def initiator_ports(lio: Lio) -> set[int]:
     return ports
 
 
-def write_direct(disk: str, offset: int, data: bytes) -> None:
+def read_direct(disk: str, offset: int, n: int) -> bytes:
+    """``n`` bytes of ``/dev/<disk>`` at ``offset``, read with ``dd iflag=direct``."""
+    flags = "iflag=direct,skip_bytes,count_bytes"
     dd = subprocess.run(
-        ["dd", f"of=/dev/{disk}", "bs=64k", f"seek={offset}", "oflag=direct,seek_bytes"],
-        input=data,
+        ["dd", f"if=/dev/{disk}", "bs=64k", f"skip={offset}", f"count={n}", flags],
         capture_output=True,
         timeout=WAIT,
         check=False,
     )
     assert dd.returncode == 0, dd.stderr
+    return dd.stdout
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -160,9 +161,11 @@ class TestOpenIscsi:
         session = session_of(OPEN_ISCSI_IQN)
         assert session is not None and session.sid == open_iscsi.sid
         assert len(initiator_ports(lio)) == 1
-        data = os.urandom(1 << 20)
-        write_direct(open_iscsi.disk, 7 << 20, data)
-        assert lio.read_backing(7 << 20, len(data)) == data
+        # The recovered session reads what LIO holds and writes where LIO keeps it.
+        written = lio.read_backing(3 << 20, 1 << 20)  # test_data_lands_in_the_backing_file
+        assert written != bytes(len(written))
+        assert read_direct(open_iscsi.disk, 3 << 20, 1 << 20) == written
+        assert_dd_lands(open_iscsi.disk, lio.backing_path, 7 << 20)
 
     def test_logout_removes_the_device(self, open_iscsi: OpenIscsiLogin) -> None:
         lio = open_iscsi.lio
