@@ -6,25 +6,42 @@ socket to the kernel and sets the negotiated parameters:
 
 - :mod:`.netlink`: the NETLINK_ISCSI socket (request/reply, async events);
 - :mod:`.params`: the SET_PARAM list built from a login's outcome (pure);
-- :mod:`.kernel`: one kernel session's life (create, bind, start, stats, logout).
+- :mod:`.events`: one reader thread for the kernel's async events (CONN_ERROR...);
+- :mod:`.kernel`: one kernel session's life (create, bind, log in through the kernel,
+  start, recover, stats, logout, adopt);
+- :mod:`.transport`: the ``tcp`` transport the session manager drives.
 
-Not registered in the ``iscsikit`` entry-point group yet: the session manager drives
-transports whose data path runs in userspace, and a kernel session needs a session
-shell of its own (recovery on CONN_ERROR, adoption) before it can be offered there.
-docs/kernel-driver.md describes what is here and what iscsid does differently.
+Registered in the ``iscsikit`` entry-point group as ``tcp`` (pyproject.toml), exactly as
+a vendor's driver would be.  docs/kernel-driver.md describes it.
 """
 
 from __future__ import annotations
 
+from iscsikit.plugin import TransportRegistry, hookimpl
+
+from .events import KernelEvents, shared_events
 from .kernel import KernelSession, KernelSettings, transport_handle
 from .netlink import NetlinkChannel
 from .params import negotiated_params, session_params
+from .transport import KernelTcpSession, KernelTcpTransport, kernel_settings
+
+
+@hookimpl
+def iscsikit_register_transports(registry: TransportRegistry) -> None:
+    registry.register(KernelTcpTransport)
+
 
 __all__ = [
+    "KernelEvents",
     "KernelSession",
+    "KernelTcpSession",
+    "KernelTcpTransport",
     "KernelSettings",
     "NetlinkChannel",
+    "iscsikit_register_transports",
+    "kernel_settings",
     "negotiated_params",
     "session_params",
+    "shared_events",
     "transport_handle",
 ]

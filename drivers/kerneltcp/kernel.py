@@ -1,19 +1,26 @@
 """One kernel iscsi_tcp session, driven as iscsid drives it (open-iscsi-notes.md §1.5, §5).
 
-Login (:meth:`KernelSession.login`)::
+Login (:meth:`KernelSession.login` = :meth:`~KernelSession.create` +
+:meth:`~KernelSession.connect`)::
 
     CREATE_SESSION(initial CmdSN, cmds_max, queue_depth) -> sid, host_no
     CREATE_CONN(sid, 0)                                  -> cid
-    connect + log in in userspace (iscsikit.net.run_login), detach the socket
+    connect the TCP socket in userspace
     BIND_CONN(transport_eph = the socket's fd, is_leading = 1)
+    log in: each Login Request through the kernel (SEND_PDU), each Login Response
+            back as a RECV_PDU event, iscsikit.proto's LoginMachine deciding
     SET_PARAM x N (params.session_params, then params.negotiated_params)
     START_CONN                                           -> the kernel scans LUNs
 
-Where iscsid differs: it binds *before* logging in and sends the Login PDUs through the
-kernel (SEND_PDU, answers as RECV_PDU events).  Logging in first on a plain socket and
-binding afterwards gives the kernel the same connection in the same state (it never
-reads the Login Responses; the CmdSN window it starts with comes from CREATE_SESSION and
-opens with the first response), and reuses the login machine every transport uses.
+The Login PDUs go through the kernel as iscsid sends them because the kernel fills in
+their CmdSN (and ITT) from the session it keeps: after a recovery the new connection's
+login must carry the CmdSN the kernel will go on with, which only the kernel knows.  The
+machine's ITT is put back into each response before the machine reads it.
+
+Recovery (:meth:`KernelSession.suspend` then :meth:`~KernelSession.connect` again), as
+iscsid's reopen: STOP_CONN(RECOVER) -- the kernel holds the SCSI commands and starts
+``recovery_tmo``, after which it fails them -- close the socket, then a new socket is
+bound to the same connection and logged in; START_CONN releases the held commands.
 
 The socket: iscsi_tcp's bind does ``sockfd_lookup(transport_eph)`` and keeps that file
 reference until the connection is released (``sockfd_put`` in
@@ -31,14 +38,23 @@ DESTROY_CONN, DESTROY_SESSION.
 from __future__ import annotations
 
 import contextlib
+import queue
 import socket
 import struct
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from iscsikit import net
-from iscsikit.errors import IscsiErr, TransportError
-from iscsikit.netlink import KernelEvent, NetlinkRequestError, StopConnFlag
+from iscsikit.errors import ConnectionFailedError, IscsiErr, TransportError, TransportTimeoutError
+from iscsikit.netlink import (
+    ConnError,
+    KernelEvent,
+    NetlinkRequestError,
+    RequestFailed,
+    StopConnFlag,
+)
 from iscsikit.netlink.events import (
     ConnCreated,
     ConnFailed,
@@ -63,8 +79,10 @@ from iscsikit.netlink.messages import (
     UnbindSession,
 )
 from iscsikit.plugin import ConnectSpec
-from iscsikit.proto.login import LoginAccepted, TargetRedirected
+from iscsikit.proto.login import LoginAccepted, LoginMachine, TargetRedirected
+from iscsikit.proto.pdu import LoginRequest, decode_pdu, encode_pdu
 
+from .events import KernelEvents, shared_events
 from .netlink import NetlinkChannel
 from .params import KernelSettings, negotiated_params, session_params
 
@@ -73,6 +91,9 @@ __all__ = ["KernelSession", "KernelSettings", "transport_handle"]
 #: RFC 7143 §11.14: Logout Request, immediate, Final, reason 0 (close the session).
 _LOGOUT_BHS = struct.pack(">BB46x", 0x06 | 0x40, 0x80)
 _LOGOUT_RESPONSE = 0x26
+_BHS = 48
+#: What a teardown step may raise and the teardown goes on after.
+_TEARDOWN_ERRORS = (NetlinkRequestError, TransportError, OSError)
 
 
 def transport_handle(name: str = "tcp", *, sysfs: Path = Path("/sys"), load: bool = True) -> int:
@@ -102,6 +123,8 @@ class KernelSession:
         host_no: int,
         cid: int,
         settings: KernelSettings,
+        *,
+        events: KernelEvents | None = None,
     ) -> None:
         self.channel = channel
         self.handle = handle
@@ -113,8 +136,75 @@ class KernelSession:
         #: Parameters the kernel does not implement (SET_PARAM answered -ENOSYS).
         self.unsupported: list[int] = []
         self.sock: socket.socket | None = None
+        #: Whether the connection was started (and not stopped since).
+        self.started = False
+        #: Called (from the event reader's thread) when the current connection fails.
+        self.on_conn_error: Callable[[ConnFailed], None] | None = None
+        self._events = events or shared_events()
+        self._generation = 0
+        self._inbox: queue.Queue[KernelEvent] = queue.Queue()
+        self._events.subscribe(sid, self._on_kernel_event)
 
     # -- life ------------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        initial_cmdsn: int,
+        settings: KernelSettings | None = None,
+        *,
+        channel: NetlinkChannel | None = None,
+        handle: int | None = None,
+        events: KernelEvents | None = None,
+    ) -> KernelSession:
+        """CREATE_SESSION and CREATE_CONN: a session with one connection, not bound yet."""
+        settings = settings or KernelSettings()
+        channel = channel or NetlinkChannel(events=False)
+        handle = transport_handle() if handle is None else handle
+        created = channel.request(
+            CreateSession(
+                transport_handle=handle,
+                initial_cmdsn=initial_cmdsn,
+                cmds_max=settings.cmds_max,
+                queue_depth=settings.queue_depth,
+            )
+        )
+        assert isinstance(created, SessionCreated)
+        session = cls(channel, handle, created.sid, created.host_no, 0, settings, events=events)
+        try:
+            conn = channel.request(CreateConn(transport_handle=handle, sid=session.sid, cid=0))
+            if not isinstance(conn, ConnCreated) or not conn.ok:
+                raise TransportError(f"the kernel could not create a connection for {session.sid}")
+            session.cid = conn.cid
+        except BaseException:
+            session.destroy()
+            raise
+        return session
+
+    @classmethod
+    def adopt(
+        cls,
+        sid: int,
+        host_no: int,
+        cid: int = 0,
+        settings: KernelSettings | None = None,
+        *,
+        handle: int | None = None,
+        events: KernelEvents | None = None,
+    ) -> KernelSession:
+        """A running session another process (an earlier iscsikitd) made: started, its
+        socket held by the kernel alone."""
+        session = cls(
+            NetlinkChannel(events=False),
+            transport_handle() if handle is None else handle,
+            sid,
+            host_no,
+            cid,
+            settings or KernelSettings(),
+            events=events,
+        )
+        session.started = True
+        return session
 
     @classmethod
     def login(
@@ -125,59 +215,96 @@ class KernelSession:
         channel: NetlinkChannel | None = None,
         handle: int | None = None,
     ) -> KernelSession | TargetRedirected:
-        """Create, log in, bind, set and start a session; a redirect is returned as is.
+        """Create, log in, set and start a session; a redirect is returned as is.
 
-        On any failure what was created in the kernel is destroyed again.
+        On any failure (and on a redirect) what was created in the kernel is destroyed.
         """
-        settings = settings or KernelSettings()
-        channel = channel or NetlinkChannel()
-        handle = transport_handle() if handle is None else handle
-        created = channel.request(
-            CreateSession(
-                transport_handle=handle,
-                initial_cmdsn=spec.login.cmdsn,
-                cmds_max=settings.cmds_max,
-                queue_depth=settings.queue_depth,
-            )
-        )
-        assert isinstance(created, SessionCreated)
-        session = cls(channel, handle, created.sid, created.host_no, 0, settings)
+        session = cls.create(spec.login.cmdsn, settings, channel=channel, handle=handle)
         try:
-            conn = channel.request(CreateConn(transport_handle=handle, sid=session.sid, cid=0))
-            if not isinstance(conn, ConnCreated) or not conn.ok:
-                raise TransportError(f"the kernel could not create a connection for {session.sid}")
-            session.cid = conn.cid
-            result = net.run_login(spec)
-            if isinstance(result, TargetRedirected):
-                session.destroy()
-                return result
-            session.start(spec, *result)
+            result = session.connect(spec)
         except BaseException:
             session.destroy()
             raise
+        if isinstance(result, TargetRedirected):
+            session.destroy()
+            return result
         return session
 
-    def start(self, spec: ConnectSpec, conn: net.PduConnection, accepted: LoginAccepted) -> None:
-        """Hand a logged-in connection to the kernel: bind, set parameters, start."""
-        sock, buffered = conn.detach()
+    def connect(self, spec: ConnectSpec) -> LoginAccepted | TargetRedirected:
+        """Connect a new socket, bind it, log in through the kernel, set the parameters
+        and start.  A redirect or a failure leaves the connection stopped again (the
+        session kept, for another attempt)."""
+        deadline = net.deadline_after(spec.timeouts.login)
+        self._generation = self._events.barrier()
+        conn = net.PduConnection.connect(spec.portal, deadline)
+        sock, _ = conn.detach()
         self.sock = sock
-        if buffered:
-            # The target spoke before we did; the kernel cannot be given those bytes.
-            raise TransportError(f"{len(buffered)} bytes from the target after login")
-        sock.setblocking(True)
-        self._checked(
-            BindConn(
-                transport_handle=self.handle,
-                sid=self.sid,
-                cid=self.cid,
-                transport_eph=sock.fileno(),
-                is_leading=1,
+        try:
+            sock.setblocking(True)
+            self._checked(
+                BindConn(
+                    transport_handle=self.handle,
+                    sid=self.sid,
+                    cid=self.cid,
+                    transport_eph=sock.fileno(),
+                    is_leading=1,
+                )
             )
-        )
-        for param, value in session_params(spec, self.settings) + negotiated_params(accepted):
-            self.set_param(param, value)
-        self._checked(StartConn(transport_handle=self.handle, sid=self.sid, cid=self.cid))
-        self.accepted = accepted
+            result = self._log_in(spec, deadline)
+            if isinstance(result, TargetRedirected):
+                self.suspend()
+                return result
+            for param, value in session_params(spec, self.settings) + negotiated_params(result):
+                self.set_param(param, value)
+            self._checked(StartConn(transport_handle=self.handle, sid=self.sid, cid=self.cid))
+        except BaseException:
+            with contextlib.suppress(*_TEARDOWN_ERRORS):
+                self.suspend()
+            raise
+        self.accepted = result
+        self.started = True
+        return result
+
+    def _log_in(
+        self, spec: ConnectSpec, deadline: net.Deadline
+    ) -> LoginAccepted | TargetRedirected:
+        machine = LoginMachine(spec.login)
+        step: LoginRequest | LoginAccepted | TargetRedirected = machine.start()
+        while isinstance(step, LoginRequest):
+            raw = encode_pdu(step)
+            self.channel.request(
+                SendPdu(
+                    transport_handle=self.handle,
+                    sid=self.sid,
+                    cid=self.cid,
+                    hdr=raw[:_BHS],
+                    data=raw[_BHS : _BHS + len(step.data)],
+                )
+            )
+            answer = self._wait(
+                lambda e: isinstance(e, PduReceived | ConnFailed), deadline.remaining()
+            )
+            if answer is None:
+                raise TransportTimeoutError(
+                    f"login to {spec.portal} timed out after {spec.timeouts.login:g} s"
+                )
+            if isinstance(answer, ConnFailed):
+                raise ConnectionFailedError(
+                    f"login to {spec.portal}: the connection failed ({_conn_error(answer)})"
+                )
+            assert isinstance(answer, PduReceived)
+            step = machine.receive(decode_pdu(_as_answer_to(answer.pdu, step.itt)))
+        return step
+
+    def suspend(self) -> None:
+        """STOP_CONN(RECOVER) and close the socket: the session waits for a new
+        connection (the kernel holds its commands for ``recovery_tmo``)."""
+        self.started = False
+        self.accepted = None
+        try:
+            self.stop(StopConnFlag.RECOVER)
+        finally:
+            self._close_socket(clean=False)
 
     def scan(self, sysfs: Path = Path("/sys")) -> None:
         """Ask the SCSI host to scan every LUN, as iscsid does after START_CONN."""
@@ -195,17 +322,34 @@ class KernelSession:
                 raise
             self.unsupported.append(param)
 
-    def stats(self) -> dict[str, int]:
-        """GET_STATS: the connection's counters by ``STATS_FIELDS`` name (and custom ones)."""
-        reply = self.channel.request(
-            GetStats(transport_handle=self.handle, sid=self.sid, cid=self.cid)
-        )
-        assert isinstance(reply, StatsReceived)
-        return dict(reply.counters)
+    def stats(self, timeout: float = 10.0) -> dict[str, int]:
+        """GET_STATS: the connection's counters by ``STATS_FIELDS`` name (and custom ones).
+
+        The kernel multicasts the answer to the events group (only a refusal comes back
+        to the sender), so it is asked on a socket of its own in that group, and the
+        answer about this connection is picked from whatever else arrives.
+        """
+        with NetlinkChannel() as channel:
+            channel.sock.send(
+                GetStats(transport_handle=self.handle, sid=self.sid, cid=self.cid).encode(
+                    pid=channel.pid, seq=0
+                )
+            )
+            deadline = time.monotonic() + timeout
+            while (remaining := deadline - time.monotonic()) > 0:
+                item = channel.next_message(remaining)
+                if isinstance(item, StatsReceived) and (item.sid, item.cid) == (
+                    self.sid,
+                    self.cid,
+                ):
+                    return dict(item.counters)
+                if isinstance(item, RequestFailed) and item.request_type == GetStats.TYPE:
+                    raise item.exception()
+        raise TransportTimeoutError(f"no statistics from the kernel for session {self.sid}")
 
     def wait_conn_error(self, timeout: float) -> ConnFailed | None:
         """The next CONN_ERROR event of this session, within ``timeout`` seconds."""
-        event = self.channel.wait_event(self._mine(ConnFailed), timeout)
+        event = self._wait(lambda e: isinstance(e, ConnFailed), timeout)
         assert event is None or isinstance(event, ConnFailed)
         return event
 
@@ -216,12 +360,8 @@ class KernelSession:
             self.channel.request(
                 SendPdu(transport_handle=self.handle, sid=self.sid, cid=self.cid, hdr=_LOGOUT_BHS)
             )
-            self.channel.wait_event(
-                lambda e: (
-                    self._mine(PduReceived)(e)
-                    and isinstance(e, PduReceived)
-                    and e.pdu[0] & 0x3F == _LOGOUT_RESPONSE
-                ),
+            self._wait(
+                lambda e: isinstance(e, PduReceived) and e.pdu[0] & 0x3F == _LOGOUT_RESPONSE,
                 timeout,
             )
         finally:
@@ -234,7 +374,7 @@ class KernelSession:
             if exc.not_supported:
                 return
             raise
-        self.channel.wait_event(self._mine(SessionUnbound), timeout)
+        self._wait(lambda e: isinstance(e, SessionUnbound), timeout)
 
     def stop(self, flag: StopConnFlag = StopConnFlag.TERM) -> None:
         """STOP_CONN (TERM: for good; RECOVER: keep the session for a new connection)."""
@@ -244,22 +384,30 @@ class KernelSession:
 
     def destroy(self, *, clean: bool = False) -> None:
         """STOP_CONN(TERM), DESTROY_CONN, DESTROY_SESSION, close our fd; errors ignored."""
-        steps: list[Request] = []
-        if self.accepted is not None:
-            steps.append(
-                StopConn(
-                    transport_handle=self.handle, sid=self.sid, cid=self.cid, flag=StopConnFlag.TERM
-                )
-            )
-        steps += [
+        steps: list[Request] = [
+            StopConn(
+                transport_handle=self.handle, sid=self.sid, cid=self.cid, flag=StopConnFlag.TERM
+            ),
             DestroyConn(transport_handle=self.handle, sid=self.sid, cid=self.cid),
             DestroySession(transport_handle=self.handle, sid=self.sid),
         ]
+        self.started = False
+        self.accepted = None
         for step in steps:
             with contextlib.suppress(NetlinkRequestError, TransportError, OSError):
                 self.channel.request(step)
-        self.accepted = None
         self._close_socket(clean)
+        self.release()
+
+    def release(self) -> None:
+        """Stop hearing the session's events and close our sockets; the kernel session
+        itself is left as it is (a daemon that stops, to be adopted by the next)."""
+        self._events.unsubscribe(self.sid)
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        with contextlib.suppress(OSError):
+            self.channel.close()
 
     def _close_socket(self, clean: bool) -> None:
         if self.sock is None:
@@ -270,6 +418,40 @@ class KernelSession:
         self.sock.close()
         self.sock = None
 
+    # -- events ----------------------------------------------------------------------------
+
+    def _on_kernel_event(self, event: KernelEvent, generation: int) -> None:
+        """From the reader's thread: an event about this session."""
+        if isinstance(event, ConnFailed):
+            if generation < self._generation:
+                return  # about a connection this session no longer has
+            callback = self.on_conn_error
+            if callback is not None and self.started:
+                callback(event)
+        self._inbox.put(event)
+
+    def _wait(self, match: Callable[[KernelEvent], bool], timeout: float) -> KernelEvent | None:
+        """The first queued event ``match`` accepts within ``timeout``; others dropped,
+        except CONN_ERRORs, which stay for :meth:`wait_conn_error`."""
+        deadline = time.monotonic() + timeout
+        kept: list[KernelEvent] = []
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                try:
+                    event = self._inbox.get(timeout=remaining)
+                except queue.Empty:
+                    return None
+                if match(event):
+                    return event
+                if isinstance(event, ConnFailed):
+                    kept.append(event)
+        finally:
+            for event in kept:
+                self._inbox.put(event)
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _checked(self, msg: Request) -> None:
@@ -277,16 +459,17 @@ class KernelSession:
         if isinstance(reply, RequestDone) and reply.retcode != 0:
             raise TransportError(f"{msg.TYPE.name} of session {self.sid} returned {reply.retcode}")
 
-    def _mine(self, kind: type[KernelEvent]) -> _Matcher:
-        return _Matcher(kind, self.sid)
+
+def _conn_error(event: ConnFailed) -> str:
+    try:
+        return ConnError(event.error).name
+    except ValueError:
+        return str(event.error)
 
 
-class _Matcher:
-    """An event of ``kind`` about session ``sid``."""
-
-    def __init__(self, kind: type[KernelEvent], sid: int) -> None:
-        self.kind = kind
-        self.sid = sid
-
-    def __call__(self, event: KernelEvent) -> bool:
-        return isinstance(event, self.kind) and getattr(event, "sid", None) == self.sid
+def _as_answer_to(pdu: bytes, itt: int) -> bytes:
+    """A PDU from RECV_PDU as the login machine expects it: the ITT of the request it
+    answers (the kernel sent its own), the data segment padded to 4 bytes."""
+    length = _BHS + int.from_bytes(pdu[5:8], "big")
+    body = pdu[:length].ljust(length + (-length & 3), b"\0")
+    return body[:16] + itt.to_bytes(4, "big") + body[20:]

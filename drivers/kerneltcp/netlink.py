@@ -22,6 +22,7 @@ from iscsikit.errors import TransportTimeoutError
 from iscsikit.netlink import (
     NETLINK_ISCSI,
     KernelEvent,
+    KernelMessage,
     NetlinkDecoder,
     NetlinkErrorReceived,
     NetlinkRequestError,
@@ -33,12 +34,18 @@ from iscsikit.netlink.constants import ISCSI_NL_GRP_ISCSID
 
 __all__ = ["NetlinkChannel"]
 
+#: Events kept for :meth:`NetlinkChannel.next_event`; older ones are dropped.
+_MAX_QUEUED_EVENTS = 1024
 #: Large enough for GET_STATS with 32 custom counters, and for a RECV_PDU.
 _RECV_SIZE = 256 * 1024
 
 
 class NetlinkChannel:
     """A NETLINK_ISCSI socket bound as iscsid binds it (``nl_pid`` = pid, group 1).
+
+    ``events=False`` leaves the events group out: the socket then only gets the replies
+    to its own requests (a session's request channel, while one
+    :class:`~.events.KernelEvents` reader takes the events).
 
     ``sock`` replaces the netlink socket (tests pass one end of a datagram socketpair
     and play the kernel on the other); it must be connected to its peer.  When the
@@ -51,16 +58,18 @@ class NetlinkChannel:
         sock: socket.socket | None = None,
         *,
         on_event: Callable[[KernelEvent], None] | None = None,
+        events: bool = True,
     ) -> None:
         if sock is None:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ISCSI)
+            groups = ISCSI_NL_GRP_ISCSID if events else 0
             try:
                 try:
-                    sock.bind((os.getpid(), ISCSI_NL_GRP_ISCSID))
+                    sock.bind((os.getpid(), groups))
                 except OSError as exc:
                     if exc.errno != errno.EADDRINUSE:
                         raise
-                    sock.bind((0, ISCSI_NL_GRP_ISCSID))
+                    sock.bind((0, groups))
                 sock.connect((0, 0))  # the kernel
             except BaseException:
                 sock.close()
@@ -71,7 +80,8 @@ class NetlinkChannel:
         self.sock = sock
         self.on_event = on_event
         self._decoder = NetlinkDecoder()
-        self._events: deque[KernelEvent] = deque()
+        self._events: deque[KernelEvent] = deque(maxlen=_MAX_QUEUED_EVENTS)
+        self._pending: deque[KernelMessage | NetlinkErrorReceived] = deque()
         self._seq = 0
 
     # -- requests --------------------------------------------------------------------------
@@ -114,6 +124,21 @@ class NetlinkChannel:
             except TransportTimeoutError:
                 return None
 
+    def next_message(self, timeout: float) -> KernelMessage | NetlinkErrorReceived | None:
+        """The next decoded message of any kind (a reader thread's loop), or None when
+        none comes within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._pending:
+                return self._pending.popleft()
+            self._pending.extend(self._decoder)
+            if self._pending:
+                continue
+            try:
+                self._receive(deadline, "a kernel message")
+            except TransportTimeoutError:
+                return None
+
     def wait_event(
         self, match: Callable[[KernelEvent], bool], timeout: float
     ) -> KernelEvent | None:
@@ -147,6 +172,12 @@ class NetlinkChannel:
             data = self.sock.recv(_RECV_SIZE)
         except TimeoutError:
             raise TransportTimeoutError(f"timed out waiting for {what}") from None
+        except OSError as exc:
+            if exc.errno != errno.ENOBUFS:
+                raise
+            # Multicast events overran the buffer and some were dropped: what is queued
+            # after the overrun is still good, so read on.
+            return
         self._decoder.receive_data(data)
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,14 +35,23 @@ from iscsikit.config.paths import Paths, read_iscsikit_conf
 from iscsikit.daemon.exports import Exports
 from iscsikit.daemon.server import PeerCred
 from iscsikit.errors import InvalidParameterError, IscsiErr, IscsiError
+from iscsikit.manager.connect import transport
 from iscsikit.manager.failover import FailoverPreferences, failover_order
+from iscsikit.manager.kernel_session import KernelManagedSession
 from iscsikit.manager.managed import ManagedSession
+from iscsikit.manager.node_login import node_settings
 from iscsikit.manager.policy import State
-from iscsikit.manager.service import SessionManager, driver_for
-from iscsikit.manager.sessions import STATS_KEYS, session_to_json
-from iscsikit.proto.address import Portal, parse_portal
+from iscsikit.manager.service import SessionManager, driver_for, is_kernel_driver
+from iscsikit.manager.sessions import (
+    STATS_KEYS,
+    SessionInfo,
+    session_from_sysfs,
+    session_to_json,
+)
+from iscsikit.proto.address import Portal, format_portal, parse_portal
 from iscsikit.records.model import NodeRecord
 from iscsikit.records.store import Records
+from iscsikit.sysfs import SysfsContext
 
 __all__ = ["OPERATIONS", "PROTOCOL_VERSION", "Daemon"]
 
@@ -67,7 +77,8 @@ class Daemon:
         self.conf_path = conf_path or paths.iscsid_conf
         self.conf = IscsidConf.load(self.conf_path)
         self.records = Records.at(paths.db_root, lock_dir=paths.lock_dir)
-        self.manager = SessionManager(on_change=self._changed)
+        self.sysfs = SysfsContext.from_paths(paths)
+        self.manager = SessionManager(on_change=self._changed, sysfs=self.sysfs)
         self.exports = Exports(paths.run_dir)
         self.stopping = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
@@ -113,7 +124,13 @@ class Daemon:
 
     async def op_rescan(self, args: dict[str, Any]) -> Any:
         session = self.manager.get(_sid(args))
-        await self.exports.refresh(session)
+        if isinstance(session, KernelManagedSession):
+            found = self.sysfs.session(session.sid)
+            if found is None:
+                raise IscsiError(f"session {session.sid} is gone", code=IscsiErr.SYSFS_LOOKUP)
+            await asyncio.to_thread(found.rescan)
+        else:
+            await self.exports.refresh(session)
         return session_to_json(self.manager.info(session))
 
     async def op_stats(self, args: dict[str, Any]) -> Any:
@@ -147,10 +164,7 @@ class Daemon:
 
     def kernel_transports(self) -> list[str]:
         """The iSCSI transports the kernel offers (``/sys/class/iscsi_transport``)."""
-        from iscsikit.sysfs import SysfsContext
-
-        sysfs = SysfsContext.from_paths(self.paths)
-        return [t.path.name for t in sysfs.iscsi_transports()]
+        return [t.path.name for t in self.sysfs.iscsi_transports()]
 
     async def login(self, node: NodeRecord) -> ManagedSession:
         """Log ``node`` in (the driver chosen by :mod:`iscsikit.manager.transports`) and
@@ -160,11 +174,65 @@ class Daemon:
         session = await self.manager.login_node(
             node, failover=self.failover_portals(node, settings), driver=driver
         )
+        if isinstance(session, KernelManagedSession):
+            if node.get("node.session.scan") != "manual":
+                # As iscsid: the host scan runs on its own, the login answers at once.
+                self._spawn(self._scan(session))
+            return session
         try:
             await self.exports.refresh(session)
         except IscsiError as exc:
             log.warning("session %d: LUN scan failed: %s", session.sid, exc)
         return session
+
+    async def _scan(self, session: KernelManagedSession) -> None:
+        kernel = session.kernel
+        if kernel is not None:
+            try:
+                await asyncio.to_thread(kernel.scan)
+            except (IscsiError, OSError) as exc:
+                log.warning("session %d: SCSI host scan failed: %s", session.sid, exc)
+
+    async def adopt_kernel_sessions(self) -> None:
+        """Start-up: take over the kernel sessions a previous daemon left running, as
+        iscsid does after a restart (their recovery, logout and statistics are ours
+        again).  Not while open-iscsi's iscsid runs: those sessions are its own."""
+        if iscsid_running():
+            log.info("iscsid is running: its kernel sessions are left to it")
+            return
+        for found in self.sysfs.sessions():
+            info = session_from_sysfs(found)
+            if info is None or info.sid in self.manager.sids() or info.host_no is None:
+                continue
+            if not is_kernel_driver(info.transport):
+                continue
+            node = self._record_of(info)
+            settings = node_settings(node, transport=info.transport)
+            isid = found.attr("isid") or ""
+            if len(isid) == 12:  # recoveries reinstate the session the kernel has
+                settings = settings.with_isid(bytes.fromhex(isid))
+            try:
+                inner = await asyncio.to_thread(
+                    transport(info.transport).adopt, info.sid, settings.spec()
+                )
+            except (IscsiError, OSError) as exc:
+                log.error("cannot adopt kernel session %d: %s", info.sid, exc)
+                continue
+            session = KernelManagedSession(settings, sid=info.sid, on_change=self._changed)
+            session.node = node
+            session.adopt(inner, failed=found.state not in (None, "LOGGED_IN"))
+            self.manager.adopt(session)
+            log.info("adopted kernel session %d (%s at %s:%d)", info.sid, info.target,
+                     info.persistent_address, info.persistent_port)  # fmt: skip
+
+    def _record_of(self, info: SessionInfo) -> NodeRecord:
+        """The node record a kernel session was made from (as iscsid finds it), else
+        one with the compiled defaults for its target and portal."""
+        portal = format_portal(info.persistent_address, info.persistent_port)
+        for node in self.records.nodes(target=info.target):
+            if node.portal == portal and node.iface == info.iface:
+                return node
+        return NodeRecord.new(info.target, info.persistent_address, info.persistent_port, info.tpgt)
 
     def _changed(self, session: ManagedSession) -> None:
         log.info("session %d (%s): %s", session.sid, session.settings.target,
@@ -214,6 +282,11 @@ class Daemon:
                 log.warning("waiting for NBD clients of %s (iscsid.safe_logout)", busy[0].socket)
                 await asyncio.sleep(0.5)
         await self.exports.stop_all()
+        # Kernel sessions outlive the daemon, as iscsid's do: the next one adopts them.
+        for session in self.manager.sessions():
+            if isinstance(session, KernelManagedSession):
+                session.release()
+                self.manager.forget(session.sid)
         for error in await self.manager.logout_all():
             log.warning("logout at shutdown: %s", error)
 
@@ -222,6 +295,23 @@ class Daemon:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         task.add_done_callback(_log_failure)
+
+
+#: Where open-iscsi's iscsid listens for iscsiadm (an abstract unix socket).
+ISCSID_SOCKET = b"\0ISCSIADM_ABSTRACT_NAMESPACE"
+
+
+def iscsid_running() -> bool:
+    """Whether open-iscsi's iscsid answers on its socket."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(1.0)
+        sock.connect(ISCSID_SOCKET)
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

@@ -109,7 +109,7 @@ def node_settings(node: NodeRecord, *, transport: str = "usertcp") -> SessionSet
         retries=int(_number(node, "node.session.initial_login_retry_max", 8)),
         replacement_timeout=_number(node, "node.session.timeo.replacement_timeout", 120),
         **arguments,
-    )
+    ).with_record(node.values)
 
 
 __all__ = ["chap_of", "login_arguments", "node_settings", "timers_of"]

@@ -18,16 +18,18 @@ import itertools
 from collections.abc import Callable, Collection, Mapping
 
 from iscsikit.errors import IscsiError, SessionNotFoundError
+from iscsikit.manager.kernel_session import KernelManagedSession
 from iscsikit.manager.managed import ManagedSession
 from iscsikit.manager.node_login import node_settings
 from iscsikit.manager.policy import State
-from iscsikit.manager.sessions import SessionInfo
+from iscsikit.manager.sessions import SessionInfo, session_from_sysfs
 from iscsikit.manager.spec import SessionSettings
 from iscsikit.manager.transports import choose_driver
 from iscsikit.proto.address import Portal
 from iscsikit.records.model import NodeRecord
+from iscsikit.sysfs import SysfsContext
 
-__all__ = ["SessionManager", "driver_for"]
+__all__ = ["SessionManager", "driver_for", "is_kernel_driver"]
 
 # iscsiadm's three state lines (-P 1): session, connection, iscsid's own.
 _STATES: dict[State, tuple[str, str, str]] = {
@@ -76,29 +78,76 @@ def driver_for(
     )
 
 
+def is_kernel_driver(name: str) -> bool:
+    """Whether driver ``name`` gives kernel sessions (:attr:`Capability.BLOCK_DEVICE`)."""
+    from iscsikit.plugin import Capability
+    from iscsikit.plugin import manager as plugins
+
+    registry = plugins.transports()
+    return name in registry and Capability.BLOCK_DEVICE in registry.get(name).capabilities
+
+
 class SessionManager:
     """Sessions by sid (from 1, never reused while the process lives)."""
 
-    def __init__(self, *, on_change: Callable[[ManagedSession], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        on_change: Callable[[ManagedSession], None] | None = None,
+        sysfs: SysfsContext | None = None,
+    ) -> None:
+        #: Where kernel sessions are seen (the real /sys unless told otherwise).
+        self.sysfs = sysfs or SysfsContext()
         self._sessions: dict[int, ManagedSession] = {}
         self._sids = itertools.count(1)
         self.on_change = on_change
+
+    def _new_sid(self) -> int:
+        """A sid no session of this process has, and no kernel session has now (the
+        kernel numbers its sessions itself: a daemon's kernel sessions keep its sids)."""
+        taken = set(self._sessions) | set(self.kernel_sids())
+        while (sid := next(self._sids)) in taken:
+            pass
+        return sid
+
+    def kernel_sids(self) -> list[int]:
+        """The kernel's session ids now (``/sys/class/iscsi_session``)."""
+        return [s.sid for s in self.sysfs.sessions()]
 
     async def login(
         self, settings: SessionSettings, *, node: NodeRecord | None = None
     ) -> ManagedSession:
         """Log a new session in; it is listed from the first attempt on, and dropped
-        from the list again if the login fails (the error is raised)."""
-        session = ManagedSession(settings, sid=next(self._sids), on_change=self.on_change)
+        from the list again if the login fails (the error is raised).  A kernel
+        session is listed under the kernel's sid once the kernel made it."""
+        shell = KernelManagedSession if is_kernel_driver(settings.transport) else ManagedSession
+        provisional = self._new_sid()
+        session = shell(settings, sid=provisional, on_change=self.on_change)
         session.node = node
-        self._sessions[session.sid] = session
+        self._sessions[provisional] = session
         try:
             await session.login()
         except BaseException:
-            self._sessions.pop(session.sid, None)
+            self._sessions.pop(provisional, None)
             session.drop()
             raise
+        self._rekey(provisional, session)
         return session
+
+    def _rekey(self, old: int, session: ManagedSession) -> None:
+        if session.sid == old:
+            return
+        self._sessions.pop(old, None)
+        clash = self._sessions.get(session.sid)
+        if clash is not None and clash is not session:
+            # A userspace session numbered before the kernel reached that number.
+            clash.sid = self._new_sid()
+            self._sessions[clash.sid] = clash
+        self._sessions[session.sid] = session
+
+    def adopt(self, session: KernelManagedSession) -> None:
+        """List a session :meth:`KernelManagedSession.adopt` took over."""
+        self._sessions[session.sid] = session
 
     async def login_node(
         self, node: NodeRecord, *, failover: tuple[Portal, ...] = (), driver: str | None = None
@@ -129,6 +178,13 @@ class SessionManager:
             raise others[0]
         return errors
 
+    def sids(self) -> list[int]:
+        return sorted(self._sessions)
+
+    def forget(self, sid: int) -> None:
+        """Stop listing session ``sid`` (released to the kernel, or dropped)."""
+        self._sessions.pop(sid, None)
+
     def drop_all(self) -> None:
         for session in list(self._sessions.values()):
             session.drop()
@@ -144,6 +200,17 @@ class SessionManager:
         return [self._sessions[sid] for sid in sorted(self._sessions)]
 
     def info(self, session: ManagedSession) -> SessionInfo:
+        if isinstance(session, KernelManagedSession):
+            found = self.sysfs.session(session.sid) if session.kernel is not None else None
+            kernel = session_from_sysfs(found) if found is not None else None
+            if kernel is not None:
+                # What the kernel has, with the states only the owner knows (iscsiadm
+                # asks iscsid for the same two).
+                _, conn_state, internal = _STATES[session.state]
+                return dataclasses.replace(kernel, conn_state=conn_state, internal_state=internal)
+        return self._userspace_info(session)
+
+    def _userspace_info(self, session: ManagedSession) -> SessionInfo:
         node = session.node
         settings = session.settings
         inner = session.transport_session

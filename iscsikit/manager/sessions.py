@@ -400,8 +400,12 @@ class DaemonSessionService:
     def sessions(self) -> list[SessionInfo]:
         owned = [session_from_json(d) for d in self._call("sessions")]
         self._owned = {s.sid for s in owned}
+        # The daemon's kernel sessions are in sysfs too: its entry (with the states
+        # only the owner knows) replaces the sysfs one, in the kernel's order.
+        mine = {s.sid: s for s in owned if s.host_no is not None}
         kernel = self._sysfs.sessions() if self._sysfs is not None else []
-        return [*kernel, *owned]
+        listed = [mine.pop(k.sid, k) for k in kernel]
+        return [*listed, *mine.values(), *(s for s in owned if s.host_no is None)]
 
     def login(self, node: NodeRecord, *, wait: bool = True) -> SessionInfo | None:
         doc = self._call("login", timeout=math.inf, node=dict(node.values), wait=wait)

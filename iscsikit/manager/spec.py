@@ -183,6 +183,9 @@ class SessionSettings:
     #: Where a recovering session logs in again, in order (:mod:`.failover`); empty:
     #: ``portal`` only.
     failover: tuple[Portal, ...] = ()
+    #: The node record the session was made from (empty: API arguments); see
+    #: :attr:`ConnectSpec.record <iscsikit.plugin.ConnectSpec.record>`.
+    record: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def recovery_portals(self) -> tuple[Portal, ...]:
@@ -200,7 +203,12 @@ class SessionSettings:
             binding=self.binding,
             timers=self.timers,
             queue_depth=self.queue_depth,
+            replacement_timeout=self.replacement_timeout,
+            record=self.record,
         )
+
+    def with_record(self, record: Mapping[str, str]) -> SessionSettings:
+        return replace(self, record=dict(record))
 
     def with_isid(self, isid: bytes) -> SessionSettings:
         return replace(self, config=replace(self.config, isid=isid))

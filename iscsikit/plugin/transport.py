@@ -32,6 +32,9 @@ class Capability(enum.Enum):
     HEADER_DIGEST = "header-digest"
     DATA_DIGEST = "data-digest"
     IPV6 = "ipv6"
+    #: The kernel carries the data path: a session is a SCSI host whose LUNs are block
+    #: devices, and login returns a :class:`KernelTransportSession`.
+    BLOCK_DEVICE = "block-device"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,12 @@ class ConnectSpec:
     timers: Timers = field(default_factory=Timers)
     #: Commands in flight at most (open-iscsi's ``node.session.cmds_max``).
     queue_depth: int = 128
+    #: Seconds a failed session's commands wait for a new connection before they fail
+    #: (``node.session.timeo.replacement_timeout``; the kernel's recovery_tmo).
+    replacement_timeout: float = 120.0
+    #: The node record the login is for, by open-iscsi key (empty for API logins): a
+    #: driver reads the keys only it uses (the kernel's ``node.session.queue_depth``...).
+    record: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,50 @@ class TransportSession(abc.ABC):
     async def async_command_channel(self) -> AsyncCommandChannel:
         """The session's SCSI data path on the running asyncio event loop."""
         raise NotSupportedError(f"the {type(self).__name__} has no userspace data path")
+
+
+class KernelTransportSession(TransportSession):
+    """A session whose data path the kernel carries (:attr:`Capability.BLOCK_DEVICE`).
+
+    The manager keeps such a session across connections, as iscsid does: when the
+    driver reports a failed connection (to the callback given to :meth:`watch`), it
+    calls :meth:`suspend` (the kernel
+    holds the SCSI commands for the replacement timeout) and later :meth:`reconnect`
+    (a new connection of the same kernel session: same sid, same SCSI host, same disks).
+    """
+
+    #: The kernel's session id (``/sys/class/iscsi_session/session<sid>``).
+    kernel_sid: int
+    #: The SCSI host the session is (``/sys/class/scsi_host/host<host_no>``).
+    host_no: int
+
+    @abc.abstractmethod
+    def watch(self, callback: Callable[[Any], None] | None) -> None:
+        """Report the current connection's failure to ``callback`` (from any thread,
+        an :class:`iscsikit.proto.ffp.ConnectionFailed`), once; a failure that happened
+        since the connection started and before the call is reported at once."""
+
+    @abc.abstractmethod
+    def suspend(self) -> None:
+        """Stop the failed connection for recovery; the session stays."""
+
+    @abc.abstractmethod
+    def reconnect(self, spec: ConnectSpec) -> KernelTransportSession | TargetRedirected:
+        """Log a new connection of this session in at ``spec.portal``; self, or the
+        redirect the target answered with."""
+
+    @abc.abstractmethod
+    def scan(self) -> None:
+        """Ask the kernel to scan the session's SCSI host for LUNs."""
+
+    @abc.abstractmethod
+    def statistics(self) -> Mapping[str, int]:
+        """The connection's counters (``struct iscsi_stats`` names)."""
+
+    @abc.abstractmethod
+    def release(self) -> None:
+        """Let go of the session without ending it (the daemon stops; the next one
+        adopts it)."""
 
 
 class CommandChannel(abc.ABC):
@@ -227,6 +280,11 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def login(self, spec: ConnectSpec) -> TransportSession | TargetRedirected:
         """Log a Normal session in, or report the redirect the target answered with."""
+
+    def adopt(self, sid: int, spec: ConnectSpec) -> KernelTransportSession:
+        """Take over kernel session ``sid`` that another process logged in (a
+        :attr:`Capability.BLOCK_DEVICE` driver; ``spec`` as a recovery would log in)."""
+        raise NotSupportedError(f"the {self.name} transport has no kernel sessions to adopt")
 
 
 class TransportRegistry:

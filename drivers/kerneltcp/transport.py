@@ -1,0 +1,194 @@
+"""The ``tcp`` transport: what the session manager sees of the kernel's iscsi_tcp.
+
+:class:`KernelTcpTransport` is registered under the kernel's own transport name, so a
+record whose ``iface.transport_name`` is ``tcp`` (the ``default`` iface) logs in through
+the kernel when the kernel offers it (the rule in :mod:`iscsikit.manager.transports`).
+SendTargets discovery is a userspace exchange, as in iscsid (:mod:`iscsikit.net`).
+
+:class:`KernelTcpSession` is the manager's handle on one :class:`~.kernel.KernelSession`:
+login, recovery in place (:meth:`~KernelTcpSession.suspend`,
+:meth:`~KernelTcpSession.reconnect`), logout, statistics, adoption.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from iscsikit import net
+from iscsikit.errors import ConnectionFailedError, NotSupportedError
+from iscsikit.netlink import ConnError
+from iscsikit.netlink.events import ConnFailed
+from iscsikit.plugin import (
+    Capability,
+    ConnectSpec,
+    KernelTransportSession,
+    Transport,
+)
+from iscsikit.proto.address import Portal
+from iscsikit.proto.ffp import ConnectionFailed
+from iscsikit.proto.login import LoginAccepted, TargetRedirected
+from iscsikit.proto.sendtargets import DiscoveredTarget
+
+from .kernel import KernelSession
+from .params import KernelSettings
+
+__all__ = ["KernelTcpSession", "KernelTcpTransport", "kernel_settings"]
+
+
+def _int(record: Mapping[str, str], key: str, default: int) -> int:
+    try:
+        return int(record.get(key, "") or default)
+    except ValueError:
+        return default
+
+
+def kernel_settings(spec: ConnectSpec) -> KernelSettings:
+    """What the kernel session needs beyond the login, from the record as iscsid reads
+    it (``node.session.cmds_max``, ``queue_depth``, ``iscsi.FastAbort``, the iface)."""
+    record = spec.record
+    return KernelSettings(
+        recovery_tmo=max(int(spec.replacement_timeout), 0),
+        cmds_max=_int(record, "node.session.cmds_max", spec.queue_depth),
+        queue_depth=_int(record, "node.session.queue_depth", 32),
+        fast_abort=record.get("node.session.iscsi.FastAbort", "Yes").lower() != "no",
+        iface_name=record.get("iface.iscsi_ifacename", "") or "default",
+    )
+
+
+class KernelTcpSession(KernelTransportSession):
+    """One kernel session as a :class:`~iscsikit.plugin.KernelTransportSession`."""
+
+    def __init__(self, kernel: KernelSession, spec: ConnectSpec) -> None:
+        self.kernel = kernel
+        self.kernel_sid = kernel.sid
+        self.host_no = kernel.host_no
+        self._callback: Callable[[Any], None] | None = None
+        self._missed: ConnectionFailed | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._took(spec, kernel.accepted)
+        kernel.on_conn_error = self._conn_failed
+
+    def _took(self, spec: ConnectSpec, accepted: LoginAccepted | None) -> None:
+        self.portal: Portal = spec.portal
+        self.target = spec.login.target_name
+        self.isid = spec.login.isid
+        self.params: Mapping[str, str] = dict(accepted.params) if accepted else {}
+        self.tsih = accepted.tsih if accepted else 0
+        self.tpgt = accepted.target_portal_group_tag if accepted else None
+
+    def _conn_failed(self, event: ConnFailed) -> None:
+        """From the event reader: the current connection failed."""
+        try:
+            reason = ConnError(event.error).name
+        except ValueError:
+            reason = str(event.error)
+        error = ConnectionFailedError(
+            f"kernel session {self.kernel_sid}: connection failed ({reason})"
+        )
+        failure = ConnectionFailed(error=error, time2wait=0)
+        with self._lock:
+            callback = self._callback
+            if callback is None:
+                self._missed = failure
+                return
+        callback(failure)
+
+    # -- KernelTransportSession --------------------------------------------------------------
+
+    def watch(self, callback: Callable[[Any], None] | None) -> None:
+        with self._lock:
+            self._callback = callback
+            missed, self._missed = self._missed, None
+        if callback is not None and missed is not None:
+            callback(missed)
+
+    def suspend(self) -> None:
+        self.kernel.suspend()
+
+    def reconnect(self, spec: ConnectSpec) -> KernelTcpSession | TargetRedirected:
+        with self._lock:
+            self._missed = None  # about the connection being replaced
+        result = self.kernel.connect(spec)
+        if isinstance(result, TargetRedirected):
+            return result
+        self._took(spec, result)
+        return self
+
+    def scan(self) -> None:
+        self.kernel.scan()
+
+    def statistics(self) -> Mapping[str, int]:
+        if self._closed:
+            return {}
+        return self.kernel.stats()
+
+    def release(self) -> None:
+        self._closed = True
+        self.kernel.release()
+
+    # -- TransportSession ----------------------------------------------------------------
+
+    def logout(self, timeout: float | None = None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.kernel.logout(timeout or 15.0)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.kernel.destroy()
+
+    def ping(self, timeout: float | None = None) -> float:
+        raise NotSupportedError("the kernel sends the NOP-Outs of a kernel session")
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class KernelTcpTransport(Transport):
+    name = "tcp"
+    description = "the kernel's iscsi_tcp over NETLINK_ISCSI (sessions are SCSI hosts)"
+    capabilities = frozenset(
+        {
+            Capability.SENDTARGETS,
+            Capability.LOGIN,
+            Capability.HEADER_DIGEST,
+            Capability.DATA_DIGEST,
+            Capability.IPV6,
+            Capability.BLOCK_DEVICE,
+        }
+    )
+
+    def login(self, spec: ConnectSpec) -> KernelTcpSession | TargetRedirected:
+        kernel = KernelSession.create(spec.login.cmdsn, kernel_settings(spec))
+        try:
+            result = kernel.connect(spec)
+        except BaseException:
+            kernel.destroy()
+            raise
+        if isinstance(result, TargetRedirected):
+            kernel.destroy()
+            return result
+        return KernelTcpSession(kernel, spec)
+
+    def adopt(self, sid: int, spec: ConnectSpec) -> KernelTcpSession:
+        from iscsikit.sysfs import SysfsContext
+
+        found = SysfsContext().session(sid)
+        if found is None or found.host_no is None:
+            raise ConnectionFailedError(f"kernel session {sid} is gone")
+        conn = found.connection()
+        cid = conn.cid if conn is not None else 0
+        kernel = KernelSession.adopt(sid, found.host_no, cid, kernel_settings(spec))
+        return KernelTcpSession(kernel, spec)
+
+    def discover_sendtargets(
+        self, spec: ConnectSpec, query: str = "All"
+    ) -> list[DiscoveredTarget] | TargetRedirected:
+        return net.discover_sendtargets(spec, query)
