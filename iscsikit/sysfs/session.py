@@ -19,6 +19,7 @@ which writes to the files the kernel provides for that.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,14 +145,29 @@ class IscsiSession(Device):
         """The disks of the session's LUNs (LUNs no disk driver bound are left out)."""
         return [b for b in (d.block() for d in self.scsi_devices()) if b is not None]
 
-    def rescan(self) -> None:
-        """What ``iscsiadm -R`` does: rescan each LUN (size changes), then scan the host
-        for new LUNs (``- - -`` to ``scsi_host/hostH/scan``)."""
-        for device in self.scsi_devices():
-            device.rescan()
+    def rescan(self) -> list[tuple[Path, OSError]]:
+        """What ``iscsiadm -R`` does (usr/iscsiadm.c ``rescan_portal``): ``1`` to each
+        LUN's ``rescan`` (the kernel re-reads its capacity: an online resize), then
+        ``- - -`` to the host's ``scan`` (new LUNs).
+
+        As in iscsiadm, a write that fails stops nothing and is no error: the failures
+        are returned (control file, error) for the caller to report, and a LUN that went
+        away meanwhile is not one (iscsiadm's ``lstat`` fails silently there)."""
+        failed: list[tuple[Path, OSError]] = []
+        controls: list[tuple[Path, Callable[[], None]]] = [
+            (d.path / "rescan", d.rescan) for d in self.scsi_devices()
+        ]
         host = self.host()
         if host is not None:
-            host.scan()
+            controls.append((host.scsi_host.path / "scan", host.scan))
+        for control, write in controls:
+            try:
+                write()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                failed.append((control, exc))
+        return failed
 
     def dump(self) -> dict[str, Any]:
         out = super().dump()
