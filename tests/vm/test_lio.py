@@ -1,8 +1,8 @@
 """The kernel initiators against LIO, the kernel's own iSCSI target, in the guest
 (iscsikit.testing.lio): the second target beside tgtd that issue 10 asks for.
 
-Two groups, each with its own target and login, in file order (each group's last test
-logs out or destroys):
+Three groups, each with its own target and login, in file order (each group's last tests
+log out or destroy):
 
 * open-iscsi (iscsid + iscsiadm) against a demo-mode target: disk and by-path link, data
   byte-exact in LIO's backing file, a session LIO drops is recovered by iscsid on a new
@@ -10,14 +10,27 @@ logs out or destroys):
 * iscsikit's kernel driver (drivers/kerneltcp) against a target with an ACL and CHAP:
   disk and by-path link, data byte-exact, sysfs equal to what LIO negotiated, a session
   LIO drops is a CONN_ERROR event for it.
+* iscsikitd + iscsikit-adm, as a user types them, against a target with an ACL and CHAP
+  (set on the node record with ``-o update``): discovery, ``-l`` gives a kernel session,
+  a disk and its by-path link, data byte-exact, ``-m session -P 3`` equal to iscsiadm's,
+  a session LIO drops is recovered by the daemon with the same sid while a write runs
+  through it, ``-u`` removes everything, a wrong secret fails with exit code 24 and
+  leaves no kernel session.
 
-iscsid runs only during the first group: at start-up it adopts every kernel session it
-finds, and it must not take the kernel driver's.
+iscsid (iscsikit.testing.vmguest.iscsid) runs only during the first group: at start-up it
+adopts every kernel session it finds, and iscsikitd leaves kernel sessions alone while
+iscsid answers.
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import mmap
+import os
+import re
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +42,10 @@ from iscsikit.plugin import ConnectSpec
 from iscsikit.proto.address import parse_portal
 from iscsikit.proto.login import ChapSecrets, LoginConfig
 from iscsikit.sysfs import IscsiSession, SysfsContext
+from iscsikit.testing.daemon import RunningDaemon
 from iscsikit.testing.lio import Lio, LioChap, lio_missing
 from iscsikit.testing.vmguest.checks import WAIT, assert_by_path_link, assert_dd_lands, wait_for
+from iscsikit.testing.vmguest.iscsid import iscsid_listening, iscsid_running
 from iscsikit_drivers.kerneltcp import KernelSession, KernelSettings
 
 OPEN_ISCSI_IQN = "iqn.2024-01.test.iscsikit.vm:lio-open-iscsi"
@@ -104,19 +119,8 @@ class OpenIscsiLogin:
 
 @pytest.fixture(scope="class")
 def iscsid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    log = tmp_path_factory.mktemp("iscsid") / "iscsid.log"
-    with open(log, "wb") as out:
-        # Its own session: iscsid signals its whole process group when it stops.
-        proc = subprocess.Popen(
-            ["iscsid", "-f"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    wait_for(
-        "iscsid's socket",
-        lambda: "@ISCSIADM_ABSTRACT_NAMESPACE" in Path("/proc/net/unix").read_text(),
-    )
-    yield
-    proc.terminate()
-    proc.wait(timeout=WAIT)
+    with iscsid_running(tmp_path_factory.mktemp("iscsid") / "iscsid.log"):
+        yield
 
 
 @pytest.fixture(scope="class")
@@ -259,3 +263,213 @@ class TestKernelTcp:
         wait_for("the session to go", lambda: SysfsContext().session(session.sid) is None)
         disk = Path("/dev", kernel.disk)
         wait_for(f"{disk} to go", lambda: not disk.exists())
+
+
+# -- iscsikitd + iscsikit-adm -------------------------------------------------------------
+
+DAEMON_IQN = "iqn.2024-01.test.iscsikit.vm:lio-daemon"
+DAEMON_CHAP = LioChap("lio-daemon-user", "lio-daemon-secret-5678")
+
+#: What iscsiadm cannot know without iscsid (it prints "Unknown") and iscsikitd knows.
+MAY_DIFFER = ("iSCSI Connection State:", "Internal iscsid Session State:")
+
+
+@dataclass(frozen=True)
+class DaemonSetup:
+    lio: Lio
+    daemon: RunningDaemon
+
+    def adm(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return self.daemon.adm(*argv, timeout=WAIT * 2)
+
+    def node(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """``iscsikit-adm -m node -T <target> -p <portal> ARGV``."""
+        return self.adm("-m", "node", "-T", DAEMON_IQN, "-p", self.lio.portal, *argv)
+
+    def update(self, name: str, value: str) -> None:
+        done = self.node("-o", "update", "-n", name, "-v", value)
+        assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="class")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonSetup]:
+    # iscsikitd leaves kernel sessions to an iscsid that answers (docs/kernel-driver.md).
+    assert not iscsid_listening(), "iscsid runs: the sessions would not be iscsikitd's"
+    # The ACL admits one initiator name: the one iscsikitd reads from initiatorname.iscsi.
+    iname = Path("/etc/iscsi/initiatorname.iscsi")
+    saved = iname.read_text() if iname.exists() else None
+    iname.parent.mkdir(parents=True, exist_ok=True)
+    iname.write_text(f"InitiatorName={INITIATOR}\n")
+    workdir = tmp_path_factory.mktemp("lio")
+    try:
+        lio = Lio(DAEMON_IQN, workdir=workdir, size=32 << 20, initiator=INITIATOR, chap=DAEMON_CHAP)
+        with lio:
+            running = RunningDaemon(Path("/"))
+            try:
+                yield DaemonSetup(lio, running)
+            finally:
+                running.adm("-m", "node", "-T", DAEMON_IQN, "-p", lio.portal, "-u")
+                running.stop()
+                print(running.log[-20000:])
+    finally:
+        if saved is None:
+            iname.unlink(missing_ok=True)
+        else:
+            iname.write_text(saved)
+
+
+def kernel_objects() -> tuple[set[int], set[str]]:
+    """The sids of every kernel iSCSI session and the names of every iSCSI host."""
+    hosts = Path("/sys/class/iscsi_host")
+    names = {p.name for p in hosts.iterdir()} if hosts.is_dir() else set()
+    return {s.sid for s in SysfsContext().sessions()}, names
+
+
+def session_state() -> str | None:
+    """The sysfs state of the daemon group's session (None: there is none)."""
+    session = session_of(DAEMON_IQN)
+    return session.state if session is not None else None
+
+
+def pattern(seed: int, size: int) -> bytes:
+    """``size`` bytes that differ from any earlier test's data (``seed`` picks them)."""
+    block = hashlib.sha256(seed.to_bytes(8, "big")).digest()
+    return (block * (size // len(block) + 1))[:size]
+
+
+class TestDaemon:
+    """What a user types: discovery, CHAP set on the node record, ``-l``, ``-P 3``, ``-u``,
+    with iscsikitd driving the kernel's iscsi_tcp (drivers/kerneltcp) against LIO."""
+
+    def test_chap_login_gives_a_kernel_session_a_disk_and_its_by_path_link(
+        self, daemon: DaemonSetup
+    ) -> None:
+        lio = daemon.lio
+        found = daemon.adm("-m", "discovery", "-t", "st", "-p", lio.portal)
+        assert found.returncode == 0, found.stderr
+        assert found.stdout == f"{lio.portal},1 {DAEMON_IQN}\n"
+        daemon.update("node.session.auth.authmethod", "CHAP")
+        daemon.update("node.session.auth.username", DAEMON_CHAP.user)
+        daemon.update("node.session.auth.password", DAEMON_CHAP.password)
+        done = daemon.node("-l")
+        assert done.returncode == 0, done.stderr + daemon.daemon.log[-4000:]
+        where = f"[iface: default, target: {DAEMON_IQN}, portal: {lio.host},{lio.port}]"
+        assert done.stdout == f"Logging in to {where}\nLogin to {where} successful.\n"
+        session = session_of(DAEMON_IQN)
+        assert session is not None, "no kernel session: the daemon did not use the kernel"
+        assert (session.state, session.initiatorname) == ("LOGGED_IN", INITIATOR)
+        assert session.attr("username") == DAEMON_CHAP.user
+        assert_by_path_link(wait_for_disk(DAEMON_IQN), by_path(lio))
+        assert lio.sessions() == [INITIATOR]
+
+    def test_data_lands_in_the_backing_file(self, daemon: DaemonSetup) -> None:
+        assert_dd_lands(wait_for_disk(DAEMON_IQN), daemon.lio.backing_path, 5 << 20)
+
+    def test_session_list_shows_the_kernel_sid(self, daemon: DaemonSetup) -> None:
+        session = session_of(DAEMON_IQN)
+        assert session is not None
+        listed = daemon.adm("-m", "session")
+        assert listed.returncode == 0, listed.stderr
+        line = f"tcp: [{session.sid}] {daemon.lio.portal},1 {DAEMON_IQN} (non-flash)\n"
+        assert listed.stdout == line
+
+    def test_session_P3_equals_iscsiadm(self, daemon: DaemonSetup) -> None:
+        ours = daemon.adm("-m", "session", "-P", "3")
+        theirs = run("iscsiadm", "-m", "session", "-P", "3")  # no iscsid: sysfs only
+        assert (ours.returncode, theirs.returncode) == (0, 0), (ours.stderr, theirs.stderr)
+        disk = wait_for_disk(DAEMON_IQN)
+        assert re.search(rf"Attached scsi disk {disk}\s+State: running", ours.stdout)
+        assert "iSCSI Connection State: LOGGED IN" in ours.stdout
+        assert "Internal iscsid Session State: NO CHANGE" in ours.stdout
+
+        def kept(text: str) -> list[str]:
+            return [ln for ln in text.splitlines() if not ln.strip().startswith(MAY_DIFFER)]
+
+        diff = "\n".join(difflib.unified_diff(kept(theirs.stdout), kept(ours.stdout), lineterm=""))
+        assert not diff, f"iscsiadm (-) vs iscsikit-adm (+):\n{diff}"
+        assert len(kept(ours.stdout)) > 30  # the whole -P 3 tree was compared
+
+    def test_a_dropped_session_recovers_the_same_sid_and_a_running_write_completes(
+        self, daemon: DaemonSetup
+    ) -> None:
+        lio = daemon.lio
+        before = session_of(DAEMON_IQN)
+        assert before is not None
+        disk = wait_for_disk(DAEMON_IQN)
+        ports = initiator_ports(lio)
+        assert len(ports) == 1
+        chunk, offset = 64 << 10, 12 << 20
+        data = pattern(10, 4 << 20)
+        half_written, dropped = threading.Event(), threading.Event()
+        failure: list[BaseException] = []
+
+        def write() -> None:
+            # One O_DIRECT writer, as dd oflag=direct: the first half goes out on the old
+            # connection, the rest is issued once LIO has dropped it (so it waits in the
+            # kernel for the daemon's recovery) and only then is the file synced.
+            buf = mmap.mmap(-1, chunk)  # page-aligned, as O_DIRECT wants
+            fd = os.open(f"/dev/{disk}", os.O_WRONLY | os.O_DIRECT)
+            try:
+                for pos in range(0, len(data), chunk):
+                    if pos == len(data) // 2:
+                        half_written.set()
+                        dropped.wait(WAIT)
+                    buf[:] = data[pos : pos + chunk]
+                    assert os.pwrite(fd, buf, offset + pos) == chunk
+                os.fsync(fd)
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                os.close(fd)
+                buf.close()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            assert half_written.wait(WAIT), "the write did not get going"
+            lio.drop_sessions()
+        finally:
+            dropped.set()
+        writer.join(WAIT * 2)
+        assert not writer.is_alive(), "the write never completed"
+        assert failure == [], f"the write failed across the recovery: {failure}"
+        # The daemon saw CONN_ERROR and logged in again on a new TCP connection (a new local
+        # port) into the same kernel session.
+        wait_for("the session to be LOGGED_IN again", lambda: session_state() == "LOGGED_IN")
+        after = session_of(DAEMON_IQN)
+        assert after is not None and after.sid == before.sid
+        new_ports = initiator_ports(lio)
+        assert len(new_ports) == 1 and new_ports != ports, (ports, new_ports)
+        assert lio.sessions() == [INITIATOR]
+        assert "connection failed" in daemon.daemon.log
+        assert lio.read_backing(offset, len(data)) == data, "data written across the drop"
+        assert wait_for_disk(DAEMON_IQN) == disk
+
+    def test_logout_removes_session_disk_link_and_lios_session(self, daemon: DaemonSetup) -> None:
+        lio = daemon.lio
+        disk = wait_for_disk(DAEMON_IQN)
+        session = session_of(DAEMON_IQN)
+        assert session is not None
+        done = daemon.node("-u")
+        assert done.returncode == 0, done.stderr
+        where = f"[sid: {session.sid}, target: {DAEMON_IQN}, portal: {lio.host},{lio.port}]"
+        assert done.stdout == f"Logging out of session {where}\nLogout of {where} successful.\n"
+        assert session_of(DAEMON_IQN) is None
+        wait_for(f"/dev/{disk} to go", lambda: not Path("/dev", disk).exists())
+        wait_for(f"{by_path(lio)} to go", lambda: not by_path(lio).exists())
+        wait_for("LIO's session to go", lambda: lio.sessions() == [])
+
+    def test_a_wrong_chap_secret_fails_with_24_and_leaves_no_kernel_session(
+        self, daemon: DaemonSetup
+    ) -> None:
+        before = kernel_objects()
+        daemon.update("node.session.auth.password", "not-" + DAEMON_CHAP.password)
+        done = daemon.node("-l")
+        assert done.returncode == 24, (done.returncode, done.stdout, done.stderr)
+        assert "24 - iSCSI login failed due to authorization failure" in done.stderr
+        assert kernel_objects() == before, "the failed login left a kernel session or host"
+        assert session_of(DAEMON_IQN) is None
+        assert daemon.daemon.pid is not None, "iscsikitd died"
+        listed = daemon.adm("-m", "session")
+        assert DAEMON_IQN not in listed.stdout, listed.stdout
+        assert daemon.lio.sessions() == []

@@ -25,6 +25,7 @@ from iscsikit.sysfs import IscsiSession, SysfsContext
 from iscsikit.testing.plugin import require_tgt
 from iscsikit.testing.tgtd import Tgtd
 from iscsikit.testing.vmguest.checks import WAIT, assert_by_path_link, assert_dd_lands, wait_for
+from iscsikit.testing.vmguest.iscsid import iscsid_running
 
 IQN = "iqn.2024-01.test.iscsikit.vm:disk"
 
@@ -66,20 +67,8 @@ def iscsid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     # sd_mod by hand: the guest's busybox modprobe has no modules.alias to autoload it.
     for module in ("iscsi_tcp", "sd_mod"):
         subprocess.run(["modprobe", module], check=True, timeout=WAIT)
-    log = tmp_path_factory.mktemp("iscsid") / "iscsid.log"
-    with open(log, "wb") as out:
-        # Its own session: iscsid signals its whole process group when it stops.
-        proc = subprocess.Popen(
-            ["iscsid", "-f"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    # iscsiadm talks to iscsid over this abstract unix socket.
-    wait_for(
-        "iscsid's socket",
-        lambda: "@ISCSIADM_ABSTRACT_NAMESPACE" in Path("/proc/net/unix").read_text(),
-    )
-    yield
-    proc.terminate()
-    proc.wait(timeout=WAIT)
+    with iscsid_running(tmp_path_factory.mktemp("iscsid") / "iscsid.log"):
+        yield
 
 
 @pytest.fixture(scope="module")
