@@ -1,6 +1,7 @@
 """The VM test tier, host side: boot Debian's kernel under qemu and run ``tests/vm`` in it.
 
-``python -m iscsikit.testing.vm [--timeout S] [--keep] [-- PYTEST-ARGS]`` (``tox -e vm``):
+``python -m iscsikit.testing.vm [--timeout S] [--keep] [-- PYTEST-ARGS]`` (``tox -e vm``),
+or ``... --run "COMMAND" [--results DIR]`` to run one command (a bench) instead of pytest:
 
 1. **Kernel.**  Debian's ``linux-image-<version>-amd64`` package (the one
    ``linux-image-amd64`` depends on), fetched with ``apt-get download`` into the cache
@@ -18,7 +19,9 @@
    Python (so a tox venv works unchanged), tgtd, iscsid, udev.
 4. **Results.**  The serial console streams to stdout (pytest's own report, kernel
    errors); afterwards the guest's ``uname -r``, every test case of the JUnit XML with its
-   outcome and the exit code are printed.  A hard timeout kills qemu.
+   outcome and the exit code are printed.  A hard timeout kills qemu.  With ``--run``,
+   the command's own files in ``out`` (``$ISCSIKIT_VM_OUT`` in the guest) are listed
+   instead of test cases, and copied to ``--results DIR``.
 
 The cache directory is ``$ISCSIKIT_VM_CACHE``, else ``~/.cache/iscsikit-vm`` (else
 ``/var/tmp/iscsikit-vm``); ``ISCSIKIT_VM_TIMEOUT`` / ``_MEM`` / ``_SMP`` tune the run.
@@ -54,6 +57,7 @@ __all__ = [
     "VmConfig",
     "build_initramfs",
     "cache_dir",
+    "guest_command",
     "main",
     "module_load_order",
     "newc_archive",
@@ -67,6 +71,10 @@ GUEST_ENV_VAR = "ISCSIKIT_VM_GUEST"
 
 #: What the initramfs loads to mount the root (their dependencies come along).
 BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
+
+#: What the guest init and the harness write into ``out`` themselves (not a result of
+#: the command).
+HARNESS_FILES = frozenset({"junit.xml", "uname", "rc"})
 
 #: Host variables the guest's tests see too (CI's no-skip rule and the tgtd switches).
 PASSED_ENV = ("CI", "ISCSIKIT_ALLOW_SKIPS", "ISCSIKIT_KEEP_TGTD")
@@ -263,7 +271,23 @@ def build_initramfs(kernel: Kernel, cache: Path) -> Path:
 # -- the run --------------------------------------------------------------------------
 
 
-def _guest_env(run: Path, kernel: Kernel, repo: Path, command: Sequence[str]) -> str:
+def guest_command(out: Path, pytest_args: Sequence[str], run: str | None = None) -> list[str]:
+    """What the guest runs in the checkout: pytest over tests/vm (or the test files
+    named in ``pytest_args``), or ``bash -c RUN`` when a command is given."""
+    if run is not None:
+        return ["bash", "-c", run]
+    return [
+        sys.executable,
+        *("-m", "pytest", "-p", "no:cacheprovider", "-v", "-rA", "--color=no"),
+        f"--junitxml={out / 'junit.xml'}",
+        *(() if _names_tests(pytest_args) else ("tests/vm",)),
+        *pytest_args,
+    ]
+
+
+def _guest_env(
+    run: Path, kernel: Kernel, repo: Path, command: Sequence[str], *, own_command: bool = False
+) -> str:
     lines = [
         f"MODULES_DIR={shlex.quote(str(kernel.modules.parent))}",
         f"REPO={shlex.quote(str(repo))}",
@@ -271,6 +295,11 @@ def _guest_env(run: Path, kernel: Kernel, repo: Path, command: Sequence[str]) ->
         f"export {GUEST_ENV_VAR}=1 ISCSIKIT_VM_OUT={shlex.quote(str(run / 'out'))}",
         "export PYTHONDONTWRITEBYTECODE=1",
     ]
+    if own_command:
+        # `python`, `iscsikit-adm`... of the caller's environment first (a tox venv, a
+        # pyenv version), as pytest runs with sys.executable; output unbuffered.
+        bindir = shlex.quote(str(Path(sys.executable).parent))
+        lines.append(f'export PATH={bindir}:"$PATH" PYTHONUNBUFFERED=1')
     lines += [f"export {k}={shlex.quote(os.environ[k])}" for k in PASSED_ENV if k in os.environ]
     return "\n".join(lines) + "\n"
 
@@ -321,9 +350,18 @@ def read_junit(path: Path) -> list[TestOutcome]:
     return outcomes
 
 
-def run_tier(config: VmConfig, repo: Path, pytest_args: Sequence[str], *, keep: bool) -> int:
-    """Boot the guest, run tests/vm there, print the results; the guest pytest's exit code
-    (124 when the hard timeout fired, 1 when the guest left no exit code)."""
+def run_tier(
+    config: VmConfig,
+    repo: Path,
+    pytest_args: Sequence[str],
+    *,
+    keep: bool,
+    run_command: str | None = None,
+    results: Path | None = None,
+) -> int:
+    """Boot the guest, run tests/vm there (or ``run_command``), print the results; the
+    guest command's exit code (124 when the hard timeout fired, 1 when the guest left
+    no exit code).  The command's own files in ``out`` are copied to ``results``."""
     started = time.monotonic()
     config.cache.mkdir(parents=True, exist_ok=True)
     kernel = prepare_kernel(config.cache)
@@ -333,15 +371,10 @@ def run_tier(config: VmConfig, repo: Path, pytest_args: Sequence[str], *, keep: 
     run = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
     out = run / "out"
     out.mkdir()
-    command = [
-        sys.executable,
-        *("-m", "pytest", "-p", "no:cacheprovider", "-v", "-rA", "--color=no"),
-        f"--junitxml={out / 'junit.xml'}",
-        *(() if _names_tests(pytest_args) else ("tests/vm",)),
-        *pytest_args,
-    ]
+    command = guest_command(out, pytest_args, run_command)
     (run / "guest-init.sh").write_text(GUEST_INIT)
-    (run / "guest.env").write_text(_guest_env(run, kernel, repo, command))
+    own = run_command is not None
+    (run / "guest.env").write_text(_guest_env(run, kernel, repo, command, own_command=own))
     print(f"iscsikit-vm: kernel {kernel.version} (Debian), run directory {run}", flush=True)
     with (
         open(run / "console.log", "wb") as log,
@@ -363,7 +396,10 @@ def run_tier(config: VmConfig, repo: Path, pytest_args: Sequence[str], *, keep: 
             qemu.wait()
             timed_out = True
         reader.join(timeout=10)
-    rc = _report(out, timed_out, config.timeout, time.monotonic() - started)
+    produced = _results(out, results) if own else []
+    rc = _report(out, timed_out, config.timeout, time.monotonic() - started, tests=not own)
+    if produced and results is None:
+        keep = True  # the command's results live only in the run directory
     if rc == 0 and not keep:
         shutil.rmtree(run, ignore_errors=True)
     else:
@@ -371,15 +407,33 @@ def run_tier(config: VmConfig, repo: Path, pytest_args: Sequence[str], *, keep: 
     return rc
 
 
-def _report(out: Path, timed_out: bool, timeout: float, elapsed: float) -> int:
+def _results(out: Path, dest: Path | None) -> list[Path]:
+    """List (and copy to ``dest``) the files the guest command wrote into ``out``."""
+    produced = sorted(
+        p for p in out.rglob("*") if p.is_file() and str(p.relative_to(out)) not in HARNESS_FILES
+    )
+    for path in produced:
+        rel = path.relative_to(out)
+        where = ""
+        if dest is not None:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest / rel)
+            where = f" -> {dest / rel}"
+        print(f"iscsikit-vm: result {rel} ({path.stat().st_size} bytes){where}", flush=True)
+    return produced
+
+
+def _report(
+    out: Path, timed_out: bool, timeout: float, elapsed: float, *, tests: bool = True
+) -> int:
     uname = (out / "uname").read_text().strip() if (out / "uname").exists() else "unknown"
     print(f"iscsikit-vm: guest kernel (uname -r): {uname}")
-    if (out / "junit.xml").exists():
+    if tests and (out / "junit.xml").exists():
         cases = read_junit(out / "junit.xml")
         print(f"iscsikit-vm: {len(cases)} tests ran in the guest:")
         for case in cases:
             print(f"iscsikit-vm:   {case.outcome.upper():8} {case.nodeid} ({case.seconds:.1f} s)")
-    else:
+    elif tests:
         print("iscsikit-vm: the guest wrote no JUnit XML")
     if timed_out:
         print(f"iscsikit-vm: TIMEOUT after {timeout:.0f} s; qemu killed", flush=True)
@@ -402,13 +456,19 @@ def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
     dropped)."""
     given = list(argv)
     own: list[str] = []
-    while given and given[0] in ("--repo", "--timeout", "--keep", "-h", "--help"):
+    valued = ("--repo", "--timeout", "--run", "--results")
+    while given and (given[0] in (*valued, "--keep", "-h", "--help") or _is_joined(given[0])):
         own.append(given.pop(0))
-        if own[-1] in ("--repo", "--timeout") and given:
+        if own[-1] in valued and given:
             own.append(given.pop(0))
     if given[:1] == ["--"]:
         given.pop(0)
     return own, given
+
+
+def _is_joined(arg: str) -> bool:
+    """``--run=CMD`` / ``--results=DIR`` (a harness option and its value in one word)."""
+    return arg.startswith(("--run=", "--results="))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -420,17 +480,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repo", type=Path, default=Path.cwd(), help="checkout (default .)")
     parser.add_argument("--timeout", type=float, help="hard limit in seconds for the guest")
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
+    parser.add_argument(
+        "--run",
+        metavar="COMMAND",
+        help="run this shell command in the checkout instead of pytest (a bench); "
+        "$ISCSIKIT_VM_OUT is a writable directory whose files come back",
+    )
+    parser.add_argument(
+        "--results", type=Path, metavar="DIR", help="with --run: copy the command's files here"
+    )
     parser.add_argument("pytest_args", nargs="*", help="passed on to the guest's pytest")
     own, guest = split_args(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(own)
     args.pytest_args = guest
+    if args.run is not None and guest:
+        parser.error(f"--run takes no pytest arguments (got {shlex.join(guest)})")
+    if args.results is not None and args.run is None:
+        parser.error("--results needs --run")
     repo = args.repo.resolve()
     if not (repo / "tests" / "vm").is_dir():
         parser.error(f"{repo} has no tests/vm (run from the repository root or give --repo)")
     config = VmConfig.from_env()
     if args.timeout is not None:
         config = VmConfig(config.cache, args.timeout, config.memory_mib, config.cpus)
-    return run_tier(config, repo, args.pytest_args, keep=args.keep)
+    results = args.results.resolve() if args.results is not None else None
+    return run_tier(
+        config, repo, args.pytest_args, keep=args.keep, run_command=args.run, results=results
+    )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """The VM tier's host-side pieces that need no VM: the initramfs archive, module order
-from modules.dep, JUnit results, the qemu command line (iscsikit.testing.vm)."""
+from modules.dep, JUnit results, the qemu command line, ``--run`` (a command instead of
+pytest) and its results (iscsikit.testing.vm)."""
 
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +14,12 @@ import pytest
 from iscsikit.testing.vm import (
     Kernel,
     VmConfig,
+    _guest_env,
+    _results,
     build_initramfs,
     cache_dir,
+    guest_command,
+    main,
     module_load_order,
     newc_archive,
     qemu_argv,
@@ -155,9 +162,86 @@ def test_build_initramfs_is_deterministic(tmp_path: Path, monkeypatch: pytest.Mo
         (["--keep", "-k", "login"], ["--keep"], ["-k", "login"]),
         (["--timeout", "5", "--", "-k", "a b"], ["--timeout", "5"], ["-k", "a b"]),
         (["tests/vm/test_x.py", "-x"], [], ["tests/vm/test_x.py", "-x"]),
+        (
+            ["--timeout", "1200", "--run", "python bench/b.py --rounds 5", "--results", "r"],
+            ["--timeout", "1200", "--run", "python bench/b.py --rounds 5", "--results", "r"],
+            [],
+        ),
+        (["--run=python b.py -x", "--keep"], ["--run=python b.py -x", "--keep"], []),
+        (["--run", "-x", "-k", "a"], ["--run", "-x"], ["-k", "a"]),  # the value is its own
     ],
 )
 def test_arguments_after_the_harness_options_go_to_the_guest_in_order(
     argv: list[str], own: list[str], guest: list[str]
 ) -> None:
     assert split_args(argv) == (own, guest)
+
+
+def test_run_replaces_pytest_with_the_command_through_bash(tmp_path: Path) -> None:
+    assert guest_command(tmp_path, [], "python bench/b.py --rounds 5") == [
+        "bash", "-c", "python bench/b.py --rounds 5",
+    ]  # fmt: skip
+    pytest_cmd = guest_command(tmp_path, ["-x"])
+    assert pytest_cmd[:3] == [sys.executable, "-m", "pytest"]
+    assert pytest_cmd[-2:] == ["tests/vm", "-x"]
+    assert f"--junitxml={tmp_path / 'junit.xml'}" in pytest_cmd
+
+
+def _source_env(env: str, script: str) -> list[str]:
+    """Source a guest.env in bash as the guest init does, then run ``script``."""
+    done = subprocess.run(
+        ["bash", "-c", f"PATH=/usr/bin:/bin; . /dev/stdin; {script}"],
+        input=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.splitlines()
+
+
+def test_guest_env_of_a_command_puts_the_callers_python_first(tmp_path: Path) -> None:
+    kernel = Kernel("6.1.0-1-amd64", tmp_path / "vmlinuz", tmp_path / "mods" / "6.1.0-1-amd64")
+    command = guest_command(tmp_path / "out", [], "echo \"$ISCSIKIT_VM_OUT\" 'a b'")
+    env = _guest_env(tmp_path / "run", kernel, tmp_path, command, own_command=True)
+    path, out, unbuffered, *argv = _source_env(
+        env, 'echo "$PATH"; echo "$ISCSIKIT_VM_OUT"; echo "$PYTHONUNBUFFERED"; '
+        'printf "%s\\n" "${COMMAND[@]}"'
+    )  # fmt: skip
+    assert path.split(":")[:3] == [str(Path(sys.executable).parent), "/usr/bin", "/bin"]
+    assert out == str(tmp_path / "run" / "out")
+    assert unbuffered == "1"
+    assert argv == ["bash", "-c", "echo \"$ISCSIKIT_VM_OUT\" 'a b'"]
+    # pytest runs keep the guest's PATH as it was
+    plain = _guest_env(tmp_path / "run", kernel, tmp_path, ["true"])
+    assert _source_env(plain, 'echo "$PATH"') == ["/usr/bin:/bin"]
+
+
+def test_results_are_the_commands_files_copied_out(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    for name in ("junit.xml", "uname", "rc"):  # the harness's own
+        (out / name).write_text("x")
+    (out / "bench.json").write_text('{"ratio": 1.0}')
+    (out / "sub" / "log.txt").write_text("log")
+    produced = _results(out, tmp_path / "dest")
+    assert [p.relative_to(out).as_posix() for p in produced] == ["bench.json", "sub/log.txt"]
+    assert (tmp_path / "dest" / "bench.json").read_text() == '{"ratio": 1.0}'
+    assert (tmp_path / "dest" / "sub" / "log.txt").read_text() == "log"
+    assert not (tmp_path / "dest" / "rc").exists()
+    assert [p.name for p in _results(out, None)] == ["bench.json", "log.txt"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--run", "true", "-k", "login"], "--run takes no pytest arguments"),
+        (["--results", "r", "-k", "login"], "--results needs --run"),
+    ],
+)
+def test_run_option_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
