@@ -166,15 +166,9 @@ class KernelTcpTransport(Transport):
     )
 
     def login(self, spec: ConnectSpec) -> KernelTcpSession | TargetRedirected:
-        kernel = KernelSession.create(spec.login.cmdsn, kernel_settings(spec))
-        try:
-            result = kernel.connect(spec)
-        except BaseException:
-            kernel.destroy()
-            raise
-        if isinstance(result, TargetRedirected):
-            kernel.destroy()
-            return result
+        kernel = KernelSession.login(spec, kernel_settings(spec))
+        if isinstance(kernel, TargetRedirected):
+            return kernel
         return KernelTcpSession(kernel, spec)
 
     def adopt(self, sid: int, spec: ConnectSpec) -> KernelTcpSession:

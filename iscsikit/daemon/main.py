@@ -144,6 +144,7 @@ async def run(
         loop.add_signal_handler(signal.SIGHUP, daemon.reload)
         log.info("iscsikitd ready: %s (records in %s)", server.path, paths.db_root)
         await daemon.adopt_kernel_sessions()
+        daemon.watch_devices()
         startup = asyncio.create_task(daemon.login_automatic())
         await daemon.stopping.wait()
         log.info("stopping: logging out %d session(s)", len(daemon.manager.sessions()))

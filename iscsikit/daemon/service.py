@@ -32,6 +32,7 @@ from typing import Any
 from iscsikit import __version__
 from iscsikit.config.iscsid_conf import IscsidConf
 from iscsikit.config.paths import Paths, read_iscsikit_conf
+from iscsikit.daemon.devices import DeviceWatcher
 from iscsikit.daemon.exports import Exports
 from iscsikit.daemon.server import PeerCred
 from iscsikit.errors import InvalidParameterError, IscsiErr, IscsiError
@@ -81,6 +82,7 @@ class Daemon:
         self.manager = SessionManager(on_change=self._changed, sysfs=self.sysfs)
         self.exports = Exports(paths.run_dir)
         self.stopping = asyncio.Event()
+        self.devices: DeviceWatcher | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- IPC ------------------------------------------------------------------------------
@@ -234,6 +236,12 @@ class Daemon:
                 return node
         return NodeRecord.new(info.target, info.persistent_address, info.persistent_port, info.tpgt)
 
+    def watch_devices(self) -> None:
+        """Follow udev for the disks of the daemon's kernel sessions (:mod:`.devices`)."""
+        watcher = DeviceWatcher(self.sysfs, lambda sid: sid in self.manager.sids())
+        if watcher.start():
+            self.devices = watcher
+
     def _changed(self, session: ManagedSession) -> None:
         log.info("session %d (%s): %s", session.sid, session.settings.target,
                  session.state.value)  # fmt: skip
@@ -276,6 +284,8 @@ class Daemon:
         unanswered, so no client takes a write for done that was not."""
         for task in list(self._background):
             task.cancel()
+        if self.devices is not None:
+            self.devices.stop()
         if self.conf.safe_logout:
             deadline = asyncio.get_running_loop().time() + grace
             while (busy := self.exports.in_use()) and asyncio.get_running_loop().time() < deadline:

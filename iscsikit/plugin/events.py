@@ -11,6 +11,9 @@ class SessionEventKind(enum.Enum):
     LOGGED_OUT = "logged out"
     LOGIN_FAILED = "login failed"
     REDIRECTED = "redirected"
+    #: A disk of a kernel session appeared / went (detail: ``/dev/sdX [by-path link]``).
+    DEVICE_ADDED = "device added"
+    DEVICE_REMOVED = "device removed"
 
 
 @dataclass(frozen=True, slots=True)

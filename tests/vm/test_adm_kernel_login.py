@@ -27,7 +27,13 @@ from iscsikit.sysfs import IscsiSession, SysfsContext
 from iscsikit.testing.daemon import RunningDaemon
 from iscsikit.testing.plugin import require_tgt
 from iscsikit.testing.tgtd import Tgtd
-from iscsikit.testing.vmguest.checks import WAIT, assert_by_path_link, assert_dd_lands, wait_for
+from iscsikit.testing.vmguest.checks import (
+    WAIT,
+    assert_by_path_link,
+    assert_dd_lands,
+    kernel_initiator,
+    wait_for,
+)
 
 IQN = "iqn.2024-01.test.iscsikit.vm:adm"
 IQN_SHORT = "iqn.2024-01.test.iscsikit.vm:adm-short"
@@ -71,11 +77,8 @@ def _text(value: str | bytes) -> str:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    for module in ("iscsi_tcp", "sd_mod"):
-        subprocess.run(["modprobe", module], check=True, timeout=WAIT)
+    kernel_initiator(INITIATOR)
     require_tgt()
-    Path("/etc/iscsi").mkdir(parents=True, exist_ok=True)
-    Path("/etc/iscsi/initiatorname.iscsi").write_text(f"InitiatorName={INITIATOR}\n")
     with Tgtd(tmp_path_factory.mktemp("tgtd"), start_timeout=WAIT) as tgtd:
         tid = tgtd.add_target(IQN, luns=1, lun_size=32 << 20)
         short_tid = tgtd.add_target(IQN_SHORT, luns=1, lun_size=8 << 20)
@@ -116,6 +119,16 @@ def test_session_list_shows_the_kernel_sid_once(setup: Setup) -> None:
     listed = setup.adm("-m", "session")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout == f"tcp: [{session.sid}] {setup.tgtd.portal},1 {IQN} (non-flash)\n"
+
+
+def test_session_stats_are_the_kernels(setup: Setup) -> None:
+    session = _session(IQN)
+    assert session is not None
+    stats = setup.adm("-m", "session", "-r", str(session.sid), "-s")
+    assert stats.returncode == 0, stats.stderr
+    counters = dict(re.findall(r"^\s+(\w+): (\d+)$", stats.stdout, re.M))
+    assert int(counters["scsicmd_pdus"]) > 0, stats.stdout
+    assert int(counters["txdata_octets"]) >= 1 << 20  # the 1 MiB dd above, at least
 
 
 #: What iscsiadm cannot know without iscsid (it prints "Unknown") and iscsikitd knows.

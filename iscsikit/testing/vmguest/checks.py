@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["WAIT", "assert_by_path_link", "assert_dd_lands", "wait_for"]
+__all__ = ["WAIT", "assert_by_path_link", "assert_dd_lands", "kernel_initiator", "wait_for"]
 
 #: Seconds; generous, the guest runs under software emulation.
 WAIT = 90.0
@@ -24,6 +24,16 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = WAIT) -> Non
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.2)
+
+
+def kernel_initiator(name: str) -> None:
+    """Ready the guest's kernel initiator: iscsi_tcp and sd_mod loaded (busybox's modprobe
+    has no modules.alias to autoload sd_mod) and ``name`` in /etc/iscsi/initiatorname.iscsi,
+    which iscsikit-adm and iscsiadm both read."""
+    for module in ("iscsi_tcp", "sd_mod"):
+        subprocess.run(["modprobe", module], check=True, timeout=WAIT)
+    Path("/etc/iscsi").mkdir(parents=True, exist_ok=True)
+    Path("/etc/iscsi/initiatorname.iscsi").write_text(f"InitiatorName={name}\n")
 
 
 def assert_by_path_link(disk: str, by_path: Path) -> None:
