@@ -87,7 +87,7 @@ class VmConfig:
     """How to run the guest; defaults from the ``ISCSIKIT_VM_*`` environment."""
 
     cache: Path
-    timeout: float = 480.0
+    timeout: float = 1200.0
     memory_mib: int = 1024
     cpus: int = 2
 
@@ -96,7 +96,7 @@ class VmConfig:
         env = os.environ if environ is None else environ
         return cls(
             cache=cache_dir(env),
-            timeout=float(env.get("ISCSIKIT_VM_TIMEOUT", "480")),
+            timeout=float(env.get("ISCSIKIT_VM_TIMEOUT", "1200")),
             memory_mib=int(env.get("ISCSIKIT_VM_MEM", "1024")),
             cpus=int(env.get("ISCSIKIT_VM_SMP", "2")),
         )

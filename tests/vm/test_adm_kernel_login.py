@@ -11,7 +11,6 @@ guest).  The tests run in file order and share one daemon.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
@@ -23,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from iscsikit.sysfs import IscsiSession, SysfsContext
 from iscsikit.testing.daemon import RunningDaemon
 from iscsikit.testing.plugin import require_tgt
 from iscsikit.testing.tgtd import Tgtd
@@ -31,27 +29,16 @@ from iscsikit.testing.vmguest.checks import (
     WAIT,
     assert_by_path_link,
     assert_dd_lands,
+    disk_of,
     kernel_initiator,
+    session_of,
     wait_for,
 )
+from iscsikit.testing.vmguest.compare import IPC_ONLY, assert_same_lines, run
 
 IQN = "iqn.2024-01.test.iscsikit.vm:adm"
 IQN_SHORT = "iqn.2024-01.test.iscsikit.vm:adm-short"
 INITIATOR = "iqn.2024-01.test.iscsikit.vm:adm-initiator"
-
-
-def run(*argv: str, timeout: float = WAIT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def _session(target: str) -> IscsiSession | None:
-    return next((s for s in SysfsContext().sessions() if s.targetname == target), None)
-
-
-def _disk(target: str) -> str | None:
-    s = _session(target)
-    disks = s.block_devices() if s is not None else []
-    return disks[0].path.name if disks else None
 
 
 @dataclass
@@ -103,18 +90,18 @@ def test_discovery_and_login_through_the_kernel(setup: Setup) -> None:
         f"Logging in to [iface: default, target: {IQN}, portal: {portal}]\n"
         f"Login to [iface: default, target: {IQN}, portal: {portal}] successful.\n"
     )
-    session = _session(IQN)
+    session = session_of(IQN)
     assert session is not None, "no kernel session: the daemon did not use the kernel"
     assert session.state == "LOGGED_IN"
-    wait_for("the session's disk", lambda: _disk(IQN) is not None)
-    disk = _disk(IQN)
+    wait_for("the session's disk", lambda: disk_of(IQN) is not None)
+    disk = disk_of(IQN)
     assert disk is not None
     assert_by_path_link(disk, setup.by_path(IQN))
     assert_dd_lands(disk, setup.tgtd.backing_path(setup.tid), 7 << 20)
 
 
 def test_session_list_shows_the_kernel_sid_once(setup: Setup) -> None:
-    session = _session(IQN)
+    session = session_of(IQN)
     assert session is not None
     listed = setup.adm("-m", "session")
     assert listed.returncode == 0, listed.stderr
@@ -122,7 +109,7 @@ def test_session_list_shows_the_kernel_sid_once(setup: Setup) -> None:
 
 
 def test_session_stats_are_the_kernels(setup: Setup) -> None:
-    session = _session(IQN)
+    session = session_of(IQN)
     assert session is not None
     stats = setup.adm("-m", "session", "-r", str(session.sid), "-s")
     assert stats.returncode == 0, stats.stderr
@@ -131,24 +118,15 @@ def test_session_stats_are_the_kernels(setup: Setup) -> None:
     assert int(counters["txdata_octets"]) >= 1 << 20  # the 1 MiB dd above, at least
 
 
-#: What iscsiadm cannot know without iscsid (it prints "Unknown") and iscsikitd knows.
-MAY_DIFFER = ("iSCSI Connection State:", "Internal iscsid Session State:")
-
-
 def test_session_P3_equals_iscsiadm(setup: Setup) -> None:
     ours = setup.adm("-m", "session", "-P", "3")
     theirs = run("iscsiadm", "-m", "session", "-P", "3")
     assert (ours.returncode, theirs.returncode) == (0, 0), (ours.stderr, theirs.stderr)
-    disk = _disk(IQN)
+    disk = disk_of(IQN)
     assert re.search(rf"Attached scsi disk {disk}\s+State: running", ours.stdout)
     assert "iSCSI Connection State: LOGGED IN" in ours.stdout
     assert "Internal iscsid Session State: NO CHANGE" in ours.stdout
-
-    def kept(text: str) -> list[str]:
-        return [ln for ln in text.splitlines() if not ln.strip().startswith(MAY_DIFFER)]
-
-    diff = "\n".join(difflib.unified_diff(kept(theirs.stdout), kept(ours.stdout), lineterm=""))
-    assert not diff, f"iscsiadm (-) vs iscsikit-adm (+):\n{diff}"
+    assert_same_lines(theirs.stdout, ours.stdout, skip=IPC_ONLY)
 
 
 def _pattern(seed: int, size: int) -> bytes:
@@ -157,8 +135,8 @@ def _pattern(seed: int, size: int) -> bytes:
 
 
 def test_dropped_connection_recovers_the_same_sid_and_dd_completes(setup: Setup) -> None:
-    before = _session(IQN)
-    disk = _disk(IQN)
+    before = session_of(IQN)
+    disk = disk_of(IQN)
     assert before is not None and disk is not None
     size = 4 << 20
     offset = 12 << 20
@@ -186,7 +164,7 @@ def test_dropped_connection_recovers_the_same_sid_and_dd_completes(setup: Setup)
     writer.join(WAIT * 2)
     assert not writer.is_alive(), "the write never completed"
     assert result.get("done") == 1
-    after = _session(IQN)
+    after = session_of(IQN)
     assert after is not None and after.sid == before.sid
     wait_for("the session to be logged in again", lambda: _state(IQN) == "LOGGED_IN")
     with setup.tgtd.backing_path(setup.tid).open("rb") as backing:
@@ -197,7 +175,7 @@ def test_dropped_connection_recovers_the_same_sid_and_dd_completes(setup: Setup)
 
 
 def _state(target: str) -> str | None:
-    s = _session(target)
+    s = session_of(target)
     return s.state if s is not None else None
 
 
@@ -212,9 +190,9 @@ def test_outage_longer_than_replacement_timeout_fails_io(setup: Setup) -> None:
     assert update.returncode == 0, update.stderr
     done = setup.adm("-m", "node", "-T", IQN_SHORT, "-p", portal, "-l")
     assert done.returncode == 0, done.stderr
-    wait_for("the short session's disk", lambda: _disk(IQN_SHORT) is not None)
-    disk = _disk(IQN_SHORT)
-    session = _session(IQN_SHORT)
+    wait_for("the short session's disk", lambda: disk_of(IQN_SHORT) is not None)
+    disk = disk_of(IQN_SHORT)
+    session = session_of(IQN_SHORT)
     assert session is not None and session.attr("recovery_tmo") == "5"
     # The target refuses this initiator from now on, then drops the connection.
     setup.tgtd.unbind_address(setup.short_tid, "ALL")
@@ -228,14 +206,14 @@ def test_outage_longer_than_replacement_timeout_fails_io(setup: Setup) -> None:
     # Back: the daemon kept trying; the same session returns and I/O works again.
     setup.tgtd.bind_address(setup.short_tid, "ALL")
     wait_for("the short session to come back", lambda: _state(IQN_SHORT) == "LOGGED_IN")
-    again = _session(IQN_SHORT)
+    again = session_of(IQN_SHORT)
     assert again is not None and again.sid == session.sid
     ok = run("dd", f"if=/dev/{disk}", "of=/dev/null", "bs=4k", "count=1", "iflag=direct")
     assert ok.returncode == 0, ok.stderr
 
 
 def test_restarted_daemon_adopts_the_kernel_session(setup: Setup) -> None:
-    session = _session(IQN)
+    session = session_of(IQN)
     assert session is not None
     stop = setup.adm("-k", "0")
     assert stop.returncode == 0, stop.stderr
@@ -251,18 +229,18 @@ def test_restarted_daemon_adopts_the_kernel_session(setup: Setup) -> None:
         "a new connection after the drop",
         lambda: _state(IQN) == "LOGGED_IN" and len(setup.tgtd.sessions(setup.tid)) == 1,
     )
-    disk = _disk(IQN)
+    disk = disk_of(IQN)
     assert disk is not None
     assert_dd_lands(disk, setup.tgtd.backing_path(setup.tid), 20 << 20)
 
 
 def test_logout_removes_session_disk_and_link(setup: Setup) -> None:
-    disk = _disk(IQN)
+    disk = disk_of(IQN)
     assert disk is not None
     done = setup.adm("-m", "node", "-T", IQN, "-p", setup.tgtd.portal, "-u")
     assert done.returncode == 0, done.stderr
     assert "successful" in done.stdout
-    assert _session(IQN) is None
+    assert session_of(IQN) is None
     wait_for("the disk to go", lambda: not Path(f"/sys/block/{disk}").exists())
     wait_for("the by-path link to go", lambda: not setup.by_path(IQN).exists())
     assert setup.tgtd.sessions(setup.tid) == []

@@ -24,7 +24,6 @@ iscsid answers.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import mmap
 import os
@@ -41,10 +40,17 @@ from iscsikit.netlink import ConnError
 from iscsikit.plugin import ConnectSpec
 from iscsikit.proto.address import parse_portal
 from iscsikit.proto.login import ChapSecrets, LoginConfig
-from iscsikit.sysfs import IscsiSession, SysfsContext
+from iscsikit.sysfs import SysfsContext
 from iscsikit.testing.daemon import RunningDaemon
 from iscsikit.testing.lio import Lio, LioChap, lio_missing
-from iscsikit.testing.vmguest.checks import WAIT, assert_by_path_link, assert_dd_lands, wait_for
+from iscsikit.testing.vmguest.checks import (
+    WAIT,
+    assert_by_path_link,
+    assert_dd_lands,
+    session_of,
+    wait_for,
+)
+from iscsikit.testing.vmguest.compare import IPC_ONLY, assert_same_lines, run
 from iscsikit.testing.vmguest.iscsid import iscsid_listening, iscsid_running
 from iscsikit_drivers.kerneltcp import KernelSession, KernelSettings
 
@@ -52,14 +58,6 @@ OPEN_ISCSI_IQN = "iqn.2024-01.test.iscsikit.vm:lio-open-iscsi"
 KERNEL_IQN = "iqn.2024-01.test.iscsikit.vm:lio-kernel"
 INITIATOR = "iqn.2024-01.test.iscsikit.vm:lio-initiator"
 CHAP = LioChap("lio-user", "lio-secret-1234")
-
-
-def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=WAIT, check=False)
-
-
-def session_of(iqn: str) -> IscsiSession | None:
-    return next((s for s in SysfsContext().sessions() if s.targetname == iqn), None)
 
 
 def by_path(lio: Lio) -> Path:
@@ -270,9 +268,6 @@ class TestKernelTcp:
 DAEMON_IQN = "iqn.2024-01.test.iscsikit.vm:lio-daemon"
 DAEMON_CHAP = LioChap("lio-daemon-user", "lio-daemon-secret-5678")
 
-#: What iscsiadm cannot know without iscsid (it prints "Unknown") and iscsikitd knows.
-MAY_DIFFER = ("iSCSI Connection State:", "Internal iscsid Session State:")
-
 
 @dataclass(frozen=True)
 class DaemonSetup:
@@ -381,13 +376,8 @@ class TestDaemon:
         assert re.search(rf"Attached scsi disk {disk}\s+State: running", ours.stdout)
         assert "iSCSI Connection State: LOGGED IN" in ours.stdout
         assert "Internal iscsid Session State: NO CHANGE" in ours.stdout
-
-        def kept(text: str) -> list[str]:
-            return [ln for ln in text.splitlines() if not ln.strip().startswith(MAY_DIFFER)]
-
-        diff = "\n".join(difflib.unified_diff(kept(theirs.stdout), kept(ours.stdout), lineterm=""))
-        assert not diff, f"iscsiadm (-) vs iscsikit-adm (+):\n{diff}"
-        assert len(kept(ours.stdout)) > 30  # the whole -P 3 tree was compared
+        compared = assert_same_lines(theirs.stdout, ours.stdout, skip=IPC_ONLY)
+        assert len(compared) > 30  # the whole -P 3 tree was compared
 
     def test_a_dropped_session_recovers_the_same_sid_and_a_running_write_completes(
         self, daemon: DaemonSetup

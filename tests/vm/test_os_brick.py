@@ -16,6 +16,7 @@ left.  Every ``iscsiadm`` call goes through a logging shim (printed with the res
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -28,18 +29,17 @@ from typing import Any
 
 import pytest
 
-from iscsikit.sysfs import IscsiSession, SysfsContext
 from iscsikit.testing.daemon import RunningDaemon
 from iscsikit.testing.plugin import require_tgt
 from iscsikit.testing.tgtd import Tgtd
-from iscsikit.testing.vmguest.checks import WAIT, assert_by_path_link, wait_for
+from iscsikit.testing.vmguest.checks import WAIT, assert_by_path_link, session_of, wait_for
+from iscsikit.testing.vmguest.iscsid import iscsid_listening, iscsid_running
 from iscsikit.testing.vmguest.osbrick import (
     ISCSIKIT_ADM,
+    IscsiadmCall,
     IscsiadmShim,
     connection_properties,
     iscsi_connector,
-    iscsid_listening,
-    iscsid_running,
     read_direct,
     write_direct,
 )
@@ -117,11 +117,20 @@ def client(
                 print(f"iscsikitd log (last 40 lines):\n{''.join(log.splitlines(True)[-40:])}")
 
 
-def _session(iqn: str) -> IscsiSession | None:
-    return next((s for s in SysfsContext().sessions() if s.targetname == iqn), None)
+#: (client, auth) -> the iscsiadm calls os-brick made in that case, for the comparison.
+_CALLS: dict[tuple[str, str], list[IscsiadmCall]] = {}
 
 
-def _report(client: Client, case: str, first: int) -> None:
+def _as_seen_by_brick(call: IscsiadmCall) -> tuple[object, ...]:
+    """What os-brick acts on, with what must differ made equal: sids (the kernel numbers
+    sessions, and the reference's went first) and the program's name before a message."""
+    out = re.sub(r"^(\w+: )\[\d+\]", r"\1[N]", call.stdout, flags=re.M)
+    out = re.sub(r"\bsid: \d+", "sid: N", out)
+    err = re.sub(r"^[\w-]+: ", "", call.stderr, flags=re.M)
+    return (call.argv, call.rc, out, err)
+
+
+def _report(client: Client, case: str, first: int) -> list[IscsiadmCall]:
     """Print (and keep in the run's out/ directory) the iscsiadm calls os-brick made."""
     calls = client.shim.calls()[first:]
     print(f"iscsiadm calls by os-brick ({client.name}, {case}):")
@@ -133,8 +142,8 @@ def _report(client: Client, case: str, first: int) -> None:
     if out:
         with open(Path(out, f"os-brick-{client.name}-{case}.jsonl"), "w") as f:
             for call in calls:
-                f.write(json.dumps({"argv": call.argv, "rc": call.rc, "stderr": call.stderr}))
-                f.write("\n")
+                f.write(json.dumps(dataclasses.asdict(call)) + "\n")
+    return calls
 
 
 @pytest.mark.parametrize("auth", ["none", "chap"])
@@ -156,7 +165,7 @@ def test_connect_volume_round_trips_data_and_disconnect_cleans_up(
         disk = Path(device["path"]).name
         assert_by_path_link(disk, by_path)
         assert connector.get_volume_paths(props) == [str(by_path)]
-        session = _session(iqn)
+        session = session_of(iqn)
         assert session is not None and session.state == "LOGGED_IN"
         assert [b.path.name for b in session.block_devices()] == [disk]
 
@@ -170,13 +179,23 @@ def test_connect_volume_round_trips_data_and_disconnect_cleans_up(
 
         connector.disconnect_volume(props, device)
         device = None
-        wait_for("the session to go", lambda: _session(iqn) is None)
+        wait_for("the session to go", lambda: session_of(iqn) is None)
         wait_for(f"/dev/{disk} to go", lambda: not Path("/dev", disk).exists())
         wait_for(f"{by_path} to go", lambda: not by_path.exists())
         assert connector.get_volume_paths(props) == []
         # os-brick deleted the node record it made.
         assert client.iscsiadm("-m", "node", "-T", iqn, "-p", portal).returncode == 21
+
+        # The reference ran first (same target, same case): os-brick must have run the
+        # same commands and been told the same things by both.
+        calls = _CALLS[(client.name, auth)] = _report(client, auth, first)
+        reference = _CALLS.get(("open-iscsi", auth))
+        if client.name != "open-iscsi" and reference is not None:
+            theirs = [_as_seen_by_brick(c) for c in reference]
+            ours = [_as_seen_by_brick(c) for c in calls]
+            assert ours == theirs
     finally:
-        _report(client, auth, first)
-        if device is not None or _session(iqn) is not None:
+        if (client.name, auth) not in _CALLS:
+            _report(client, auth, first)
+        if device is not None or session_of(iqn) is not None:
             connector.disconnect_volume(props, device or {}, force=True, ignore_errors=True)

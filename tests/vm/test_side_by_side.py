@@ -9,7 +9,6 @@ and why (``MAY_DIFFER``).
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +21,11 @@ from iscsikit.testing.tgtd import Tgtd
 from iscsikit.testing.vmguest.checks import (
     WAIT,
     kernel_initiator,
+    session_of,
     wait_for,
 )
+from iscsikit.testing.vmguest.compare import run
+from iscsikit.testing.vmguest.iscsid import iscsid_running
 
 IQN = "iqn.2024-01.test.iscsikit.vm:side-by-side"
 INITIATOR = "iqn.2024-01.test.iscsikit.vm:side-by-side-initiator"
@@ -66,10 +68,6 @@ def _snapshot() -> dict[str, str]:
     return {**_read(s.path, "session"), **_read(conn.path, "conn")}
 
 
-def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=WAIT, check=False)
-
-
 @pytest.fixture(scope="module")
 def tgtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tgtd]:
     kernel_initiator(INITIATOR)
@@ -80,19 +78,11 @@ def tgtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tgtd]:
 
 
 def _no_session() -> bool:
-    return not any(s.targetname == IQN for s in SysfsContext().sessions())
+    return session_of(IQN) is None
 
 
 def _open_iscsi_snapshot(tgtd: Tgtd, log: Path) -> dict[str, str]:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            ["iscsid", "-f"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        wait_for(
-            "iscsid's socket",
-            lambda: "@ISCSIADM_ABSTRACT_NAMESPACE" in Path("/proc/net/unix").read_text(),
-        )
+    with iscsid_running(log):
         found = run("iscsiadm", "-m", "discovery", "-t", "st", "-p", tgtd.portal)
         assert found.returncode == 0, found.stderr
         done = run("iscsiadm", "-m", "node", "-T", IQN, "-p", tgtd.portal, "-l")
@@ -101,9 +91,6 @@ def _open_iscsi_snapshot(tgtd: Tgtd, log: Path) -> dict[str, str]:
         out_ = run("iscsiadm", "-m", "node", "-T", IQN, "-p", tgtd.portal, "-u")
         assert out_.returncode == 0, out_.stderr
         wait_for("open-iscsi's session to go", _no_session)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=WAIT)
     return snapshot
 
 

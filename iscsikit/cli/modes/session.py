@@ -367,6 +367,8 @@ def _run_one(args: ParsedArgs, env: CliEnv, service: SessionService, sid: int) -
     (iscsiadm's ``exec_node_op`` with a record built from the session)."""
     info = next((s for s in service.sessions() if s.sid == sid), None)
     if info is None:
+        # iscsiadm's sysfs lookup logs its failed read first (EIO from sysfs_get_str).
+        env.err("could not read session targetname: 5")
         raise IscsiError(f"Could not get session info for sid {sid}", code=IscsiErr.SYSFS_LOOKUP)
     if not (args.logout or args.rescan or args.stats or args.ops) and args.print_level > 0:
         return _print_sessions(env, [info], args.print_level, args.show)

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["WAIT", "assert_by_path_link", "assert_dd_lands", "kernel_initiator", "wait_for"]
+from iscsikit.sysfs import IscsiSession, SysfsContext
+
+__all__ = [
+    "WAIT",
+    "assert_by_path_link",
+    "assert_dd_lands",
+    "disk_of",
+    "kernel_initiator",
+    "session_of",
+    "wait_for",
+]
 
 #: Seconds; generous, the guest runs under software emulation.
 WAIT = 90.0
@@ -57,3 +67,15 @@ def assert_dd_lands(disk: str, backing: Path, offset: int) -> None:
     with open(backing, "rb") as f:
         f.seek(offset)
         assert f.read(len(data)) == data
+
+
+def session_of(target: str) -> IscsiSession | None:
+    """The kernel session to ``target`` (sysfs), whoever made it; None when there is none."""
+    return next((s for s in SysfsContext().sessions() if s.targetname == target), None)
+
+
+def disk_of(target: str) -> str | None:
+    """The kernel name (``sdb``) of the first disk of the session to ``target``, if any."""
+    session = session_of(target)
+    disks = session.block_devices() if session is not None else []
+    return disks[0].path.name if disks else None

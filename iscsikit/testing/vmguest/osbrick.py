@@ -21,23 +21,17 @@ import mmap
 import os
 import shlex
 import stat
-import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from iscsikit.testing.vmguest.checks import WAIT, wait_for
 
 __all__ = [
     "IscsiadmCall",
     "IscsiadmShim",
     "connection_properties",
     "iscsi_connector",
-    "iscsid_running",
-    "iscsid_listening",
     "read_direct",
     "write_direct",
 ]
@@ -47,10 +41,11 @@ ISCSIKIT_ADM = (sys.executable, "-m", "iscsikit")
 
 _SHIM = """#!{python}
 # iscsiadm for os-brick: runs {shown} and logs the call ({log}).
-import json, subprocess, sys
+import json, subprocess, sys, time
 real = {real!r}
+start = time.monotonic()
 done = subprocess.run(real + sys.argv[1:], capture_output=True)
-call = {{"argv": sys.argv[1:], "rc": done.returncode,
+call = {{"argv": sys.argv[1:], "rc": done.returncode, "seconds": time.monotonic() - start,
         "stdout": done.stdout.decode(errors="replace"),
         "stderr": done.stderr.decode(errors="replace")}}
 with open({log!r}, "a") as log:
@@ -69,9 +64,10 @@ class IscsiadmCall:
     rc: int
     stdout: str
     stderr: str
+    seconds: float = 0.0
 
     def __str__(self) -> str:
-        return f"iscsiadm {shlex.join(self.argv)}  -> {self.rc}"
+        return f"iscsiadm {shlex.join(self.argv)}  -> {self.rc} ({self.seconds:.1f} s)"
 
 
 class IscsiadmShim:
@@ -105,7 +101,9 @@ class IscsiadmShim:
         calls = []
         for line in self.log.read_text().splitlines():
             c = json.loads(line)
-            calls.append(IscsiadmCall(tuple(c["argv"]), c["rc"], c["stdout"], c["stderr"]))
+            calls.append(
+                IscsiadmCall(tuple(c["argv"]), c["rc"], c["stdout"], c["stderr"], c["seconds"])
+            )
         return calls
 
 
@@ -126,7 +124,7 @@ def connection_properties(
 
 @functools.cache
 def _configure_oslo(lock_dir: Path) -> None:
-    import os_brick  # type: ignore[import-untyped]
+    import os_brick
     from oslo_config import cfg
 
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -142,7 +140,7 @@ def iscsi_connector(lock_dir: Path, *, device_scan_attempts: int = 5) -> Any:
     ``connect_volume`` with an external lock there) to ``lock_dir``.
     """
     from os_brick import privileged
-    from os_brick.initiator import connector  # type: ignore[import-untyped]
+    from os_brick.initiator import connector
 
     # As root, run what os-brick would hand its privsep daemon in this process.
     privileged.default.set_client_mode(False)
@@ -154,29 +152,6 @@ def iscsi_connector(lock_dir: Path, *, device_scan_attempts: int = 5) -> Any:
         use_multipath=False,
         device_scan_attempts=device_scan_attempts,
     )
-
-
-def iscsid_listening() -> bool:
-    """Whether open-iscsi's iscsid listens (iscsiadm's abstract unix socket is bound)."""
-    with open("/proc/net/unix") as f:
-        return "@ISCSIADM_ABSTRACT_NAMESPACE" in f.read()
-
-
-@contextmanager
-def iscsid_running(log: Path) -> Iterator[None]:
-    """open-iscsi's ``iscsid -f`` for the block, its output in ``log``."""
-    with open(log, "wb") as out:
-        # Its own session: iscsid signals its whole process group when it stops.
-        proc = subprocess.Popen(
-            ["iscsid", "-f"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        wait_for("iscsid's socket", iscsid_listening)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=WAIT)
-        wait_for("iscsid's socket to close", lambda: not iscsid_listening())
 
 
 def write_direct(device: str, offset: int, data: bytes) -> None:
