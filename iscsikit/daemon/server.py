@@ -161,8 +161,9 @@ class IpcServer:
         self._lock_fd: int | None = None
         self._inode: int | None = None
         self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.Task[None]] = set()
+        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._closed: asyncio.Event | None = None
+        self._closing = False
 
     @classmethod
     def from_socket(cls, sock: socket.socket, handler: Handler, **options: Any) -> IpcServer:
@@ -221,11 +222,15 @@ class IpcServer:
 
     async def close(self) -> None:
         """Stop accepting, end every connection, remove the socket file and the lock."""
+        self._closing = True
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        # Abort each connection's transport before cancelling its task (and a request's
+        # handler with it): the peer sees the end at once, whatever the task awaits.
         clients = list(self._clients)
-        for task in clients:
+        for task, writer in list(self._clients.items()):
+            writer.transport.abort()
             task.cancel()
         await asyncio.gather(*clients, return_exceptions=True)
         if server is not None:
@@ -328,15 +333,20 @@ class IpcServer:
             log.warning("refusing an IPC client: %d clients connected", len(self._clients))
             await self._refuse(writer, TooManyClientsError("too many clients; retry later"))
             return
-        self._clients.add(task)
+        self._clients[task] = writer
         try:
             await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            # close() ended this connection: the task ends normally, so asyncio's
+            # stream callback (Python 3.11) does not log the cancellation as an error.
         except (OSError, TimeoutError) as exc:
             log.debug("IPC client dropped: %s", exc)
         except Exception:  # a bug here must cost one connection, never the server
             log.exception("IPC connection failed")
         finally:
-            self._clients.discard(task)
+            self._clients.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), self._write_timeout)

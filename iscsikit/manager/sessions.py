@@ -445,11 +445,15 @@ class DaemonSessionService:
             yield from pool.map(one, nodes)
 
     def _is_kernel(self, session: SessionInfo) -> bool:
-        return (
-            self._sysfs is not None
-            and session.sid not in self._owned
-            and session.host_no is not None
-        )
+        """Whether ``session`` is a kernel session the daemon does not own (open-iscsi's,
+        an HBA's): those are acted on through sysfs.  A sid this service has not seen
+        listed (a session from an earlier listing, another process's login) is asked
+        of the daemon."""
+        if self._sysfs is None or session.host_no is None:
+            return False
+        if session.sid not in self._owned:
+            self._owned = {int(d["sid"]) for d in self._call("sessions")}
+        return session.sid not in self._owned
 
     def logout(self, session: SessionInfo) -> None:
         if self._is_kernel(session):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import stat
@@ -448,6 +449,19 @@ def test_close_ends_connections_and_removes_the_socket(start_server: StartServer
         running.stop()
         assert at_eof(sock)
     assert not os.path.exists(running.path)
+
+
+def test_close_with_an_idle_client_logs_no_error(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    running = start_server()
+    with raw_connect(running.path) as sock:
+        sock.sendall(encode_request(1, "echo", {"x": 1}))
+        assert read_reply(sock) is not None  # served, then idle on the next read
+        with caplog.at_level(logging.DEBUG):
+            running.stop()
+        assert at_eof(sock)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 # -- binding ------------------------------------------------------------------------------

@@ -12,8 +12,10 @@ from iscsikit.errors import IscsiErr, IscsiError
 from iscsikit.manager.sessions import (
     DaemonSessionService,
     IscsidNotConnectedError,
+    SessionInfo,
     SysfsSessionService,
     session_service,
+    session_to_json,
 )
 from iscsikit.records import NodeRecord
 from iscsikit.sysfs import SysfsContext
@@ -102,3 +104,34 @@ def test_daemon_socket_picks_the_daemon_client(tmp_path: Path) -> None:
         with pytest.raises(IscsidNotConnectedError) as caught:
             call()
         assert caught.value.code == 20
+
+
+class _ScriptedDaemon(DaemonSessionService):
+    """The daemon's answers without a daemon: ``owned`` are its sessions."""
+
+    def __init__(self, sysfs: SysfsSessionService, owned: list[SessionInfo]) -> None:
+        super().__init__(Path("/nonexistent.sock"), sysfs)
+        self.owned = owned
+        self.requests: list[tuple[str, dict[str, object]]] = []
+
+    def _call(self, op: str, *, timeout: float | None = None, **args: object) -> object:
+        self.requests.append((op, args))
+        if op == "sessions":
+            return [session_to_json(s) for s in self.owned]
+        return None
+
+
+def test_logout_of_a_daemon_kernel_session_goes_to_the_daemon_without_a_listing(
+    tmp_path: Path,
+) -> None:
+    sample_kernel(tmp_path)
+    sysfs = SysfsSessionService(SysfsContext(tmp_path))
+    mine, foreign = sysfs.sessions()[0], sysfs.sessions()[1]
+    # A fresh service, as after a login returned ``mine``: nothing listed yet.
+    service = _ScriptedDaemon(sysfs, owned=[mine])
+    service.logout(mine)
+    assert service.requests == [("sessions", {}), ("logout", {"sid": mine.sid})]
+    # A kernel session the daemon does not own is open-iscsi's: sysfs, not the daemon.
+    with pytest.raises(IscsidNotConnectedError):
+        service.logout(foreign)
+    assert service.requests[-1] == ("sessions", {})
