@@ -1,7 +1,7 @@
 """One kernel iscsi_tcp session, driven as iscsid drives it (open-iscsi-notes.md §1.5, §5).
 
 Login (:meth:`KernelSession.login` = :meth:`~KernelSession.create` +
-:meth:`~KernelSession.connect`)::
+:meth:`~KernelSession.connect`), for iscsi_tcp::
 
     CREATE_SESSION(initial CmdSN, cmds_max, queue_depth) -> sid, host_no
     CREATE_CONN(sid, 0)                                  -> cid
@@ -11,6 +11,10 @@ Login (:meth:`KernelSession.login` = :meth:`~KernelSession.create` +
             back as a RECV_PDU event, iscsikit.proto's LoginMachine deciding
     SET_PARAM x N (params.session_params, then params.negotiated_params)
     START_CONN                                           -> the kernel scans LUNs
+
+The connect step is a strategy (:mod:`.endpoint`): for iser the kernel connects first
+(EP_CONNECT, EP_POLL), the session is made on that endpoint (CREATE_BOUND_SESSION) and
+BIND_CONN binds the endpoint's handle; the rest is the same.
 
 The Login PDUs go through the kernel as iscsid sends them because the kernel fills in
 their CmdSN (and ITT) from the session it keeps: after a recovery the new connection's
@@ -38,8 +42,8 @@ DESTROY_CONN, DESTROY_SESSION.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
-import socket
 import struct
 import subprocess
 import time
@@ -66,6 +70,7 @@ from iscsikit.netlink.events import (
 )
 from iscsikit.netlink.messages import (
     BindConn,
+    CreateBoundSession,
     CreateConn,
     CreateSession,
     DestroyConn,
@@ -82,6 +87,7 @@ from iscsikit.plugin import ConnectSpec
 from iscsikit.proto.login import LoginAccepted, LoginMachine, TargetRedirected
 from iscsikit.proto.pdu import LoginRequest, decode_pdu, encode_pdu
 
+from .endpoint import Connector, Endpoint, TcpConnector
 from .events import KernelEvents, shared_events
 from .netlink import NetlinkChannel
 from .params import KernelSettings, negotiated_params, session_params
@@ -96,14 +102,22 @@ _BHS = 48
 _TEARDOWN_ERRORS = (NetlinkRequestError, TransportError, OSError)
 
 
-def transport_handle(name: str = "tcp", *, sysfs: Path = Path("/sys"), load: bool = True) -> int:
+def transport_handle(
+    name: str = "tcp",
+    *,
+    sysfs: Path = Path("/sys"),
+    load: bool = True,
+    module: str | None = None,
+) -> int:
     """The kernel transport's handle (``class/iscsi_transport/<name>/handle``).
 
-    Loads ``iscsi_<name>`` with modprobe first when the transport is absent and ``load``.
+    Loads ``module`` (default ``iscsi_<name>``; iser's is ``ib_iser``) with modprobe
+    first when the transport is absent and ``load``.
     """
     path = sysfs / "class" / "iscsi_transport" / name / "handle"
     if not path.exists() and load:
-        subprocess.run(["modprobe", f"iscsi_{name}"], capture_output=True, check=False)
+        module = module or f"iscsi_{name}"
+        subprocess.run(["modprobe", module], capture_output=True, check=False)
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):
@@ -125,8 +139,10 @@ class KernelSession:
         settings: KernelSettings,
         *,
         events: KernelEvents | None = None,
+        connector: Connector | None = None,
     ) -> None:
         self.channel = channel
+        self.connector = connector or TcpConnector()
         self.handle = handle
         self.sid = sid
         self.host_no = host_no
@@ -135,7 +151,8 @@ class KernelSession:
         self.accepted: LoginAccepted | None = None
         #: Parameters the kernel does not implement (SET_PARAM answered -ENOSYS).
         self.unsupported: list[int] = []
-        self.sock: socket.socket | None = None
+        #: The current connection's carrier (a socket for iscsi_tcp); None between them.
+        self.endpoint: Endpoint | None = None
         #: Whether the connection was started (and not stopped since).
         self.started = False
         #: Called (from the event reader's thread) when the current connection fails.
@@ -156,21 +173,37 @@ class KernelSession:
         channel: NetlinkChannel | None = None,
         handle: int | None = None,
         events: KernelEvents | None = None,
+        connector: Connector | None = None,
+        endpoint: Endpoint | None = None,
     ) -> KernelSession:
-        """CREATE_SESSION and CREATE_CONN: a session with one connection, not bound yet."""
+        """CREATE_SESSION (CREATE_BOUND_SESSION on ``endpoint`` when given) and
+        CREATE_CONN: a session with one connection, not bound yet."""
         settings = settings or KernelSettings()
         channel = channel or NetlinkChannel(events=False)
         handle = transport_handle() if handle is None else handle
-        created = channel.request(
-            CreateSession(
-                transport_handle=handle,
-                initial_cmdsn=initial_cmdsn,
-                cmds_max=settings.cmds_max,
-                queue_depth=settings.queue_depth,
-            )
+        limits = {
+            "transport_handle": handle,
+            "initial_cmdsn": initial_cmdsn,
+            "cmds_max": settings.cmds_max,
+            "queue_depth": settings.queue_depth,
+        }
+        request: Request = (
+            CreateSession(**limits)
+            if endpoint is None
+            else CreateBoundSession(ep_handle=endpoint.handle, **limits)
         )
+        created = channel.request(request)
         assert isinstance(created, SessionCreated)
-        session = cls(channel, handle, created.sid, created.host_no, 0, settings, events=events)
+        session = cls(
+            channel,
+            handle,
+            created.sid,
+            created.host_no,
+            0,
+            settings,
+            events=events,
+            connector=connector,
+        )
         try:
             conn = channel.request(CreateConn(transport_handle=handle, sid=session.sid, cid=0))
             if not isinstance(conn, ConnCreated) or not conn.ok:
@@ -191,9 +224,10 @@ class KernelSession:
         *,
         handle: int | None = None,
         events: KernelEvents | None = None,
+        connector: Connector | None = None,
     ) -> KernelSession:
         """A running session another process (an earlier iscsikitd) made: started, its
-        socket held by the kernel alone."""
+        endpoint held by the kernel alone."""
         session = cls(
             NetlinkChannel(events=False),
             transport_handle() if handle is None else handle,
@@ -202,6 +236,7 @@ class KernelSession:
             cid,
             settings or KernelSettings(),
             events=events,
+            connector=connector,
         )
         session.started = True
         return session
@@ -214,14 +249,36 @@ class KernelSession:
         *,
         channel: NetlinkChannel | None = None,
         handle: int | None = None,
+        connector: Connector | None = None,
     ) -> KernelSession | TargetRedirected:
         """Create, log in, set and start a session; a redirect is returned as is.
 
         On any failure (and on a redirect) what was created in the kernel is destroyed.
+        A ``connector`` with :attr:`~.endpoint.Connector.bound_session` connects first
+        and the session is made on that endpoint.
         """
-        session = cls.create(spec.login.cmdsn, settings, channel=channel, handle=handle)
+        connector = connector or TcpConnector()
+        endpoint: Endpoint | None = None
+        if connector.bound_session:
+            channel = channel or NetlinkChannel(events=False)
+            handle = transport_handle() if handle is None else handle
+            deadline = net.deadline_after(spec.timeouts.login)
+            endpoint = connector.connect(channel, handle, spec.portal, deadline)
         try:
-            result = session.connect(spec)
+            session = cls.create(
+                spec.login.cmdsn,
+                settings,
+                channel=channel,
+                handle=handle,
+                connector=connector,
+                endpoint=endpoint,
+            )
+        except BaseException:
+            if endpoint is not None:
+                endpoint.close(clean=False)
+            raise
+        try:
+            result = session.connect(spec, endpoint)
         except BaseException:
             session.destroy()
             raise
@@ -230,23 +287,25 @@ class KernelSession:
             return result
         return session
 
-    def connect(self, spec: ConnectSpec) -> LoginAccepted | TargetRedirected:
-        """Connect a new socket, bind it, log in through the kernel, set the parameters
-        and start.  A redirect or a failure leaves the connection stopped again (the
-        session kept, for another attempt)."""
+    def connect(
+        self, spec: ConnectSpec, endpoint: Endpoint | None = None
+    ) -> LoginAccepted | TargetRedirected:
+        """Connect a new endpoint (unless given one), bind it, log in through the kernel,
+        set the parameters and start.  A redirect or a failure leaves the connection
+        stopped again (the session kept, for another attempt)."""
         deadline = net.deadline_after(spec.timeouts.login)
         self._generation = self._events.barrier()
-        conn = net.PduConnection.connect(spec.portal, deadline)
-        sock, _ = conn.detach()
-        self.sock = sock
+        spec = dataclasses.replace(spec, login=self.connector.login_config(spec.login))
+        if endpoint is None:
+            endpoint = self.connector.connect(self.channel, self.handle, spec.portal, deadline)
+        self.endpoint = endpoint
         try:
-            sock.setblocking(True)
             self._checked(
                 BindConn(
                     transport_handle=self.handle,
                     sid=self.sid,
                     cid=self.cid,
-                    transport_eph=sock.fileno(),
+                    transport_eph=endpoint.handle,
                     is_leading=1,
                 )
             )
@@ -254,6 +313,7 @@ class KernelSession:
             if isinstance(result, TargetRedirected):
                 self.suspend()
                 return result
+            self.connector.check_login(result)
             for param, value in session_params(spec, self.settings) + negotiated_params(result):
                 self.set_param(param, value)
             self._checked(StartConn(transport_handle=self.handle, sid=self.sid, cid=self.cid))
@@ -297,14 +357,14 @@ class KernelSession:
         return step
 
     def suspend(self) -> None:
-        """STOP_CONN(RECOVER) and close the socket: the session waits for a new
+        """STOP_CONN(RECOVER) and close the endpoint: the session waits for a new
         connection (the kernel holds its commands for ``recovery_tmo``)."""
         self.started = False
         self.accepted = None
         try:
             self.stop(StopConnFlag.RECOVER)
         finally:
-            self._close_socket(clean=False)
+            self._close_endpoint(clean=False)
 
     def scan(self, sysfs: Path = Path("/sys")) -> None:
         """Ask the SCSI host to scan every LUN, as iscsid does after START_CONN."""
@@ -383,7 +443,8 @@ class KernelSession:
         )
 
     def destroy(self, *, clean: bool = False) -> None:
-        """STOP_CONN(TERM), DESTROY_CONN, DESTROY_SESSION, close our fd; errors ignored."""
+        """STOP_CONN(TERM), DESTROY_CONN, DESTROY_SESSION, close our endpoint (first, for
+        a kernel endpoint, as iscsid); errors ignored."""
         steps: list[Request] = [
             StopConn(
                 transport_handle=self.handle, sid=self.sid, cid=self.cid, flag=StopConnFlag.TERM
@@ -393,30 +454,29 @@ class KernelSession:
         ]
         self.started = False
         self.accepted = None
+        if self.endpoint is not None and self.endpoint.close_before_stop:
+            self._close_endpoint(clean)
         for step in steps:
             with contextlib.suppress(NetlinkRequestError, TransportError, OSError):
                 self.channel.request(step)
-        self._close_socket(clean)
+        self._close_endpoint(clean)
         self.release()
 
     def release(self) -> None:
         """Stop hearing the session's events and close our sockets; the kernel session
         itself is left as it is (a daemon that stops, to be adopted by the next)."""
         self._events.unsubscribe(self.sid)
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        if self.endpoint is not None:
+            self.endpoint.forget()
+            self.endpoint = None
         with contextlib.suppress(OSError):
             self.channel.close()
 
-    def _close_socket(self, clean: bool) -> None:
-        if self.sock is None:
+    def _close_endpoint(self, clean: bool) -> None:
+        if self.endpoint is None:
             return
-        if not clean:  # iscsid: an abortive close (RST) unless this is a clean logout
-            with contextlib.suppress(OSError):
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.sock.close()
-        self.sock = None
+        self.endpoint.close(clean)
+        self.endpoint = None
 
     # -- events ----------------------------------------------------------------------------
 

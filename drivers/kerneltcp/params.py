@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from iscsikit.netlink import IscsiParam
 from iscsikit.plugin import ConnectSpec
+from iscsikit.proto.iser import iser_data_lengths
 from iscsikit.proto.login import LoginAccepted
 
 __all__ = ["KernelSettings", "negotiated_params", "session_params"]
@@ -88,11 +89,19 @@ def negotiated_params(accepted: LoginAccepted) -> list[Param]:
     """What login negotiated (step 9), then EXP_STATSN and TPGT, as iscsid sends them.
 
     ERL and the markers are sent as 0 as iscsid does (it only negotiates those values).
+    For iSER (``RDMAExtensions=Yes``) the data segment lengths are
+    Initiator/TargetRecvDataSegmentLength, as iscsid's ``max_recv/xmit_dlength`` are.
     """
     p = accepted.params
+    recv, xmit = (
+        p.get("MaxRecvDataSegmentLength", "8192"),
+        p.get("MaxXmitDataSegmentLength", "8192"),
+    )
+    if p.get("RDMAExtensions") == "Yes":  # iSER: the per-direction lengths (RFC 7145 §6)
+        recv, xmit = (str(n) for n in iser_data_lengths(p))
     out: list[Param] = [
-        (IscsiParam.MAX_RECV_DLENGTH, p.get("MaxRecvDataSegmentLength", "8192")),
-        (IscsiParam.MAX_XMIT_DLENGTH, p.get("MaxXmitDataSegmentLength", "8192")),
+        (IscsiParam.MAX_RECV_DLENGTH, recv),
+        (IscsiParam.MAX_XMIT_DLENGTH, xmit),
         (IscsiParam.HDRDGST_EN, _flag(p.get("HeaderDigest") == "CRC32C")),
         (IscsiParam.DATADGST_EN, _flag(p.get("DataDigest") == "CRC32C")),
         (IscsiParam.INITIAL_R2T_EN, _yes(p, "InitialR2T", "Yes")),

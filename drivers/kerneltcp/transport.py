@@ -1,12 +1,15 @@
 """The ``tcp`` transport: what the session manager sees of the kernel's iscsi_tcp.
 
-:class:`KernelTcpTransport` is registered under the kernel's own transport name, so a
-record whose ``iface.transport_name`` is ``tcp`` (the ``default`` iface) logs in through
-the kernel when the kernel offers it (the rule in :mod:`iscsikit.manager.transports`).
-SendTargets discovery is a userspace exchange, as in iscsid (:mod:`iscsikit.net`).
+:class:`KernelTransport` is any kernel transport driven over NETLINK_ISCSI as iscsid
+drives it; a subclass names the kernel transport, its module and its connect step (a
+:class:`~.endpoint.Connector`).  :class:`KernelTcpTransport` is iscsi_tcp, registered
+under the kernel's own transport name, so a record whose ``iface.transport_name`` is
+``tcp`` (the ``default`` iface) logs in through the kernel when the kernel offers it
+(the rule in :mod:`iscsikit.manager.transports`); ``iscsikit_drivers.iser`` is another.
+SendTargets discovery is a userspace TCP exchange, as in iscsid (:mod:`iscsikit.net`).
 
-:class:`KernelTcpSession` is the manager's handle on one :class:`~.kernel.KernelSession`:
-login, recovery in place (:meth:`~KernelTcpSession.suspend`,
+:class:`KernelTcpSession` is the manager's handle on one :class:`~.kernel.KernelSession`
+of any kernel transport: login, recovery in place (:meth:`~KernelTcpSession.suspend`,
 :meth:`~KernelTcpSession.reconnect`), logout, statistics, adoption.
 """
 
@@ -31,10 +34,11 @@ from iscsikit.proto.ffp import ConnectionFailed
 from iscsikit.proto.login import LoginAccepted, TargetRedirected
 from iscsikit.proto.sendtargets import DiscoveredTarget
 
-from .kernel import KernelSession
+from .endpoint import Connector, TcpConnector
+from .kernel import KernelSession, transport_handle
 from .params import KernelSettings
 
-__all__ = ["KernelTcpSession", "KernelTcpTransport", "kernel_settings"]
+__all__ = ["KernelTcpSession", "KernelTcpTransport", "KernelTransport", "kernel_settings"]
 
 
 def _int(record: Mapping[str, str], key: str, default: int) -> int:
@@ -151,22 +155,30 @@ class KernelTcpSession(KernelTransportSession):
         return self._closed
 
 
-class KernelTcpTransport(Transport):
-    name = "tcp"
-    description = "the kernel's iscsi_tcp over NETLINK_ISCSI (sessions are SCSI hosts)"
-    capabilities = frozenset(
-        {
-            Capability.SENDTARGETS,
-            Capability.LOGIN,
-            Capability.HEADER_DIGEST,
-            Capability.DATA_DIGEST,
-            Capability.IPV6,
-            Capability.BLOCK_DEVICE,
-        }
-    )
+class KernelTransport(Transport):
+    """A kernel transport (``/sys/class/iscsi_transport/<kernel_name>``) driven as iscsid
+    drives it; subclasses set the names and :meth:`connector`."""
+
+    #: The kernel's name of the transport.
+    kernel_name = "tcp"
+    #: The module that registers it (None: ``iscsi_<kernel_name>``).
+    module: str | None = None
+
+    def connector(self) -> Connector:
+        """The connect step of this transport's connections."""
+        return TcpConnector()
+
+    def transport_handle(self) -> int:
+        """The kernel's handle of the transport (its module loaded first if need be)."""
+        return transport_handle(self.kernel_name, module=self.module)
 
     def login(self, spec: ConnectSpec) -> KernelTcpSession | TargetRedirected:
-        kernel = KernelSession.login(spec, kernel_settings(spec))
+        kernel = KernelSession.login(
+            spec,
+            kernel_settings(spec),
+            handle=self.transport_handle(),
+            connector=self.connector(),
+        )
         if isinstance(kernel, TargetRedirected):
             return kernel
         return KernelTcpSession(kernel, spec)
@@ -179,10 +191,32 @@ class KernelTcpTransport(Transport):
             raise ConnectionFailedError(f"kernel session {sid} is gone")
         conn = found.connection()
         cid = conn.cid if conn is not None else 0
-        kernel = KernelSession.adopt(sid, found.host_no, cid, kernel_settings(spec))
+        kernel = KernelSession.adopt(
+            sid,
+            found.host_no,
+            cid,
+            kernel_settings(spec),
+            handle=self.transport_handle(),
+            connector=self.connector(),
+        )
         return KernelTcpSession(kernel, spec)
 
     def discover_sendtargets(
         self, spec: ConnectSpec, query: str = "All"
     ) -> list[DiscoveredTarget] | TargetRedirected:
         return net.discover_sendtargets(spec, query)
+
+
+class KernelTcpTransport(KernelTransport):
+    name = "tcp"
+    description = "the kernel's iscsi_tcp over NETLINK_ISCSI (sessions are SCSI hosts)"
+    capabilities = frozenset(
+        {
+            Capability.SENDTARGETS,
+            Capability.LOGIN,
+            Capability.HEADER_DIGEST,
+            Capability.DATA_DIGEST,
+            Capability.IPV6,
+            Capability.BLOCK_DEVICE,
+        }
+    )
