@@ -107,6 +107,9 @@ class TransportConformance:
     ``IFACE_BINDING``   ``ConnectSpec.binding`` keys the driver honours, used by every kit
                         login (``iface_binding``); ``ipaddress`` is checked as the source
                         address the target sees (``expected_source_address``).
+    ``SIMULATED``       True for a driver only ever tested against a simulated host (no
+                        hardware): its ``description`` must then say "simulated", and
+                        must not otherwise (docs/driver-guide.md, "Simulated support").
 
     Other fixtures a package may override: ``transport`` (the instance under test; by
     default created through the plugin manager, entry points included), ``kit_target``
@@ -117,6 +120,7 @@ class TransportConformance:
     TRANSPORT: ClassVar[str] = ""
     CAPABILITIES: ClassVar[frozenset[Capability]] = frozenset()
     IFACE_BINDING: ClassVar[Mapping[str, str]] = {}
+    SIMULATED: ClassVar[bool] = False
 
     # -- fixtures a driver package may override ----------------------------------------
 
@@ -176,6 +180,10 @@ class TransportConformance:
         assert owners, f"{cls.__module__} is not under any 'iscsikit' entry point"
         plugin_names = {name for name, _ in pm.list_name_plugin()}
         assert set(owners) <= plugin_names
+
+    def test_labels_simulated_support(self, transport: Transport) -> None:
+        description = type(transport).description.lower()
+        assert ("simulated" in description) is self.SIMULATED, type(transport).description
 
     def test_declares_its_capabilities(
         self, transport: Transport, expected_capabilities: frozenset[Capability]
