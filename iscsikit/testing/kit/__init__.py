@@ -20,13 +20,8 @@ installed (Debian package ``tgt``).  A driver that cannot reach tgtd overrides t
 
 from __future__ import annotations
 
-from iscsikit.testing.kit.suite import (
-    INITIATOR,
-    KIT_TIMEOUTS,
-    SpecFactory,
-    TransportConformance,
-    new_isid,
-)
+from iscsikit.testing.kit.spec import INITIATOR, KIT_TIMEOUTS, SpecFactory, new_isid
+from iscsikit.testing.kit.suite import TransportConformance
 from iscsikit.testing.kit.target import KIT_IQN, KitTarget, TgtdKitTarget, wait_for
 
 __all__ = [
