@@ -4,6 +4,8 @@ tier's guest tests, made through rtslib-fb.
 This module owns one throw-away target: a fileio backstore on a sparse file, an IQN, TPG 1
 with a portal on loopback, LUN 0, and either an ACL for one initiator name (optionally
 with CHAP) or demo mode (``generate_node_acls``: any initiator, no authentication).
+``iser=True`` also opens the portal to iSER (LIO's isert, ``ib_isert``), on an address
+of an RDMA device (:mod:`iscsikit.testing.vmguest.rdma`); SendTargets stays TCP.
 :meth:`Lio.close` deletes the target and the backstore again.  It loads kernel modules and
 writes configfs, so it belongs in a throw-away guest (docs/vm-tier.md), never on a host.
 Like :mod:`iscsikit.testing.tgtd` it has no pytest dependency and does not import the
@@ -80,10 +82,10 @@ def lio_missing() -> str | None:
     return None
 
 
-def _prepare_kernel() -> None:
-    """Load LIO's modules, mount configfs (target_core_mod registers it) and make
-    rtslib's dbroot directory, each only if needed."""
-    for module in MODULES:
+def _prepare_kernel(extra: tuple[str, ...] = ()) -> None:
+    """Load LIO's modules (and ``extra`` ones), mount configfs (target_core_mod registers
+    it) and make rtslib's dbroot directory, each only if needed."""
+    for module in MODULES + extra:
         done = subprocess.run(["modprobe", module], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise LioError(f"modprobe {module}: {done.stderr.strip()}")
@@ -100,6 +102,8 @@ class Lio:
 
     ``initiator`` set: only that initiator name may log in (an ACL mapping LUN 0), with
     ``chap`` when given; ``initiator`` None: demo mode, any initiator, no authentication.
+    ``iser``: the portal takes iSER logins too (``ib_isert`` loaded; ``host`` must be an
+    address of an RDMA device, never 127.x).
     The backing file (sparse, ``size`` bytes) is created in ``workdir`` (default: a new
     directory under ``TMPDIR``).  Use as a context manager or call :meth:`close`.
     """
@@ -113,14 +117,16 @@ class Lio:
         initiator: str | None = None,
         chap: LioChap | None = None,
         host: str = "127.0.0.1",
+        iser: bool = False,
     ) -> None:
         if chap is not None and initiator is None:
             raise ValueError("CHAP needs an ACL: give the initiator name too")
-        _prepare_kernel()
+        _prepare_kernel(("ib_isert",) if iser else ())
         rts = _rtslib()
         self.iqn = iqn
         self.host = host
         self.initiator = initiator
+        self.iser = iser
         base = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="iscsikit-lio-"))
         tag = uuid.uuid4().hex[:12]
         self.backing_path = base / f"lio-{tag}.img"
@@ -156,10 +162,12 @@ class Lio:
         for _ in range(_PORT_ATTEMPTS):
             port = free_port(self.host)
             try:
-                rts.NetworkPortal(self._tpg, self.host, port, mode="create")
+                portal = rts.NetworkPortal(self._tpg, self.host, port, mode="create")
             except rts.RTSLibError as exc:
                 last = exc
                 continue
+            if self.iser:
+                portal.iser = True  # configfs np/<ip:port>/iser: isert listens too
             return port
         raise LioError(f"no portal on {self.host} after {_PORT_ATTEMPTS} ports: {last}")
 
@@ -177,7 +185,8 @@ class Lio:
     def sessions(self) -> list[str]:
         """Initiator names with a session on TPG 1 (from LIO's configfs)."""
         tpg = Path(self._tpg.path)
-        names = (tpg / "dynamic_sessions").read_text().split()
+        # The kernel ends dynamic_sessions with a NUL (a demo-mode session's line too).
+        names = (tpg / "dynamic_sessions").read_text().replace("\0", " ").split()
         for acl in sorted((tpg / "acls").iterdir()):
             info = (acl / "info").read_text()
             if not info.startswith("No active"):
