@@ -135,5 +135,8 @@ def test_the_example_passes_the_kit(venv: Path, tmp_path: Path) -> None:
     kit_tests = {name for name in dir(TransportConformance) if name.startswith("test_")}
     assert set(counts) == {"passed"}, summary
     assert counts["passed"] >= len(kit_tests), summary
-    for name in kit_tests:  # every kit test ran and passed against the example driver
-        assert re.search(rf"^PASSED \S+::TestExampleConformance::{name}$", output, re.M), name
+    # Every kit test ran and passed against the example driver, on tgtd and on the
+    # simulated target.
+    for cls in ("TestExampleConformance", "TestExampleOnSimulatedTarget"):
+        for name in kit_tests:
+            assert re.search(rf"^PASSED \S+::{cls}::{name}$", output, re.M), (cls, name)

@@ -14,12 +14,15 @@ in its tests::
 
 Installed iscsikit brings the ``iscsikit`` pytest plugin (its ``tgtd_factory`` fixture
 starts the private tgtd the kit logs in to), so no conftest is needed; tgt must be
-installed (Debian package ``tgt``).  A driver that cannot reach tgtd overrides the
-``kit_target`` fixture with its own :class:`KitTarget` (a simulated host).
+installed (Debian package ``tgt``).  Without tgt, or for a driver that cannot reach
+tgtd, override the ``kit_target`` fixture: :class:`SimulatedKitTarget` serves the same
+targets in-process (no SCSI commands: not for a driver that declares ``DATA``), or write
+a :class:`KitTarget` over your own simulated host.
 """
 
 from __future__ import annotations
 
+from iscsikit.testing.kit.simulated import SimulatedKitTarget
 from iscsikit.testing.kit.spec import INITIATOR, KIT_TIMEOUTS, SpecFactory, new_isid
 from iscsikit.testing.kit.suite import TransportConformance
 from iscsikit.testing.kit.target import KIT_IQN, KitTarget, TgtdKitTarget, wait_for
@@ -29,6 +32,7 @@ __all__ = [
     "KIT_IQN",
     "KIT_TIMEOUTS",
     "KitTarget",
+    "SimulatedKitTarget",
     "SpecFactory",
     "TgtdKitTarget",
     "TransportConformance",
