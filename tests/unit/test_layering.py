@@ -10,10 +10,12 @@ lower layer that names a higher layer's type still depends on it (it cannot be r
 typed or reused without it); the way out is a ``Protocol`` in the lower layer, which
 the higher one satisfies.
 
-Drivers (``drivers/``, installed as ``iscsikit_drivers``) are plugins: they may import
-only :data:`DRIVER_ALLOWED` of the core, only public names (no ``_private`` module or
-name), and read no private attribute of a core object (``obj._name`` where ``_name`` is
-not one of the drivers' own).
+Drivers (``drivers/``, installed as ``iscsikit_drivers``, and the out-of-tree example in
+``examples/iscsikit-driver-example``) are plugins: they may import only
+:data:`DRIVER_ALLOWED` of the core and their own package (never another driver
+package), only public names (no ``_private`` module or name), and read no private
+attribute of a core object (``obj._name`` where ``_name`` is not one of the drivers'
+own).  The example is held to this so a vendor copying it copies only the public API.
 
 Violations that others are fixing are listed in :data:`KNOWN_VIOLATIONS`; an entry
 that no longer occurs fails the test too, so that the list only shrinks.  Each failure
@@ -33,7 +35,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Source trees and the top-level package each installs as.
-TREES = {"iscsikit": ROOT / "iscsikit", "iscsikit_drivers": ROOT / "drivers"}
+TREES = {
+    "iscsikit": ROOT / "iscsikit",
+    "iscsikit_drivers": ROOT / "drivers",
+    "iscsikit_example_driver": ROOT
+    / "examples/iscsikit-driver-example/src/iscsikit_example_driver",
+}
+#: The trees that are driver packages (plugins), not the core.
+DRIVER_PACKAGES = frozenset(TREES) - {"iscsikit"}
 
 #: The core's layers, bottom (1) to top (8).  A key names a package or module and
 #: covers what is below it; the longest key that matches wins.  A package that does
@@ -195,7 +204,7 @@ def _describe(layer: int | None) -> str:
 
 def _core_problem(imp: Import) -> str | None:
     source = layer_of(imp.source.name)
-    if imp.target.split(".")[0] == "iscsikit_drivers":
+    if imp.target.split(".")[0] in DRIVER_PACKAGES:
         return "the core imports a driver (drivers are plugins, loaded by entry point)"
     target = layer_of(imp.target)
     if target is None:
@@ -207,8 +216,11 @@ def _core_problem(imp: Import) -> str | None:
 
 def _driver_problem(imp: Import) -> str | None:
     target = imp.target
-    if target.split(".")[0] == "iscsikit_drivers":
+    own = imp.source.name.split(".")[0]
+    if target.split(".")[0] == own:
         return None
+    if target.split(".")[0] in DRIVER_PACKAGES:
+        return f"a driver package imports another driver package ({target})"
     if not any(target == a or target.startswith(a + ".") for a in DRIVER_ALLOWED):
         return (
             f"a driver imports {target}, {_describe(layer_of(target))}; drivers may import "
@@ -227,7 +239,7 @@ def _scan() -> tuple[dict[tuple[str, str], list[str]], list[str]]:
     found: dict[tuple[str, str], list[str]] = {}
     unplaced = []
     for module in MODULES.values():
-        is_driver = module.name.split(".")[0] == "iscsikit_drivers"
+        is_driver = module.name.split(".")[0] in DRIVER_PACKAGES
         if not is_driver and layer_of(module.name) is None:
             unplaced.append(f"{module.rel}: module {module.name} has no layer in LAYERS")
         for imp in _imports(module):
@@ -263,7 +275,7 @@ def _own_private_names() -> set[str]:
     their own objects (``self._x``) they assign."""
     names = set()
     for module in MODULES.values():
-        if module.name.split(".")[0] != "iscsikit_drivers":
+        if module.name.split(".")[0] not in DRIVER_PACKAGES:
             continue
         for node in ast.walk(ast.parse(module.path.read_text())):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -300,7 +312,7 @@ def test_drivers_read_no_private_attribute_of_the_core() -> None:
         f"{module.rel}:{line}: {module.name} uses .{attr}, a private attribute that no "
         "driver defines (a core object's: make what it needs public there)"
         for module in MODULES.values()
-        if module.name.split(".")[0] == "iscsikit_drivers"
+        if module.name.split(".")[0] in DRIVER_PACKAGES
         for line, attr in _private_reads(module.path.read_text(), own)
     ]
     assert not problems, "\n".join(problems)
@@ -322,7 +334,8 @@ def _fake(name: str, source: str, tmp_path: Path, *, package: bool = False) -> l
     module = Module(name, path, package)
     problems = []
     for imp in _imports(module):
-        check = _driver_problem if name.startswith("iscsikit_drivers") else _core_problem
+        driver = name.partition(".")[0] in DRIVER_PACKAGES
+        check = _driver_problem if driver else _core_problem
         problem = check(imp)
         if problem is not None:
             problems.append(f"{imp.line}: {imp.target}: {problem}")
@@ -366,6 +379,16 @@ def test_checker_holds_drivers_to_public_core_names(tmp_path: Path) -> None:
     assert "_Request" in problems[0]
     assert "iscsikit.records" in problems[1]
     assert "_hidden" in problems[2]
+
+
+def test_checker_keeps_the_example_driver_to_its_own_package(tmp_path: Path) -> None:
+    source = (
+        "from iscsikit.net import PduConnection\n"
+        "from .session import ExampleSession\n"
+        "from iscsikit_drivers.usertcp import UserTcpTransport\n"
+    )
+    problems = _fake("iscsikit_example_driver.connect", source, tmp_path)
+    assert len(problems) == 1 and "another driver package" in problems[0]
 
 
 def test_layer_table() -> None:
