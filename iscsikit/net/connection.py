@@ -93,8 +93,14 @@ class PduConnection:
         self.pdus_sent = 0
 
     @classmethod
-    def connect(cls, portal: Portal, deadline: Deadline) -> PduConnection:
-        """Connect to the first address of ``portal`` that answers before ``deadline``."""
+    def connect(
+        cls, portal: Portal, deadline: Deadline, *, source_address: str = "", device: str = ""
+    ) -> PduConnection:
+        """Connect to the first address of ``portal`` that answers before ``deadline``.
+
+        ``source_address`` binds the socket to that local address first and ``device``
+        to that network device (``SO_BINDTODEVICE``, root only): open-iscsi's
+        ``iface.ipaddress`` and ``iface.net_ifacename`` bindings."""
         last: OSError | None = None
         for family, sockaddr in resolve(portal):
             remaining = deadline.remaining()
@@ -104,6 +110,10 @@ class PduConnection:
             try:
                 sock.settimeout(remaining)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if device:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
+                if source_address:
+                    sock.bind((source_address, 0))
                 sock.connect(sockaddr)
             except OSError as exc:
                 sock.close()

@@ -15,7 +15,7 @@ from iscsikit.proto.login import LoginAccepted, LoginMachine, TargetRedirected
 from iscsikit.proto.pdu import LoginRequest
 from iscsikit.proto.session import SessionState
 
-from .connection import PduConnection, deadline_after
+from .connection import Deadline, PduConnection, deadline_after
 
 
 def run_login(spec: ConnectSpec) -> tuple[PduConnection, LoginAccepted] | TargetRedirected:
@@ -29,6 +29,18 @@ def run_login(spec: ConnectSpec) -> tuple[PduConnection, LoginAccepted] | Target
     """
     deadline = deadline_after(spec.timeouts.login)
     conn = PduConnection.connect(spec.portal, deadline)
+    step = log_in(conn, spec, deadline)
+    return step if isinstance(step, TargetRedirected) else (conn, step)
+
+
+def log_in(
+    conn: PduConnection, spec: ConnectSpec, deadline: Deadline
+) -> LoginAccepted | TargetRedirected:
+    """Run the login machine over ``conn`` (connected, nothing sent yet) before
+    ``deadline``, with :func:`run_login`'s error codes; on acceptance the negotiated
+    values are applied (:func:`enter_full_feature`).  ``conn`` is closed on any error and
+    on a redirect.  For a driver that opens its connection itself (bound to an iface's
+    address, say) and logs in as :func:`run_login` does."""
     try:
         machine = LoginMachine(spec.login)
         step: LoginRequest | LoginAccepted | TargetRedirected = machine.start()
@@ -55,14 +67,14 @@ def run_login(spec: ConnectSpec) -> tuple[PduConnection, LoginAccepted] | Target
         conn.close()
         return step
     enter_full_feature(conn, step)
-    return conn, step
+    return step
 
 
 def enter_full_feature(conn: PduConnection, accepted: LoginAccepted) -> None:
     """Apply what the login negotiated to the connection (RFC 7143 §13.1, §13.12).
 
-    :func:`run_login` already calls it; it is public for callers that drive their own
-    :class:`~iscsikit.proto.login.LoginMachine` over a connection.
+    :func:`run_login` and :func:`log_in` already call it; it is public for callers that
+    drive their own :class:`~iscsikit.proto.login.LoginMachine` over a connection.
     """
     params = accepted.params
     conn.header_digest = params.get("HeaderDigest") == "CRC32C"
