@@ -15,7 +15,10 @@ iscsi_tcp/libiscsi, drivers/firmware/iscsi_ibft.c), because both iscsikit's
 * ``class/<name>/<id>`` and ``bus/scsi/devices/<id>`` as *relative* symlinks, so the
   tree works wherever it is mounted;
 * ``class/iscsi_transport/<t>/{handle,caps}``, ``module/scsi_transport_iscsi/version``
-  and ``firmware/ibft/{initiator,ethernetN,targetN}``.
+  and ``firmware/ibft/{initiator,ethernetN,targetN}``;
+* offload HBAs' ``hostH/iscsi_iface/<ipv4|ipv6>-iface-H-N`` and qla4xxx's
+  ``hostH/flashnode_sess-H:N[/flashnode_conn-H:N:0]`` (``bus/iscsi_flashnode``),
+  which :mod:`iscsikit.testing.simhba` builds its simulated hosts from.
 
 Values are written as the kernel prints them: ``"%s\\n"`` with a NULL string printing
 ``(null)`` (libiscsi's get_param), so an unset CHAP user reads ``(null)``.
@@ -24,6 +27,7 @@ Values are written as the kernel prints them: ``"%s\\n"`` with a NULL string pri
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,6 +208,58 @@ class FakeSysfs:
     def host_dir(self, host_no: int) -> Path:
         found = self.sys / "class/scsi_host" / f"host{host_no}" / "device"
         return found.resolve()
+
+    def write_attr(self, device: Path, key: str, value: str | int) -> None:
+        """Set attribute ``key`` of the device (class) directory ``device`` as the kernel
+        prints it (``"%s\\n"``); a simulated driver uses it to reflect a change."""
+        _write(device / key, value)
+
+    def add_iface(
+        self, host_no: int, *, ipv6: bool = False, num: int = 0, attrs: Mapping[str, str]
+    ) -> Path:
+        """An offload HBA's kernel iface ``<ipv4|ipv6>-iface-H-N`` (iscsi_create_iface):
+        a child of the host device, linked from ``class/iscsi_iface``; ``attrs`` are the
+        attributes the driver makes visible (the kernel hides the rest)."""
+        name = f"{'ipv6' if ipv6 else 'ipv4'}-iface-{host_no}-{num}"
+        dev = self.host_dir(host_no) / "iscsi_iface" / name
+        dev.mkdir(parents=True, exist_ok=True)
+        for key, value in attrs.items():
+            _write(dev / key, value)
+        _link(dev / "subsystem", self.sys / "class/iscsi_iface")
+        _link(self.sys / "class/iscsi_iface" / name, dev)
+        return dev
+
+    def add_flashnode(
+        self,
+        host_no: int,
+        index: int,
+        *,
+        sess: Mapping[str, str | int],
+        conn: Mapping[str, str | int],
+    ) -> Path:
+        """A qla4xxx flash target entry (iscsi_create_flashnode_sess / _conn):
+        ``flashnode_sess-H:N`` under the host device and its ``flashnode_conn-H:N:0``
+        child, both on ``bus/iscsi_flashnode``."""
+        bus = self.sys / "bus/iscsi_flashnode/devices"
+        name = f"flashnode_sess-{host_no}:{index}"
+        dev = self.host_dir(host_no) / name
+        cdev = dev / f"flashnode_conn-{host_no}:{index}:0"
+        for path, values in ((dev, sess), (cdev, conn)):
+            path.mkdir(parents=True, exist_ok=True)
+            for key, value in values.items():
+                _write(path / key, value)
+            _link(path / "subsystem", self.sys / "bus/iscsi_flashnode")
+            _link(bus / path.name, path)
+        return dev
+
+    def remove_flashnode(self, host_no: int, index: int) -> None:
+        """Delete a flash node as DEL_FLASHNODE does (both devices and their links)."""
+        bus = self.sys / "bus/iscsi_flashnode/devices"
+        name = f"flashnode_sess-{host_no}:{index}"
+        for link in (bus / name, bus / f"flashnode_conn-{host_no}:{index}:0"):
+            if link.is_symlink():
+                link.unlink()
+        shutil.rmtree(self.host_dir(host_no) / name, ignore_errors=True)
 
     # -- sessions ---------------------------------------------------------------------
     def add_session(self, session: FakeSession) -> Path:

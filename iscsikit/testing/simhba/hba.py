@@ -1,0 +1,407 @@
+"""One simulated offload HBA: its sysfs tree and what its kernel driver answers.
+
+:class:`SimulatedHba` writes, under a root, the tree one host of a driver has
+(``class/iscsi_transport/<t>``, the SCSI host with its ``iscsi_host`` attributes, the
+driver's ``iscsi_iface`` devices) with :class:`~iscsikit.sysfs.fake.FakeSysfs`, and
+answers decoded NETLINK_ISCSI requests (:meth:`SimulatedHba.handle`) as
+``scsi_transport_iscsi.c`` plus that driver would: a request whose callback the driver
+lacks fails with the kernel's errno (:mod:`.profiles`), a wrong host number with
+``-ENODEV``; SET_IFACE_PARAMS rewrites the iface attributes, PING answers and then sends
+PING_COMP, the CHAP table and the flash nodes live here, GET_HOST_STATS returns the
+counters in :attr:`SimulatedHba.host_stats`, and endpoints connect for real over TCP
+(so EP_POLL tells a listening portal from a closed one).
+
+No sockets are read here: :mod:`.server` carries requests in and messages out.  It is
+all **simulated**: no such hardware exists where iscsikit is tested.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from iscsikit.netlink import KernelMessage, Request, RequestFailed
+from iscsikit.netlink.constants import ChapType, IfaceType, ParamType, PingStatus, UEvent
+from iscsikit.netlink.events import (
+    ChapReceived,
+    EndpointConnected,
+    FlashnodeCreated,
+    HostStatsReceived,
+    PingCompleted,
+    RequestDone,
+)
+from iscsikit.netlink.messages import (
+    DeleteChap,
+    DelFlashnode,
+    EpConnect,
+    EpConnectThroughHost,
+    EpDisconnect,
+    EpPoll,
+    GetChap,
+    GetHostStats,
+    LoginFlashnode,
+    LogoutFlashnode,
+    NewFlashnode,
+    Ping,
+    SetChap,
+    SetFlashnodeParams,
+    SetIfaceParams,
+)
+from iscsikit.netlink.params import ChapParam, NetParam
+from iscsikit.netlink.wire import ChapRecord, ParamAttr
+from iscsikit.sysfs.fake import FakeSysfs
+
+from .profiles import PROFILES, DriverProfile
+
+__all__ = ["SimulatedHba"]
+
+#: A handle the transport has in sysfs (any u64; this one is recognisable in dumps).
+_HANDLE_BASE = 0xFFFF_A000_0000_0000
+
+#: NET parameters and the iscsi_iface attribute each one sets.
+_NET_ATTR: dict[int, str] = {
+    NetParam.IPV4_ADDR: "ipaddress",
+    NetParam.IPV6_ADDR: "ipaddress",
+    NetParam.IPV4_SUBNET: "subnet",
+    NetParam.IPV4_GW: "gateway",
+    NetParam.IPV4_BOOTPROTO: "bootproto",
+    NetParam.IFACE_ENABLE: "enabled",
+    NetParam.VLAN_ENABLED: "vlan_enabled",
+    NetParam.MTU: "mtu",
+    NetParam.PORT: "port",
+    NetParam.IPV6_LINKLOCAL: "link_local_addr",
+    NetParam.IPV6_ROUTER: "router_addr",
+}
+_BOOTPROTO = {1: "static", 2: "dhcp"}
+_STATE = {1: "disabled", 2: "enabled"}
+
+
+def _u(value: bytes) -> int:
+    """A little integer as iscsiadm sends it (native byte order, its own length)."""
+    return int.from_bytes(value, "little") if value else 0
+
+
+def _attr_text(param: int, value: bytes) -> str:
+    """How the driver prints the attribute a NET parameter set."""
+    if param in (NetParam.IPV4_ADDR, NetParam.IPV4_SUBNET, NetParam.IPV4_GW):
+        return str(ipaddress.IPv4Address(value[:4]))
+    if param in (NetParam.IPV6_ADDR, NetParam.IPV6_LINKLOCAL, NetParam.IPV6_ROUTER):
+        return str(ipaddress.IPv6Address(value[:16]))
+    if param == NetParam.IPV4_BOOTPROTO:
+        return _BOOTPROTO.get(_u(value), "unknown")
+    if param in (NetParam.IFACE_ENABLE, NetParam.VLAN_ENABLED):
+        return _STATE.get(_u(value), "unknown")
+    return str(_u(value))
+
+
+class _Endpoint:
+    """A simulated offload endpoint: a real TCP connection made when it is created."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.error = 0
+        self.sock: socket.socket | None = None
+        try:
+            self.sock = socket.create_connection(address, timeout=2.0)
+        except OSError as exc:
+            self.error = exc.errno or errno.ECONNREFUSED
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class SimulatedHba:
+    """One simulated host of driver ``transport`` (a key of :data:`~.profiles.PROFILES`)
+    written under ``root`` (what ``ISCSIKIT_ROOT`` / ``SysfsContext(root)`` is given)."""
+
+    def __init__(
+        self,
+        root: Path,
+        transport: str,
+        *,
+        host_no: int = 7,
+        hwaddress: str = "00:0e:1e:04:93:a0",
+        ipaddress: str = "192.0.2.50",
+        netdev: str = "eth2",
+        initiatorname: str = "iqn.2000-04.com.qlogic:isp8214.000e1e0493a0.4",
+    ) -> None:
+        self.profile: DriverProfile = PROFILES[transport]
+        self.root = Path(root)
+        self.fake = FakeSysfs(self.root)
+        self.host_no = host_no
+        self.hwaddress = hwaddress.lower()
+        self.transport_handle = _HANDLE_BASE + host_no
+        #: Every request handled, in order (tests read it).
+        self.requests: list[Request] = []
+        #: CHAP entries by table index.
+        self.chap: dict[int, ChapRecord] = {}
+        #: ``struct iscsi_offload_host_stats`` counters GET_HOST_STATS answers with.
+        self.host_stats: dict[str, int] = {}
+        #: The PING_COMP status of a ping to an address (default: SUCCESS).
+        self.ping_status: Callable[[str], int] = lambda _addr: PingStatus.SUCCESS
+        self._endpoints: dict[int, _Endpoint] = {}
+        self._next_ep = 1
+        self._lock = threading.Lock()
+        self._build(ipaddress, netdev, initiatorname)
+
+    # -- the sysfs tree ----------------------------------------------------------------
+
+    def _build(self, ip: str, netdev: str, initiatorname: str) -> None:
+        p = self.profile
+        self.fake.add_transport(p.transport, handle=self.transport_handle, caps=p.caps)
+        values = {
+            "hwaddress": self.hwaddress,
+            "ipaddress": ip,
+            "netdev": netdev,
+            "initiatorname": initiatorname,
+            "port_state": "LINK UP",
+            "port_speed": "1 Gbps",
+        }
+        self.fake.add_host(
+            self.host_no,
+            proc_name=p.proc_name,
+            attrs={k: values[k] for k in p.host_attrs},
+            parent=f"devices/pci0000:00/0000:00:{self.host_no:02x}.0",
+        )
+        if p.iface_attrs:
+            defaults = {
+                "ipaddress": ip,
+                "subnet": "255.255.255.0",
+                "gateway": "0.0.0.0",
+                "bootproto": "static",
+                "enabled": "enabled",
+                "vlan_id": "0",
+                "vlan_priority": "0",
+                "vlan_enabled": "disabled",
+                "mtu": "1500",
+                "port": "3260",
+            }
+            self.fake.add_iface(self.host_no, attrs={k: defaults.get(k, "") for k in p.iface_attrs})
+
+    def iface_dir(self, iface_type: int, num: int = 0) -> Path:
+        """The directory of kernel iface ``<ipv4|ipv6>-iface-H-num``."""
+        kind = "ipv6" if iface_type == IfaceType.IPV6 else "ipv4"
+        name = f"{kind}-iface-{self.host_no}-{num}"
+        return self.fake.host_dir(self.host_no) / "iscsi_iface" / name
+
+    def add_flashnode(self, index: int, target: str, address: str, port: int = 3260) -> None:
+        """A flash target entry as qla4xxx exports one (a subset of its attributes)."""
+        self.fake.add_flashnode(
+            self.host_no,
+            index,
+            sess={"targetname": target, "tpgt": 1, "portal_type": "ipv4", "is_boot_target": 0},
+            conn={"ipaddress": address, "port": port, "max_recv_dlength": 65536},
+        )
+
+    def _flashnode_exists(self, index: int) -> bool:
+        devices = self.fake.sys / "bus/iscsi_flashnode/devices"
+        return (devices / f"flashnode_sess-{self.host_no}:{index}").exists()
+
+    # -- requests ----------------------------------------------------------------------
+
+    def handle(self, request: Request) -> list[KernelMessage]:
+        """What the kernel sends back for ``request``: its reply, then any event."""
+        with self._lock:
+            self.requests.append(request)
+            op = UEvent(request.TYPE)
+            if not self.profile.supports(op):
+                return [self._failed(request, self.profile.missing_errno(op))]
+            host_no = getattr(request, "host_no", self.host_no)
+            if host_no != self.host_no:
+                return [self._failed(request, errno.ENODEV)]
+            handler = self._HANDLERS.get(op)
+            if handler is None:
+                return [self._failed(request, errno.ENOSYS)]
+            try:
+                return handler(self, request)
+            except _Errno as exc:
+                return [self._failed(request, exc.errno)]
+
+    def _failed(self, request: Request, code: int) -> RequestFailed:
+        return RequestFailed(
+            transport_handle=self.transport_handle, request_type=request.TYPE, errno=code
+        )
+
+    def _done(self, request: Request, retcode: int = 0) -> RequestDone:
+        return RequestDone(
+            transport_handle=self.transport_handle, request_type=request.TYPE, retcode=retcode
+        )
+
+    def _set_iface_params(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, SetIfaceParams)
+        for attr in req.attrs:
+            self._set_iface_param(attr)
+        return [self._done(req)]
+
+    def _set_iface_param(self, attr: ParamAttr) -> None:
+        if attr.param_type != ParamType.NET_PARAM:
+            return  # IFACE (iSCSI) parameters: kept by the firmware, not shown in sysfs
+        iface_type = attr.iface_type or IfaceType.IPV4
+        path = self.iface_dir(iface_type, attr.iface_num or 0)
+        if not path.exists():
+            if attr.param != NetParam.IFACE_ENABLE:
+                raise _Errno(errno.EINVAL)
+            self.fake.add_iface(
+                self.host_no,
+                ipv6=iface_type == IfaceType.IPV6,
+                num=attr.iface_num or 0,
+                attrs={},
+            )
+        if attr.param == NetParam.VLAN_TAG:
+            tag = _u(attr.value)
+            self.fake.write_attr(path, "vlan_id", tag & 0xFFF)
+            self.fake.write_attr(path, "vlan_priority", tag >> 13)
+            return
+        name = _NET_ATTR.get(attr.param)
+        if name is not None:
+            self.fake.write_attr(path, name, _attr_text(attr.param, attr.value))
+
+    def _ping(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, Ping)
+        status = int(self.ping_status(req.address[0]))
+        done = PingCompleted(
+            transport_handle=self.transport_handle, host_no=self.host_no, status=status, pid=req.pid
+        )
+        return [self._done(req), done]
+
+    def _get_chap(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, GetChap)
+        entries = [self.chap[i] for i in sorted(self.chap) if i >= req.chap_tbl_idx]
+        entries = entries[: req.num_entries]
+        return [
+            ChapReceived(
+                transport_handle=self.transport_handle,
+                request_type=req.TYPE,
+                host_no=req.host_no,
+                num_entries=len(entries),
+                chap_tbl_idx=req.chap_tbl_idx,
+                records=tuple(entries),
+            )
+        ]
+
+    def _set_chap(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, SetChap)
+        values = {a.param: a.value for a in req.attrs}
+        if ChapParam.INDEX not in values:
+            raise _Errno(errno.EINVAL)
+        index = _u(values[ChapParam.INDEX])
+        password = values.get(ChapParam.PASSWORD, b"").rstrip(b"\0")
+        self.chap[index] = ChapRecord(
+            chap_tbl_idx=index,
+            chap_type=_u(values.get(ChapParam.CHAP_TYPE, b"\0")) or ChapType.OUT,
+            username=values.get(ChapParam.USERNAME, b"").rstrip(b"\0").decode(),
+            password=password,
+        )
+        return [self._done(req)]
+
+    def _delete_chap(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, DeleteChap)
+        if self.chap.pop(req.chap_tbl_idx, None) is None:
+            raise _Errno(errno.EINVAL)
+        return [self._done(req)]
+
+    def _get_host_stats(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, GetHostStats)
+        stats = HostStatsReceived(
+            transport_handle=self.transport_handle,
+            request_type=req.TYPE,
+            host_no=self.host_no,
+            counters=dict(self.host_stats),
+        )
+        return [stats]
+
+    def _new_flashnode(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, NewFlashnode)
+        index = 0
+        while self._flashnode_exists(index):
+            index += 1
+        self.fake.add_flashnode(
+            self.host_no,
+            index,
+            sess={"targetname": "", "tpgt": 0, "portal_type": req.portal_type},
+            conn={"ipaddress": "", "port": 3260},
+        )
+        created = FlashnodeCreated(
+            transport_handle=self.transport_handle, request_type=req.TYPE, flashnode_idx=index
+        )
+        return [created]
+
+    def _flashnode_op(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, DelFlashnode | LoginFlashnode | LogoutFlashnode | SetFlashnodeParams)
+        if not self._flashnode_exists(req.flashnode_idx):
+            raise _Errno(errno.ENODEV)
+        if isinstance(req, DelFlashnode):
+            self.fake.remove_flashnode(self.host_no, req.flashnode_idx)
+        return [self._done(req)]
+
+    def _ep_connect(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, EpConnect | EpConnectThroughHost)
+        handle = self._next_ep
+        self._next_ep += 1
+        self._endpoints[handle] = _Endpoint(req.address)
+        return [
+            EndpointConnected(
+                transport_handle=self.transport_handle, request_type=req.TYPE, handle=handle
+            )
+        ]
+
+    def _ep_poll(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, EpPoll)
+        ep = self._endpoints.get(req.ep_handle)
+        if ep is None:
+            raise _Errno(errno.EINVAL)
+        return [self._done(req, 1 if ep.sock is not None else -1)]
+
+    def _ep_disconnect(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, EpDisconnect)
+        ep = self._endpoints.pop(req.ep_handle, None)
+        if ep is None:
+            raise _Errno(errno.EINVAL)
+        ep.close()
+        return [self._done(req)]
+
+    def _ok(self, req: Request) -> list[KernelMessage]:
+        return [self._done(req)]
+
+    def close(self) -> None:
+        """Close the endpoints still open."""
+        with self._lock:
+            for ep in self._endpoints.values():
+                ep.close()
+            self._endpoints.clear()
+
+    _HANDLERS: ClassVar[dict[UEvent, Callable[[SimulatedHba, Request], list[KernelMessage]]]] = {
+        UEvent.SET_IFACE_PARAMS: _set_iface_params,
+        UEvent.PING: _ping,
+        UEvent.GET_CHAP: _get_chap,
+        UEvent.SET_CHAP: _set_chap,
+        UEvent.DELETE_CHAP: _delete_chap,
+        UEvent.GET_HOST_STATS: _get_host_stats,
+        UEvent.NEW_FLASHNODE: _new_flashnode,
+        UEvent.DEL_FLASHNODE: _flashnode_op,
+        UEvent.SET_FLASHNODE_PARAMS: _flashnode_op,
+        UEvent.LOGIN_FLASHNODE: _flashnode_op,
+        UEvent.LOGOUT_FLASHNODE: _flashnode_op,
+        UEvent.LOGOUT_FLASHNODE_SID: _ok,
+        UEvent.TRANSPORT_EP_CONNECT: _ep_connect,
+        UEvent.TRANSPORT_EP_CONNECT_THROUGH_HOST: _ep_connect,
+        UEvent.TRANSPORT_EP_POLL: _ep_poll,
+        UEvent.TRANSPORT_EP_DISCONNECT: _ep_disconnect,
+        UEvent.SET_HOST_PARAM: _ok,
+        UEvent.PATH_UPDATE: _ok,
+    }
+
+
+class _Errno(Exception):
+    """A driver callback's negative return value."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(errno.errorcode.get(code, str(code)))
+        self.errno = code

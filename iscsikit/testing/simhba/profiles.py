@@ -1,0 +1,164 @@
+"""What each simulated offload driver is: its transport, caps, sysfs and netlink ops.
+
+One :class:`DriverProfile` per kernel driver, read from the drivers' published source
+(``drivers/scsi/qla4xxx/ql4_os.c``, ``bnx2i/bnx2i_iscsi.c``, ``cxgbi/cxgb3i``,
+``cxgbi/cxgb4i``, ``be2iscsi/be_main.c``, ``qedi/qedi_iscsi.c``: each one's
+``struct iscsi_transport``): the ``caps`` it sets, the ``iscsi_transport`` callbacks it
+fills in (which NETLINK_ISCSI requests it can answer), the ``iscsi_host`` attributes its
+``attr_is_visible`` shows and the ``iscsi_iface`` ones it exports.
+
+What the kernel answers when a driver lacks a callback is not the driver's choice but
+``scsi_transport_iscsi.c``'s (:data:`MISSING_ERRNO`): ``-ENOSYS`` for most, ``-EINVAL``
+for GET_CHAP and the endpoint requests; a host number no SCSI host has is ``-ENODEV``.
+
+Everything here is **simulated**: no such hardware exists where iscsikit is tested.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+from typing import Final
+
+from iscsikit.netlink.constants import Capability as Cap
+from iscsikit.netlink.constants import UEvent
+
+__all__ = ["MISSING_ERRNO", "PROFILES", "DriverProfile"]
+
+#: scsi_transport_iscsi.c's answer to a request whose callback the driver does not set.
+MISSING_ERRNO: Final[dict[UEvent, int]] = {
+    UEvent.GET_CHAP: errno.EINVAL,
+    UEvent.TRANSPORT_EP_CONNECT: errno.EINVAL,
+    UEvent.TRANSPORT_EP_CONNECT_THROUGH_HOST: errno.EINVAL,
+    UEvent.TRANSPORT_EP_POLL: errno.EINVAL,
+    UEvent.TRANSPORT_EP_DISCONNECT: errno.EINVAL,
+    UEvent.TGT_DSCVR: errno.EINVAL,
+}
+
+_EP: Final = frozenset(
+    {
+        UEvent.TRANSPORT_EP_CONNECT,
+        UEvent.TRANSPORT_EP_CONNECT_THROUGH_HOST,
+        UEvent.TRANSPORT_EP_POLL,
+        UEvent.TRANSPORT_EP_DISCONNECT,
+    }
+)
+_FLASHNODE: Final = frozenset(
+    {
+        UEvent.NEW_FLASHNODE,
+        UEvent.DEL_FLASHNODE,
+        UEvent.SET_FLASHNODE_PARAMS,
+        UEvent.LOGIN_FLASHNODE,
+        UEvent.LOGOUT_FLASHNODE,
+        UEvent.LOGOUT_FLASHNODE_SID,
+    }
+)
+_CHAP: Final = frozenset({UEvent.GET_CHAP, UEvent.SET_CHAP, UEvent.DELETE_CHAP})
+_IPV4_IFACE: Final = ("ipaddress", "subnet", "gateway", "bootproto", "enabled")
+_VLAN_MTU: Final = ("vlan_id", "vlan_priority", "vlan_enabled", "mtu", "port")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DriverProfile:
+    """One offload driver as the kernel presents it."""
+
+    #: The kernel transport name (``class/iscsi_transport/<transport>``).
+    transport: str
+    #: ``scsi_host/hostH/proc_name`` (the driver module).
+    proc_name: str
+    #: ``class/iscsi_transport/<transport>/caps``.
+    caps: int
+    #: The requests the driver has a callback for (every other one fails).
+    ops: frozenset[UEvent]
+    #: The ``iscsi_host`` attributes it shows.
+    host_attrs: tuple[str, ...]
+    #: The ``iscsi_iface`` attributes it exports (empty: it makes no kernel iface).
+    iface_attrs: tuple[str, ...] = ()
+    #: ``bnx2i`` and ``qedi`` need iscsiuio for ARP/DHCP (the ``set_path`` callback).
+    uses_iscsiuio: bool = False
+
+    def supports(self, op: UEvent) -> bool:
+        """Whether the driver has the callback of request ``op``."""
+        return op in self.ops
+
+    def missing_errno(self, op: UEvent) -> int:
+        """The errno the kernel answers ``op`` with when the driver lacks it."""
+        return MISSING_ERRNO.get(op, errno.ENOSYS)
+
+
+_DATA_PATH_OFFLOAD: Final = (
+    Cap.RECOVERY_L0 | Cap.HDRDGST | Cap.MULTI_R2T | Cap.DATADGST | Cap.DATA_PATH_OFFLOAD
+)
+_CXGBI_CAPS: Final = (
+    Cap.RECOVERY_L0
+    | Cap.MULTI_R2T
+    | Cap.HDRDGST
+    | Cap.DATADGST
+    | Cap.DIGEST_OFFLOAD
+    | Cap.PADDING_OFFLOAD
+    | Cap.TEXT_NEGO
+)
+
+#: The six offload drivers open-iscsi knows (usr/transport.c), by transport name.
+PROFILES: Final[dict[str, DriverProfile]] = {
+    p.transport: p
+    for p in (
+        DriverProfile(
+            transport="qla4xxx",
+            proc_name="qla4xxx",
+            caps=int(
+                Cap.TEXT_NEGO
+                | Cap.DATA_PATH_OFFLOAD
+                | Cap.HDRDGST
+                | Cap.DATADGST
+                | Cap.LOGIN_OFFLOAD
+                | Cap.MULTI_R2T
+            ),
+            ops=_EP
+            | _CHAP
+            | _FLASHNODE
+            | {UEvent.SET_IFACE_PARAMS, UEvent.PING, UEvent.GET_HOST_STATS},
+            host_attrs=("hwaddress", "ipaddress", "initiatorname", "port_state", "port_speed"),
+            iface_attrs=(*_IPV4_IFACE, *_VLAN_MTU),
+        ),
+        DriverProfile(
+            transport="bnx2i",
+            proc_name="bnx2i",
+            caps=int(_DATA_PATH_OFFLOAD | Cap.TEXT_NEGO),
+            ops=_EP | {UEvent.PATH_UPDATE},
+            host_attrs=("netdev", "hwaddress", "ipaddress"),
+            uses_iscsiuio=True,
+        ),
+        DriverProfile(
+            transport="cxgb3i",
+            proc_name="cxgb3i",
+            caps=int(_CXGBI_CAPS),
+            ops=_EP | {UEvent.SET_HOST_PARAM},
+            host_attrs=("netdev", "hwaddress", "ipaddress"),
+        ),
+        DriverProfile(
+            transport="cxgb4i",
+            proc_name="cxgb4i",
+            caps=int(_CXGBI_CAPS),
+            ops=_EP | {UEvent.SET_HOST_PARAM},
+            host_attrs=("netdev", "hwaddress", "ipaddress"),
+        ),
+        DriverProfile(
+            transport="be2iscsi",
+            proc_name="be2iscsi",
+            caps=int(_DATA_PATH_OFFLOAD | Cap.TEXT_NEGO),
+            ops=_EP | {UEvent.SET_IFACE_PARAMS},
+            host_attrs=("hwaddress", "ipaddress", "initiatorname", "port_state", "port_speed"),
+            iface_attrs=(*_IPV4_IFACE, "vlan_id", "vlan_priority", "vlan_enabled"),
+        ),
+        DriverProfile(
+            transport="qedi",
+            proc_name="qedi",
+            caps=int(_DATA_PATH_OFFLOAD | Cap.TEXT_NEGO),
+            ops=_EP | {UEvent.PATH_UPDATE},
+            host_attrs=("netdev", "hwaddress", "ipaddress"),
+            iface_attrs=("ipaddress", "subnet", "gateway", "bootproto", "vlan_id"),
+            uses_iscsiuio=True,
+        ),
+    )
+}
