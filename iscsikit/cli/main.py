@@ -156,7 +156,24 @@ def usage_text(prog: str = "iscsikit-adm") -> str:
     for o in EXTENSION_OPTIONS:
         flag = f"--{o.long}" + (f" {o.metavar}" if o.takes_arg else "")
         lines.append(f"  {flag:<34} {o.help}")
+    lines += ["", *_transport_lines()]
     return "\n".join(lines) + "\n"
+
+
+def _transport_lines() -> list[str]:
+    """The installed transport drivers (``iface.transport_name`` values) with their own
+    descriptions, which say when a driver is simulated (no hardware behind it)."""
+    from iscsikit.plugin import manager as plugins
+
+    try:
+        registry = plugins.transports()
+    except Exception as exc:  # a broken plugin must not break --help
+        return [f"Transports: cannot load the drivers: {exc}"]
+    lines = ["Transports (installed drivers, iface.transport_name):"]
+    for name in registry.names():
+        description = " ".join(registry.get(name).description.split()) or "(no description)"
+        lines.append(f"  {name:<34} {description}")
+    return lines
 
 
 def run() -> NoReturn:

@@ -93,6 +93,18 @@ def test_main_version_help_and_usage(tmp_path: Path) -> None:
     assert (code, out, err) == (0, version_line(), "iscsikit-adm: unrecognized option '--bogus'\n")
 
 
+def test_help_lists_every_installed_transport_with_its_description(tmp_path: Path) -> None:
+    from iscsikit.plugin import manager as plugins
+
+    registry = plugins.transports()
+    _, out, _ = run(tmp_path, ["--help"])
+    listed = out.split("Transports (installed drivers, iface.transport_name):\n", 1)[1]
+    rows = dict(line.split(None, 1) for line in listed.splitlines())
+    assert set(rows) == set(registry.names()) >= {"tcp", "usertcp"}
+    for name, description in rows.items():
+        assert description == " ".join(registry.get(name).description.split())
+
+
 def test_main_kill(tmp_path: Path) -> None:
     code, out, err = run(tmp_path, ["-k", "1"])
     assert (code, out) == (0, "")
