@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -83,7 +84,7 @@ _STATE = {1: "disabled", 2: "enabled"}
 
 def _u(value: bytes) -> int:
     """A little integer as iscsiadm sends it (native byte order, its own length)."""
-    return int.from_bytes(value, "little") if value else 0
+    return int.from_bytes(value, sys.byteorder) if value else 0
 
 
 def _attr_text(param: int, value: bytes) -> str:
