@@ -83,8 +83,8 @@ def net_config_attrs(record: Mapping[str, str]) -> tuple[ParamAttr, ...]:
             out.append(address(NetParam.IPV4_GW, "iface.gateway"))
     else:
         out.append(address(NetParam.IPV6_ADDR, "iface.ipaddress", v6=True))
-        out.append(address(NetParam.IPV6_LINKLOCAL, "iface.link_local_addr", v6=True))
-        out.append(address(NetParam.IPV6_ROUTER, "iface.router_addr", v6=True))
+        out.append(address(NetParam.IPV6_LINKLOCAL, "iface.ipv6_linklocal", v6=True))
+        out.append(address(NetParam.IPV6_ROUTER, "iface.ipv6_router", v6=True))
     attrs = [a for a in out if a is not None]
     if not attrs:
         return ()

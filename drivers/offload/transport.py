@@ -31,6 +31,7 @@ from iscsikit.errors import (
 from iscsikit.netlink.constants import Capability as KernelCap
 from iscsikit.netlink.events import EndpointConnected, RequestDone
 from iscsikit.netlink.messages import EpConnectThroughHost, EpPoll
+from iscsikit.netlink.wire import ParamAttr
 from iscsikit.plugin import Capability, ConnectSpec
 from iscsikit.plugin.transport import OffloadPort
 from iscsikit.proto.address import Portal
@@ -49,6 +50,7 @@ from ..kerneltcp.transport import (  # noqa: TID252
 )
 from .channel import SEAM_VARIABLE, ChannelFactory, default_channel
 from .host import OffloadHost
+from .ifacecfg import net_config_attrs
 
 __all__ = ["OffloadTransport", "ThroughHostConnector", "offload_capabilities"]
 
@@ -131,6 +133,14 @@ class OffloadTransport(KernelTransport):
         self.channel_factory = channel_factory
         self._root = root
         self._events = events
+
+    def at_root(self, root: Path) -> OffloadTransport:
+        """The same driver reading the tree under ``root`` (the CLI's ``ISCSIKIT_ROOT``)."""
+        return type(self)(channel_factory=self.channel_factory, root=root, events=self._events)
+
+    def net_config(self, record: Mapping[str, str]) -> tuple[ParamAttr, ...]:
+        """SET_IFACE_PARAMS attributes for an iface record (:mod:`.ifacecfg`)."""
+        return net_config_attrs(record)
 
     @property
     def root(self) -> Path:

@@ -3,15 +3,25 @@
 
 Formats are iscsiadm 2.1.8's usr/host.c, compared with the real iscsiadm on
 kernel-shaped sysfs trees.  As in 2.1.8, ``-H`` does not narrow the listing (it only
-names the host of a sub-mode, by number or by MAC).  The sub-modes' operations talk
-to the kernel over NETLINK_ISCSI, which iscsikit does not drive yet: they fail as
-iscsiadm fails where netlink cannot be opened (exit 9), after the same checks
+names the host of a sub-mode, by number or by MAC).
+
+The sub-modes talk to the host's driver over NETLINK_ISCSI (usr/iscsiadm.c): ``-C chap``
+(``-o show``: GET_CHAP, each entry as a ``host.auth.*`` record; ``new``/``update``:
+SET_CHAP at ``-x``; ``delete``: DELETE_CHAP), ``-C stats`` (GET_HOST_STATS, ``Host
+Statistics:`` and the 82 counters as iscsiadm prints them) and the ``-C flashnode`` ops
+(``new -A ipv4|ipv6``, ``delete``, ``login``, ``logout`` at ``-x``).  They go through
+the offload driver plugin registered under the host's transport name (an
+:class:`OffloadDriver`: ``iscsikit_drivers.offload``, tested against **simulated**
+hosts, docs/offload.md).  A host whose transport has no such driver (``tcp``) fails as
+before, as iscsiadm fails where netlink cannot serve it (exit 9), after the same checks
 (transport of the host: 12; no flash nodes: 21).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from iscsikit.cli.modes.session import (
     IFACE,
@@ -23,14 +33,29 @@ from iscsikit.cli.modes.session import (
 )
 from iscsikit.errors import IscsiErr, IscsiError
 from iscsikit.manager.sessions import grouped
+from iscsikit.netlink import NetlinkRequestError
+from iscsikit.netlink.constants import ChapType
+from iscsikit.netlink.params import HOST_STATS_FIELDS
+from iscsikit.records.fileformat import BEGIN_PREFIX, END_LINE, RECORD_VERSION
 
 if TYPE_CHECKING:
     from iscsikit.cli.env import CliEnv
     from iscsikit.cli.options import ParsedArgs
     from iscsikit.manager.sessions import SessionInfo
+    from iscsikit.netlink.wire import ChapRecord, ParamAttr
     from iscsikit.sysfs import HostIface, IscsiHost, SysfsContext
 
-__all__ = ["host_flat_line", "host_json", "host_tree", "run"]
+__all__ = [
+    "OffloadDriver",
+    "OffloadHostOps",
+    "chap_record_text",
+    "host_flat_line",
+    "host_json",
+    "host_stats_text",
+    "host_tree",
+    "offload_driver",
+    "run",
+]
 
 EMPTY = "<empty>"
 HOST_LEVEL_FLAGS = {1: 0, 2: IFACE | STATE, 3: IFACE | STATE | PARAMS}
@@ -136,6 +161,193 @@ def _host_arg(args: ParsedArgs, ctx: SysfsContext) -> int:
     return int(digits) if digits else 0
 
 
+# -- offload drivers ---------------------------------------------------------------------
+
+
+class OffloadHostOps(Protocol):
+    """One offload host's NETLINK_ISCSI operations (``iscsikit_drivers.offload.OffloadHost``);
+    each raises :class:`~iscsikit.netlink.NetlinkRequestError` when the kernel refuses."""
+
+    def set_iface_params(self, attrs: Iterable[ParamAttr]) -> None: ...
+
+    def ping(
+        self,
+        address: str,
+        *,
+        iface_num: int = 0,
+        iface_type: int = 1,
+        size: int = 32,
+        timeout: float = 30.0,
+    ) -> int: ...
+
+    def chap_entries(self) -> list[ChapRecord]: ...
+
+    def set_chap(self, index: int, chap_type: int, username: str, password: str) -> None: ...
+
+    def delete_chap(self, index: int) -> None: ...
+
+    def host_stats(self) -> dict[str, int]: ...
+
+    def new_flashnode(self, portal_type: str = "ipv4") -> int: ...
+
+    def flashnode(self, op: str, index: int) -> None: ...
+
+
+class OffloadDriver(Protocol):
+    """What the CLI needs of an offload driver plugin (``OffloadTransport``)."""
+
+    def at_root(self, root: Path) -> OffloadDriver: ...
+
+    def host(self, host_no: int) -> OffloadHostOps: ...
+
+    def host_by_hwaddress(self, hwaddress: str) -> IscsiHost | None: ...
+
+    def hosts(self) -> list[IscsiHost]: ...
+
+    def net_config(self, record: Mapping[str, str]) -> tuple[ParamAttr, ...]: ...
+
+
+def offload_driver(transport: str | None, root: Path) -> OffloadDriver | None:
+    """The offload driver registered as ``transport``, reading the tree under ``root``;
+    None when no plugin of that name drives offload hosts."""
+    if not transport:
+        return None
+    from iscsikit.plugin import manager
+
+    registry = manager.transports()
+    if transport not in registry:
+        return None
+    driver = registry.create(transport)
+    if not all(hasattr(driver, a) for a in ("at_root", "host", "hosts", "net_config")):
+        return None
+    return cast(OffloadDriver, driver).at_root(root)
+
+
+def chap_record_text(record: ChapRecord) -> str:
+    """One CHAP entry as ``idbm_print(IDBM_PRINT_TYPE_HOST_CHAP, .., show=1)`` prints it:
+    index, then username and password (``_in`` for an incoming entry), in the clear."""
+    suffix = "_in" if record.chap_type == ChapType.IN else ""
+    password = record.password.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+    lines = [
+        f"{BEGIN_PREFIX} {RECORD_VERSION}",
+        f"host.auth.tbl_idx = {record.chap_tbl_idx}",
+        f"host.auth.username{suffix} = {record.username or EMPTY}",
+        f"host.auth.password{suffix} = {password or EMPTY}",
+        END_LINE,
+    ]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def host_stats_text(counters: Mapping[str, int]) -> str:
+    """``print_host_stats``: the header and every counter (``%lld``: signed)."""
+
+    def signed(value: int) -> int:
+        return value - (1 << 64) if value >= 1 << 63 else value
+
+    lines = "".join(f"\t{k}: {signed(counters.get(k, 0))}\n" for k in HOST_STATS_FIELDS)
+    return "Host Statistics:\n" + lines
+
+
+def _chap(args: ParsedArgs, env: CliEnv, ops: OffloadHostOps, host_no: int) -> int:
+    op = args.ops[0]
+    if op == "show":
+        try:
+            entries = ops.chap_entries()
+        except NetlinkRequestError as exc:
+            env.err(f"get_chap_info failed. errno={exc.errno}")
+            return int(IscsiErr.ERR)
+        env.out("".join(chap_record_text(e) for e in entries))
+        return 0
+    if op in ("new", "update"):
+        return _set_chap(args, env, ops)
+    if op == "delete":
+        index = args.index
+        if index is None or index > _MAX_CHAP_ENTRIES:
+            env.err("Invalid chap table index.")
+            return 0
+        try:
+            ops.delete_chap(index)
+        except NetlinkRequestError as exc:
+            env.err("CHAP Delete failed.")
+            return _busy(env, exc, index)
+        return 0
+    raise IscsiError("Invalid operation.", code=IscsiErr.INVAL)
+
+
+def _set_chap(args: ParsedArgs, env: CliEnv, ops: OffloadHostOps) -> int:
+    """``new``/``update``: one username/password pair (out, or ``_in``) at ``-x``."""
+    params = dict(args.params)
+    kinds = {
+        ChapType.OUT: ("host.auth.username", "host.auth.password"),
+        ChapType.IN: ("host.auth.username_in", "host.auth.password_in"),
+    }
+    found = [t for t, keys in kinds.items() if all(k in params for k in keys)]
+    if len(found) != 1:
+        raise IscsiError(
+            "Invalid username/password pair passed. Unable to determine the type of chap entry",
+            code=IscsiErr.INVAL,
+        )
+    if len(args.params) > 2:
+        raise IscsiError("Only one pair of username/password can be passed.", code=IscsiErr.ERR)
+    user_key, password_key = kinds[found[0]]
+    index = args.index or 0
+    try:
+        ops.set_chap(index, found[0], params[user_key], params[password_key])
+    except NetlinkRequestError as exc:
+        env.err("CHAP setting failed")
+        return _busy(env, exc, index)
+    return 0
+
+
+def _busy(env: CliEnv, exc: NetlinkRequestError, index: int) -> int:
+    import errno
+
+    if exc.errno == errno.EBUSY:
+        env.err(f"CHAP index {index} is in use.")
+        return int(IscsiErr.BUSY)
+    return int(IscsiErr.ERR)
+
+
+def _flashnode_op(args: ParsedArgs, env: CliEnv, ops: OffloadHostOps, host_no: int) -> int:
+    op = args.ops[0]
+    if op == "new":
+        portal_type = (args.portal_type or "").lower()
+        if portal_type not in ("ipv4", "ipv6"):
+            raise IscsiError("Invalid type mentioned for flashnode", code=IscsiErr.INVAL)
+        try:
+            index = ops.new_flashnode(portal_type)
+        except NetlinkRequestError:
+            env.err(f"Creation of flashnode for host {host_no} failed.")
+            return int(IscsiErr.ERR)
+        env.err(f"New flashnode for host {host_no} added at index {index}.")
+        return 0
+    if args.index is None or args.index > _MAX_FLASHNODE_IDX:
+        raise IscsiError("Invalid flashnode index", code=IscsiErr.INVAL)
+    index = args.index
+    done, failed = _FLASHNODE_MESSAGES.get(op, (None, None))
+    if done is None or failed is None:
+        raise IscsiError("Invalid operation", code=IscsiErr.INVAL)
+    try:
+        ops.flashnode(op, index)
+    except NetlinkRequestError:
+        env.err(failed.format(index=index, host=host_no))
+        return int(IscsiErr.ERR)
+    env.err(done.format(index=index, host=host_no))
+    return 0
+
+
+_MAX_CHAP_ENTRIES = 2048
+_MAX_FLASHNODE_IDX = 0xFFFFFFFF
+_FLASHNODE_MESSAGES = {
+    "delete": ("Flashnode {index} of host {host} deleted.",
+               "Deletion of flashnode {index} of host {host} failed."),
+    "login": ("Login to flashnode {index} of host {host} successful.",
+              "Login to flashnode {index} of host {host} failed."),
+    "logout": ("Logout of flashnode {index} of host {host} successful.",
+               "Logout of flashnode {index} of host {host} failed."),
+}  # fmt: skip
+
+
 def _submode(args: ParsedArgs, env: CliEnv, ctx: SysfsContext, submode: str) -> int:
     if submode == "chap" and not args.ops:
         raise IscsiError("CHAP mode requires host no and valid operation", code=IscsiErr.INVAL)
@@ -145,15 +357,29 @@ def _submode(args: ParsedArgs, env: CliEnv, ctx: SysfsContext, submode: str) -> 
         raise IscsiError(
             f"Could not match hostno {host_no} to transport.", code=IscsiErr.TRANS_NOT_FOUND
         )
+    driver = offload_driver(host.transport_name, ctx.root)
+    ops = driver.host(host_no) if driver is not None else None
     if submode == "chap":
         if "new" in args.ops and not args.params:
             env.err("Chap username/password not provided.")
             return 0
-        raise IscsiError(_NETLINK.format(what="CHAP entries"), code=IscsiErr.INTERNAL)
+        if ops is None:
+            raise IscsiError(_NETLINK.format(what="CHAP entries"), code=IscsiErr.INTERNAL)
+        return _chap(args, env, ops, host_no)
     if submode == "stats":
-        raise IscsiError(_NETLINK.format(what="host statistics"), code=IscsiErr.INTERNAL)
-    if args.ops:
-        raise IscsiError(_NETLINK.format(what="flash node operations"), code=IscsiErr.INTERNAL)
+        if ops is None:
+            raise IscsiError(_NETLINK.format(what="host statistics"), code=IscsiErr.INTERNAL)
+        try:
+            counters = ops.host_stats()
+        except NetlinkRequestError as exc:
+            env.err(f"get_host_stats failed. errno={exc.errno}")
+            return int(IscsiErr.ERR)
+        env.out(host_stats_text(counters))
+        return 0
+    if args.ops and args.ops[0] != "show":
+        if ops is None:
+            raise IscsiError(_NETLINK.format(what="flash node operations"), code=IscsiErr.INTERNAL)
+        return _flashnode_op(args, env, ops, host_no)
     nodes = host.flashnodes()
     if args.index is not None:
         node = next((n for n in nodes if n.index == args.index), None)

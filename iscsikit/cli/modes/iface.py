@@ -20,16 +20,21 @@ and the golden battery), quirks included:
 * ``-o delete`` removes the iface and the nodes bound to it ("X unbound and deleted.").
   Deliberate difference (docs/json-output.md, appendix): for ``default``/``iser``
   iscsiadm deletes the bound nodes before refusing; iscsikit refuses first.
-* ``-o apply``/``applyall`` and ``-C ping`` need an offload HBA; without one they do
-  what iscsiadm does on a host without: "X applied." and "Nothing to configure." (exit
-  0) for ifaces without network settings, "Could not apply net configuration" (exit 1)
-  for one with an address or DHCP, "Ping N failed: unknown error" per packet (exit 1).
+* ``-o apply``/``applyall`` and ``-C ping`` go through the offload driver plugin of the
+  iface's transport (``iscsikit_drivers.offload``, tested against **simulated** hosts:
+  docs/offload.md) and the host whose MAC is ``iface.hwaddress``: SET_IFACE_PARAMS with
+  the iface's network settings ("X applied."; "Nothing to configure." when it has none),
+  PING per packet ("Ping N completed", "Ping N failed: <status>").  An iface whose
+  transport has no offload driver does what iscsiadm does on a host without the HBA:
+  "Could not apply net configuration" (exit 1) for one with an address or DHCP, "Ping N
+  failed: unknown error" per packet (exit 1).
 * Two ops at once, or one iface mode does not know, exit 7 without a message.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import time
@@ -37,10 +42,12 @@ from typing import TYPE_CHECKING, Any
 
 from iscsikit.cli import jsonout
 from iscsikit.cli.printing import EMPTY, iface_text, portal_text
-from iscsikit.errors import IscsiErr, IscsiError, NoObjectsFoundError
+from iscsikit.errors import MESSAGES, IscsiErr, IscsiError, NoObjectsFoundError
+from iscsikit.netlink import NetlinkRequestError
 
 if TYPE_CHECKING:
     from iscsikit.cli.env import CliEnv
+    from iscsikit.cli.modes.host import OffloadDriver, OffloadHostOps
     from iscsikit.cli.options import ParsedArgs
     from iscsikit.records import IfaceRecord, NodeRecord
 
@@ -306,26 +313,70 @@ def _has_net_config(iface: IfaceRecord) -> bool:
 
 
 def _apply(cmd: _Cmd, op: int) -> int:
-    """``apply``/``applyall``: an iface without network settings has nothing to configure;
-    one with them needs an offload HBA's iSCSI netlink interface (exit 1 without one)."""
+    """``apply``/``applyall``: SET_IFACE_PARAMS through the iface's offload driver; an
+    iface without network settings has nothing to configure; one with them and no
+    offload driver fails as iscsiadm without the HBA (exit 1)."""
     if op == _APPLY:
         cmd.doc["op"] = "apply"
         if cmd.name is None:
             raise IscsiError("Apply requires iface.", code=IscsiErr.INVAL)
         ifaces = [_offload_iface(cmd, cmd.name)]
         done = f"{cmd.name} applied."
+        host: int | None = None
     else:
         cmd.doc["op"] = "applyall"
         host = _host_no(cmd)
-        cmd.err(f"Could not read proc_name for host{host}.")
-        ifaces = cmd.env.records().ifaces()
+        attached = _host_ifaces(cmd, host)
+        if attached is None:
+            cmd.err(f"Could not read proc_name for host{host}.")
+            attached = cmd.env.records().ifaces()
+        ifaces = attached
         done = f"Applied settings to ifaces attached to host{host}."
-    if any(_has_net_config(i) for i in ifaces):
+    if not any(_has_net_config(i) for i in ifaces):
+        cmd.say(done)
+        cmd.err("Nothing to configure.")
+        return 0
+    driver = _driver(cmd, ifaces[0].transport)
+    if driver is None:
         cmd.err("no offload HBA to configure: iSCSI netlink is not available")
         raise IscsiError("Could not apply net configuration: unknown error", code=IscsiErr.ERR)
+    attrs = [a for i in ifaces for a in driver.net_config(i.values)]
+    if host is None:
+        found = driver.host_by_hwaddress(ifaces[0].get("iface.hwaddress"))
+        if found is None:
+            cmd.err("Can't find host_no.")
+            raise IscsiError("Could not apply net configuration: unknown error", code=IscsiErr.ERR)
+        host = found.host_no
+    try:
+        driver.host(host).set_iface_params(attrs)
+    except NetlinkRequestError as exc:
+        cmd.err(f"Set net_config failed. errno={exc.errno}")
+        raise IscsiError(
+            "Could not apply net configuration: unknown error", code=IscsiErr.ERR
+        ) from None
     cmd.say(done)
-    cmd.err("Nothing to configure.")
     return 0
+
+
+def _driver(cmd: _Cmd, transport: str) -> OffloadDriver | None:
+    from iscsikit.cli.modes.host import offload_driver
+
+    return offload_driver(transport, cmd.env.paths.root)
+
+
+def _host_ifaces(cmd: _Cmd, host_no: int) -> list[IfaceRecord] | None:
+    """``applyall``: the ifaces whose MAC is host ``host_no``'s (iscsiadm's
+    ``iface_for_each_iface`` matching the host's hwaddress); None when no offload driver
+    serves the host."""
+    from iscsikit.sysfs import SysfsContext
+
+    host = SysfsContext(cmd.env.paths.root).host(host_no)
+    if host is None or host.transport_name is None:
+        return None
+    if _driver(cmd, host.transport_name) is None:
+        return None
+    mac = (host.hwaddress or "").lower()
+    return [i for i in _all(cmd) if i.get("iface.hwaddress").lower() == mac and mac]
 
 
 def _offload_iface(cmd: _Cmd, name: str) -> IfaceRecord:
@@ -382,7 +433,14 @@ def _ping(cmd: _Cmd) -> int:
         except (OSError, UnicodeError) as exc:
             cmd.err(f"Cannot resolve host {args.ip}. getaddrinfo error: [{exc}]")
             raise IscsiError("Invalid IP address.", code=IscsiErr.INVAL) from None
+    iface = _offload_iface(cmd, cmd.name)
+    driver = _driver(cmd, iface.transport)
+    found = driver.host_by_hwaddress(iface.get("iface.hwaddress")) if driver else None
+    if driver is not None and found is None:
+        raise IscsiError("Can't find host_no.", code=IscsiErr.INVAL)
     pings: list[dict[str, Any]] = cmd.doc.setdefault("pings", [])
+    if driver is not None and found is not None:
+        return _offload_ping(cmd, driver.host(found.host_no), iface, count, interval, size)
     for seq in range(1, count + 1):
         cmd.say(f"Ping {seq} failed: unknown error")
         cmd.err(
@@ -393,6 +451,58 @@ def _ping(cmd: _Cmd) -> int:
         if seq < count and interval:
             time.sleep(interval)
     return int(IscsiErr.ERR)
+
+
+def _offload_ping(
+    cmd: _Cmd, host: OffloadHostOps, iface: IfaceRecord, count: int, interval: int, size: int
+) -> int:
+    """PING per packet through ``host`` (usr/iscsiadm.c ``exec_ping_op``): the status of
+    each as iscsiadm words it; the exit code is the last packet's error, if any."""
+    from iscsikit.netlink.constants import IfaceType
+
+    ip = cmd.args.ip or ""
+    iface_type = IfaceType.IPV6 if ":" in iface.get("iface.ipaddress") else IfaceType.IPV4
+    pings: list[dict[str, Any]] = cmd.doc.setdefault("pings", [])
+    rc = 0
+    for seq in range(1, count + 1):
+        status = 0
+        try:
+            status = host.ping(
+                ip, iface_num=int(iface.get("iface.iface_num") or 0), iface_type=iface_type,
+                size=size,
+            )  # fmt: skip
+            rc = 0
+        except NetlinkRequestError as exc:
+            rc = int(_PING_ERRORS.get(exc.errno, IscsiErr.ERR))
+        except IscsiError as exc:  # no PING_COMP in time
+            rc = int(exc.code) if exc.code is not None else int(IscsiErr.ERR)
+        if not rc and not status:
+            cmd.say(f"Ping {seq} completed")
+            pings.append({"seq": seq, "status": 0})
+        elif status:
+            cmd.say(f"Ping {seq} failed: {_ping_status_text(status)}")
+            pings.append({"seq": seq, "status": status})
+        else:
+            cmd.say(f"Ping {seq} failed: {MESSAGES.get(IscsiErr(rc), 'unknown error')}")
+            pings.append({"seq": seq, "error": jsonout.error_json(rc)})
+        if seq < count and interval:
+            time.sleep(interval)
+    return rc
+
+
+#: ``kexec_ping``'s mapping of a refused PING.
+_PING_ERRORS = {errno.ENOSYS: IscsiErr.OP_NOT_SUPP, errno.EINVAL: IscsiErr.INVAL}
+#: ``iscsi_ping_stat_strs`` (usr/iscsiadm.c), by ``enum iscsi_ping_status_code``.
+_PING_STATUS = (
+    "success", "firmware disabled", "invalid IP address", "invalid link local IPv6 address",
+    "timed out", "invalid destination address", "oversized packet", "ICMP error",
+    "Max request exceeded", "No ARP response received",
+)  # fmt: skip
+
+
+def _ping_status_text(status: int) -> str:
+    # iscsiadm passes NULL to printf for a status it does not know: glibc prints "(null)".
+    return _PING_STATUS[status] if 0 < status < len(_PING_STATUS) else "(null)"
 
 
 def _dispatch(cmd: _Cmd) -> int:
