@@ -8,10 +8,12 @@ answers decoded NETLINK_ISCSI requests (:meth:`SimulatedHba.handle`) as
 lacks fails with the kernel's errno (:mod:`.profiles`), a wrong host number with
 ``-ENODEV``; SET_IFACE_PARAMS rewrites the iface attributes, PING answers and then sends
 PING_COMP, the CHAP table and the flash nodes live here, GET_HOST_STATS returns the
-counters in :attr:`SimulatedHba.host_stats`, and endpoints connect for real over TCP
-(so EP_POLL tells a listening portal from a closed one).
+counters in :attr:`SimulatedHba.host_stats`; endpoints and sessions are
+:mod:`.datapath`'s (a real TCP connection to the portal, PDUs carried both ways), so a
+driver logs in through the simulated host to a real target.
 
-No sockets are read here: :mod:`.server` carries requests in and messages out.  It is
+:mod:`.server` carries requests in and messages out; events not answering a request
+(RECV_PDU, CONN_ERROR) go out through :attr:`SimulatedHba.emit`.  It is
 all **simulated**: no such hardware exists where iscsikit is tested.
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -30,19 +31,15 @@ from iscsikit.netlink import KernelMessage, Request, RequestFailed
 from iscsikit.netlink.constants import ChapType, IfaceType, ParamType, PingStatus, UEvent
 from iscsikit.netlink.events import (
     ChapReceived,
-    EndpointConnected,
     FlashnodeCreated,
     HostStatsReceived,
+    KernelEvent,
     PingCompleted,
     RequestDone,
 )
 from iscsikit.netlink.messages import (
     DeleteChap,
     DelFlashnode,
-    EpConnect,
-    EpConnectThroughHost,
-    EpDisconnect,
-    EpPoll,
     GetChap,
     GetHostStats,
     LoginFlashnode,
@@ -57,6 +54,7 @@ from iscsikit.netlink.params import ChapParam, NetParam
 from iscsikit.netlink.wire import ChapRecord, ParamAttr
 from iscsikit.sysfs.fake import FakeSysfs
 
+from .datapath import DataPath, SimError
 from .profiles import PROFILES, DriverProfile
 
 __all__ = ["SimulatedHba"]
@@ -100,24 +98,6 @@ def _attr_text(param: int, value: bytes) -> str:
     return str(_u(value))
 
 
-class _Endpoint:
-    """A simulated offload endpoint: a real TCP connection made when it is created."""
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.address = address
-        self.error = 0
-        self.sock: socket.socket | None = None
-        try:
-            self.sock = socket.create_connection(address, timeout=2.0)
-        except OSError as exc:
-            self.error = exc.errno or errno.ECONNREFUSED
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-
-
 class SimulatedHba:
     """One simulated host of driver ``transport`` (a key of :data:`~.profiles.PROFILES`)
     written under ``root`` (what ``ISCSIKIT_ROOT`` / ``SysfsContext(root)`` is given)."""
@@ -141,16 +121,23 @@ class SimulatedHba:
         self.transport_handle = _HANDLE_BASE + host_no
         #: Every request handled, in order (tests read it).
         self.requests: list[Request] = []
+        #: Events emitted while no server carries them.
+        self.events: list[KernelEvent] = []
         #: CHAP entries by table index.
         self.chap: dict[int, ChapRecord] = {}
         #: ``struct iscsi_offload_host_stats`` counters GET_HOST_STATS answers with.
         self.host_stats: dict[str, int] = {}
         #: The PING_COMP status of a ping to an address (default: SUCCESS).
         self.ping_status: Callable[[str], int] = lambda _addr: PingStatus.SUCCESS
-        self._endpoints: dict[int, _Endpoint] = {}
-        self._next_ep = 1
+        #: Async events not answering a request (RECV_PDU, CONN_ERROR...) go here; the
+        #: server replaces it to send them to every connected channel.
+        self.emit: Callable[[KernelEvent], None] = self.events.append
+        self.datapath = DataPath(host_no, self.transport_handle, self._emit)
         self._lock = threading.Lock()
         self._build(ipaddress, netdev, initiatorname)
+
+    def _emit(self, event: KernelEvent) -> None:
+        self.emit(event)  # looked up on each call: the server replaces ``emit``
 
     # -- the sysfs tree ----------------------------------------------------------------
 
@@ -218,12 +205,16 @@ class SimulatedHba:
             if host_no != self.host_no:
                 return [self._failed(request, errno.ENODEV)]
             handler = self._HANDLERS.get(op)
-            if handler is None:
-                return [self._failed(request, errno.ENOSYS)]
+            path = getattr(self.datapath, _DATAPATH.get(op, ""), None)
             try:
-                return handler(self, request)
-            except _Errno as exc:
+                if handler is not None:
+                    return handler(self, request)
+                if path is not None:
+                    result: list[KernelMessage] = path(request)
+                    return result
+            except SimError as exc:
                 return [self._failed(request, exc.errno)]
+            return [self._failed(request, errno.ENOSYS)]
 
     def _failed(self, request: Request, code: int) -> RequestFailed:
         return RequestFailed(
@@ -248,7 +239,7 @@ class SimulatedHba:
         path = self.iface_dir(iface_type, attr.iface_num or 0)
         if not path.exists():
             if attr.param != NetParam.IFACE_ENABLE:
-                raise _Errno(errno.EINVAL)
+                raise SimError(errno.EINVAL)
             self.fake.add_iface(
                 self.host_no,
                 ipv6=iface_type == IfaceType.IPV6,
@@ -291,7 +282,7 @@ class SimulatedHba:
         assert isinstance(req, SetChap)
         values = {a.param: a.value for a in req.attrs}
         if ChapParam.INDEX not in values:
-            raise _Errno(errno.EINVAL)
+            raise SimError(errno.EINVAL)
         index = _u(values[ChapParam.INDEX])
         password = values.get(ChapParam.PASSWORD, b"").rstrip(b"\0")
         self.chap[index] = ChapRecord(
@@ -305,7 +296,7 @@ class SimulatedHba:
     def _delete_chap(self, req: Request) -> list[KernelMessage]:
         assert isinstance(req, DeleteChap)
         if self.chap.pop(req.chap_tbl_idx, None) is None:
-            raise _Errno(errno.EINVAL)
+            raise SimError(errno.EINVAL)
         return [self._done(req)]
 
     def _get_host_stats(self, req: Request) -> list[KernelMessage]:
@@ -337,35 +328,9 @@ class SimulatedHba:
     def _flashnode_op(self, req: Request) -> list[KernelMessage]:
         assert isinstance(req, DelFlashnode | LoginFlashnode | LogoutFlashnode | SetFlashnodeParams)
         if not self._flashnode_exists(req.flashnode_idx):
-            raise _Errno(errno.ENODEV)
+            raise SimError(errno.ENODEV)
         if isinstance(req, DelFlashnode):
             self.fake.remove_flashnode(self.host_no, req.flashnode_idx)
-        return [self._done(req)]
-
-    def _ep_connect(self, req: Request) -> list[KernelMessage]:
-        assert isinstance(req, EpConnect | EpConnectThroughHost)
-        handle = self._next_ep
-        self._next_ep += 1
-        self._endpoints[handle] = _Endpoint(req.address)
-        return [
-            EndpointConnected(
-                transport_handle=self.transport_handle, request_type=req.TYPE, handle=handle
-            )
-        ]
-
-    def _ep_poll(self, req: Request) -> list[KernelMessage]:
-        assert isinstance(req, EpPoll)
-        ep = self._endpoints.get(req.ep_handle)
-        if ep is None:
-            raise _Errno(errno.EINVAL)
-        return [self._done(req, 1 if ep.sock is not None else -1)]
-
-    def _ep_disconnect(self, req: Request) -> list[KernelMessage]:
-        assert isinstance(req, EpDisconnect)
-        ep = self._endpoints.pop(req.ep_handle, None)
-        if ep is None:
-            raise _Errno(errno.EINVAL)
-        ep.close()
         return [self._done(req)]
 
     def _ok(self, req: Request) -> list[KernelMessage]:
@@ -374,9 +339,7 @@ class SimulatedHba:
     def close(self) -> None:
         """Close the endpoints still open."""
         with self._lock:
-            for ep in self._endpoints.values():
-                ep.close()
-            self._endpoints.clear()
+            self.datapath.close()
 
     _HANDLERS: ClassVar[dict[UEvent, Callable[[SimulatedHba, Request], list[KernelMessage]]]] = {
         UEvent.SET_IFACE_PARAMS: _set_iface_params,
@@ -391,18 +354,25 @@ class SimulatedHba:
         UEvent.LOGIN_FLASHNODE: _flashnode_op,
         UEvent.LOGOUT_FLASHNODE: _flashnode_op,
         UEvent.LOGOUT_FLASHNODE_SID: _ok,
-        UEvent.TRANSPORT_EP_CONNECT: _ep_connect,
-        UEvent.TRANSPORT_EP_CONNECT_THROUGH_HOST: _ep_connect,
-        UEvent.TRANSPORT_EP_POLL: _ep_poll,
-        UEvent.TRANSPORT_EP_DISCONNECT: _ep_disconnect,
         UEvent.SET_HOST_PARAM: _ok,
         UEvent.PATH_UPDATE: _ok,
     }
 
 
-class _Errno(Exception):
-    """A driver callback's negative return value."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(errno.errorcode.get(code, str(code)))
-        self.errno = code
+#: The requests :class:`~.datapath.DataPath` answers, by its method names.
+_DATAPATH: dict[UEvent, str] = {
+    UEvent.TRANSPORT_EP_CONNECT: "ep_connect",
+    UEvent.TRANSPORT_EP_CONNECT_THROUGH_HOST: "ep_connect",
+    UEvent.TRANSPORT_EP_POLL: "ep_poll",
+    UEvent.TRANSPORT_EP_DISCONNECT: "ep_disconnect",
+    UEvent.CREATE_BOUND_SESSION: "create_bound_session",
+    UEvent.CREATE_CONN: "create_conn",
+    UEvent.BIND_CONN: "bind_conn",
+    UEvent.SEND_PDU: "send_pdu",
+    UEvent.SET_PARAM: "set_param",
+    UEvent.START_CONN: "start_conn",
+    UEvent.STOP_CONN: "stop_conn",
+    UEvent.UNBIND_SESSION: "unbind_session",
+    UEvent.DESTROY_CONN: "destroy_conn",
+    UEvent.DESTROY_SESSION: "destroy_session",
+}

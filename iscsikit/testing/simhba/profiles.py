@@ -23,6 +23,8 @@ from typing import Final
 from iscsikit.netlink.constants import Capability as Cap
 from iscsikit.netlink.constants import UEvent
 
+from .datapath import SESSION_OPS
+
 __all__ = ["MISSING_ERRNO", "PROFILES", "DriverProfile"]
 
 #: scsi_transport_iscsi.c's answer to a request whose callback the driver does not set.
@@ -35,14 +37,13 @@ MISSING_ERRNO: Final[dict[UEvent, int]] = {
     UEvent.TGT_DSCVR: errno.EINVAL,
 }
 
-_EP: Final = frozenset(
-    {
-        UEvent.TRANSPORT_EP_CONNECT,
-        UEvent.TRANSPORT_EP_CONNECT_THROUGH_HOST,
-        UEvent.TRANSPORT_EP_POLL,
-        UEvent.TRANSPORT_EP_DISCONNECT,
-    }
-)
+#: Endpoints and the session callbacks every offload driver sets.
+_EP: Final = SESSION_OPS | {
+    UEvent.TRANSPORT_EP_CONNECT,
+    UEvent.TRANSPORT_EP_CONNECT_THROUGH_HOST,
+    UEvent.TRANSPORT_EP_POLL,
+    UEvent.TRANSPORT_EP_DISCONNECT,
+}
 _FLASHNODE: Final = frozenset(
     {
         UEvent.NEW_FLASHNODE,

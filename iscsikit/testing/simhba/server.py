@@ -8,6 +8,8 @@ frames it.  Two ways in:
 * :meth:`HbaServer.socketpair` -- the other end of an ``AF_UNIX`` ``SOCK_SEQPACKET``
   pair, for :class:`~iscsikit_drivers.kerneltcp.NetlinkChannel` ``(sock=...)`` in the
   same process;
+* async events (PING_COMP, RECV_PDU, CONN_ERROR, UNBIND_SESSION) go to every connected
+  channel, as the kernel multicasts them to iscsid's group;
 * :meth:`HbaServer.listen` -- an ``AF_UNIX`` ``SOCK_SEQPACKET`` socket at a path, one
   thread per connection: the **test seam** for subprocesses (``iscsikit-adm``), which
   reach it through the environment variable the offload drivers read
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from iscsikit.netlink import NetlinkDecodeError, decode_request
+from iscsikit.netlink import KernelEvent, NetlinkDecodeError, decode_request
 
 from .hba import SimulatedHba
 
@@ -42,6 +44,8 @@ class HbaServer:
         self.hba = hba
         self.malformed = 0
         self._socks: list[socket.socket] = []
+        self._send_lock = threading.Lock()
+        hba.emit = self.broadcast
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
@@ -93,11 +97,26 @@ class HbaServer:
                 self.malformed += 1
                 continue
             for message in self.hba.handle(request):
+                if isinstance(message, KernelEvent):
+                    self.broadcast(message)
+                    continue
                 seq += 1
                 try:
-                    sock.send(message.encode(seq=seq))
+                    with self._send_lock:
+                        sock.send(message.encode(seq=seq))
                 except OSError:
                     return
+
+    def broadcast(self, event: KernelEvent) -> None:
+        """Send an async event to every connected channel (the kernel multicasts them
+        to the events group; a request-only channel just queues what it gets)."""
+        data = event.encode()
+        with self._send_lock:
+            for sock in list(self._socks):
+                # Never wait on a channel that does not read (a full buffer drops the
+                # event, as a netlink multicast does with ENOBUFS).
+                with contextlib.suppress(OSError):
+                    sock.send(data, socket.MSG_DONTWAIT)
 
     def close(self) -> None:
         """Stop serving: close every socket and join the threads."""

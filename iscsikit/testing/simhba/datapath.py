@@ -1,0 +1,320 @@
+"""The session side of a simulated offload driver: endpoints, sessions, PDUs.
+
+What the driver's data path would do, reduced to what iscsid (and iscsikit) see over
+NETLINK_ISCSI, so that a driver logs in *through* a simulated host to a real target:
+
+* an endpoint (EP_CONNECT_THROUGH_HOST) is a real TCP connection to the portal, made by
+  this process; EP_POLL answers 1 once it is up, -1 when it was refused;
+* CREATE_BOUND_SESSION / CREATE_CONN make a session and a connection (sids from 1, on
+  the HBA's own SCSI host, as offload sessions are); BIND_CONN ties the connection to
+  an endpoint and starts reading it;
+* SEND_PDU writes the PDU on the endpoint; every PDU the target sends comes back as a
+  RECV_PDU event.  As libiscsi does for a PDU from userspace that is not a Login, the
+  ITT (when 0), CmdSN and ExpStatSN are filled from the connection's state;
+* SET_PARAM is kept; START_CONN and STOP_CONN flip the connection; UNBIND_SESSION is
+  answered with an UNBIND_SESSION event; DESTROY_CONN / DESTROY_SESSION forget them;
+* the target closing the connection (not a disconnect we asked for, nor after a Logout
+  Response) is a CONN_ERROR event (ISCSI_ERR_TCP_CONN_CLOSE), as iscsi_tcp reports it.
+
+Not simulated: SCSI commands (no block device appears: nothing is scanned), digests
+(the PDUs are read as if none was negotiated), GET_STATS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+import threading
+from collections.abc import Callable
+
+from iscsikit.netlink import KernelMessage, Request
+from iscsikit.netlink.constants import ConnError, UEvent
+from iscsikit.netlink.events import (
+    ConnCreated,
+    ConnFailed,
+    EndpointConnected,
+    KernelEvent,
+    PduReceived,
+    RequestDone,
+    SessionCreated,
+    SessionUnbound,
+)
+from iscsikit.netlink.messages import (
+    BindConn,
+    CreateBoundSession,
+    CreateConn,
+    DestroyConn,
+    DestroySession,
+    EpConnect,
+    EpConnectThroughHost,
+    EpDisconnect,
+    EpPoll,
+    SendPdu,
+    SetParam,
+    StartConn,
+    StopConn,
+    UnbindSession,
+)
+
+__all__ = ["SESSION_OPS", "DataPath", "SimError"]
+
+#: The requests every offload driver answers (each sets these transport callbacks).
+SESSION_OPS = frozenset(
+    {
+        UEvent.CREATE_BOUND_SESSION,
+        UEvent.CREATE_CONN,
+        UEvent.BIND_CONN,
+        UEvent.SEND_PDU,
+        UEvent.SET_PARAM,
+        UEvent.START_CONN,
+        UEvent.STOP_CONN,
+        UEvent.UNBIND_SESSION,
+        UEvent.DESTROY_CONN,
+        UEvent.DESTROY_SESSION,
+    }
+)
+_BHS = 48
+_LOGIN_REQUEST, _LOGOUT_RESPONSE = 0x03, 0x26
+
+
+class SimError(Exception):
+    """A driver callback's negative return value (``errno``)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(errno.errorcode.get(code, str(code)))
+        self.errno = code
+
+
+class _Endpoint:
+    """A simulated offload endpoint: a real TCP connection made when it is created."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.sock: socket.socket | None = None
+        self.disconnected = False
+        try:
+            self.sock = socket.create_connection(address, timeout=2.0)
+            self.sock.settimeout(None)
+        except OSError:
+            self.sock = None
+
+    def close(self) -> None:
+        self.disconnected = True
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.close()
+
+
+class _Conn:
+    def __init__(self, sid: int, cid: int) -> None:
+        self.sid, self.cid = sid, cid
+        self.endpoint: _Endpoint | None = None
+        self.started = False
+        self.logged_out = False
+        self.exp_statsn = 0
+        self.exp_cmdsn = 0
+        self.next_itt = 0x100
+        self.params: dict[int, str] = {}
+
+
+def _read_exact(sock: socket.socket, size: int) -> bytes | None:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)
+
+
+class DataPath:
+    """Endpoints and sessions of one simulated host; ``emit`` sends an async event."""
+
+    def __init__(self, host_no: int, handle: int, emit: Callable[[KernelEvent], None]) -> None:
+        self.host_no = host_no
+        self.handle = handle
+        self.emit = emit
+        self.endpoints: dict[int, _Endpoint] = {}
+        self.sessions: dict[int, dict[int, _Conn]] = {}
+        self._next_ep = 1
+        self._next_sid = 1
+        self._lock = threading.Lock()
+
+    def _done(self, req: Request, retcode: int = 0) -> RequestDone:
+        return RequestDone(transport_handle=self.handle, request_type=req.TYPE, retcode=retcode)
+
+    def _conn(self, sid: int, cid: int) -> _Conn:
+        conn = self.sessions.get(sid, {}).get(cid)
+        if conn is None:
+            raise SimError(errno.EINVAL)
+        return conn
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    def ep_connect(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, EpConnect | EpConnectThroughHost)
+        handle = self._next_ep
+        self._next_ep += 1
+        self.endpoints[handle] = _Endpoint(req.address)
+        return [
+            EndpointConnected(transport_handle=self.handle, request_type=req.TYPE, handle=handle)
+        ]
+
+    def ep_poll(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, EpPoll)
+        ep = self.endpoints.get(req.ep_handle)
+        if ep is None:
+            raise SimError(errno.EINVAL)
+        return [self._done(req, 1 if ep.sock is not None else -1)]
+
+    def ep_disconnect(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, EpDisconnect)
+        ep = self.endpoints.pop(req.ep_handle, None)
+        if ep is None:
+            raise SimError(errno.EINVAL)
+        ep.close()
+        return [self._done(req)]
+
+    # -- sessions and connections --------------------------------------------------------
+
+    def create_bound_session(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, CreateBoundSession)
+        if req.ep_handle not in self.endpoints:
+            raise SimError(errno.EINVAL)
+        sid = self._next_sid
+        self._next_sid += 1
+        self.sessions[sid] = {}
+        created = SessionCreated(
+            transport_handle=self.handle, request_type=req.TYPE, sid=sid, host_no=self.host_no
+        )
+        return [created]
+
+    def create_conn(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, CreateConn)
+        if req.sid not in self.sessions:
+            raise SimError(errno.EINVAL)
+        self.sessions[req.sid][req.cid] = _Conn(req.sid, req.cid)
+        return [
+            ConnCreated(
+                transport_handle=self.handle, request_type=req.TYPE, sid=req.sid, cid=req.cid
+            )
+        ]
+
+    def bind_conn(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, BindConn)
+        conn = self._conn(req.sid, req.cid)
+        ep = self.endpoints.get(req.transport_eph)
+        if ep is None or ep.sock is None:
+            raise SimError(errno.EINVAL)
+        conn.endpoint, conn.logged_out, conn.started = ep, False, False
+        threading.Thread(
+            target=self._read, args=(conn, ep), daemon=True, name=f"simhba-conn{conn.sid}"
+        ).start()
+        return [self._done(req)]
+
+    def send_pdu(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, SendPdu)
+        conn = self._conn(req.sid, req.cid)
+        ep = conn.endpoint
+        if ep is None or ep.sock is None:
+            raise SimError(errno.ENOTCONN)
+        hdr = bytearray(req.hdr)
+        if hdr[0] & 0x3F != _LOGIN_REQUEST:
+            if hdr[16:20] == bytes(4):
+                hdr[16:20] = conn.next_itt.to_bytes(4, "big")
+                conn.next_itt += 1
+            hdr[24:28] = conn.exp_cmdsn.to_bytes(4, "big")
+            hdr[28:32] = conn.exp_statsn.to_bytes(4, "big")
+        data = req.data + bytes(-len(req.data) & 3)
+        try:
+            ep.sock.sendall(bytes(hdr) + data)
+        except OSError as exc:
+            raise SimError(exc.errno or errno.EIO) from None
+        return [self._done(req)]
+
+    def set_param(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, SetParam)
+        self._conn(req.sid, req.cid).params[req.param] = req.value
+        return [self._done(req)]
+
+    def start_conn(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, StartConn)
+        self._conn(req.sid, req.cid).started = True
+        return [self._done(req)]
+
+    def stop_conn(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, StopConn)
+        conn = self._conn(req.sid, req.cid)  # sid 0: -EINVAL (iscsikit's event barrier)
+        conn.started = False
+        if conn.endpoint is not None:
+            conn.endpoint.disconnected = True
+            conn.endpoint = None
+        return [self._done(req)]
+
+    def unbind_session(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, UnbindSession)
+        if req.sid not in self.sessions:
+            raise SimError(errno.EINVAL)
+        unbound = SessionUnbound(transport_handle=self.handle, sid=req.sid, host_no=self.host_no)
+        return [self._done(req), unbound]
+
+    def destroy_conn(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, DestroyConn)
+        self._conn(req.sid, req.cid)
+        del self.sessions[req.sid][req.cid]
+        return [self._done(req)]
+
+    def destroy_session(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, DestroySession)
+        if self.sessions.pop(req.sid, None) is None:
+            raise SimError(errno.EINVAL)
+        return [self._done(req)]
+
+    def close(self) -> None:
+        """Close every endpoint (their readers end)."""
+        for ep in self.endpoints.values():
+            ep.close()
+        self.endpoints.clear()
+
+    # -- the receive side ----------------------------------------------------------------
+
+    def _read(self, conn: _Conn, ep: _Endpoint) -> None:
+        """Hand up every PDU the target sends on ``ep``; report its end as CONN_ERROR."""
+        sock = ep.sock
+        assert sock is not None
+        while True:
+            rest: bytes | None = b""
+            try:
+                bhs = _read_exact(sock, _BHS)
+                if bhs is not None:
+                    dlen = int.from_bytes(bhs[5:8], "big")
+                    size = bhs[4] * 4 + dlen + (-dlen & 3)
+                    rest = _read_exact(sock, size) if size else b""
+            except OSError:
+                bhs = None
+            if rest is None:
+                bhs = None
+            if bhs is None:
+                if not (ep.disconnected or conn.logged_out) and conn.endpoint is ep:
+                    self.emit(
+                        ConnFailed(
+                            transport_handle=self.handle, sid=conn.sid, cid=conn.cid,
+                            error=ConnError.TCP_CONN_CLOSE,
+                        )
+                    )  # fmt: skip
+                return
+            if conn.endpoint is not ep:
+                return
+            conn.exp_statsn = (int.from_bytes(bhs[24:28], "big") + 1) & 0xFFFFFFFF
+            conn.exp_cmdsn = int.from_bytes(bhs[28:32], "big")
+            if bhs[0] & 0x3F == _LOGOUT_RESPONSE:
+                conn.logged_out = True
+            self.emit(
+                PduReceived(
+                    transport_handle=self.handle,
+                    sid=conn.sid,
+                    cid=conn.cid,
+                    pdu=bhs + (rest or b""),
+                )
+            )
