@@ -1,18 +1,13 @@
 """``be2iscsi``: Emulex OneConnect be2iscsi (data path offload, kernel ifaces).
 
-A thin plugin over :class:`~.transport.OffloadTransport`; the ``caps`` are those the
-kernel driver's ``struct iscsi_transport`` sets.  Registered in the ``iscsikit``
-entry-point group as ``be2iscsi`` (pyproject.toml).  **Simulated**: iscsikit tests it only
-against :mod:`iscsikit.testing.simhba` (docs/offload.md).
+Registered as ``be2iscsi`` (entry point); **simulated** (docs/offload.md).
 """
 
 from __future__ import annotations
 
 from iscsikit.netlink.constants import Capability as Cap
-from iscsikit.plugin import TransportRegistry, hookimpl
-from iscsikit.plugin.transport import OffloadPort
 
-from .transport import OffloadTransport, offload_capabilities
+from .transport import OffloadTransport, offload_capabilities, plugin_hooks
 
 __all__ = ["Be2iscsiTransport", "iscsikit_offload_ports", "iscsikit_register_transports"]
 
@@ -39,11 +34,4 @@ class Be2iscsiTransport(OffloadTransport):
     capabilities = offload_capabilities(_CAPS)
 
 
-@hookimpl
-def iscsikit_register_transports(registry: TransportRegistry) -> None:
-    registry.register(Be2iscsiTransport)
-
-
-@hookimpl
-def iscsikit_offload_ports() -> list[OffloadPort]:
-    return Be2iscsiTransport().ports()
+iscsikit_register_transports, iscsikit_offload_ports = plugin_hooks(Be2iscsiTransport)

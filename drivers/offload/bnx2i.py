@@ -1,18 +1,13 @@
 """``bnx2i``: Broadcom NetXtreme II bnx2i (data path offload; network set-up through iscsiuio).
 
-A thin plugin over :class:`~.transport.OffloadTransport`; the ``caps`` are those the
-kernel driver's ``struct iscsi_transport`` sets.  Registered in the ``iscsikit``
-entry-point group as ``bnx2i`` (pyproject.toml).  **Simulated**: iscsikit tests it only
-against :mod:`iscsikit.testing.simhba` (docs/offload.md).
+Registered as ``bnx2i`` (entry point); **simulated** (docs/offload.md).
 """
 
 from __future__ import annotations
 
 from iscsikit.netlink.constants import Capability as Cap
-from iscsikit.plugin import TransportRegistry, hookimpl
-from iscsikit.plugin.transport import OffloadPort
 
-from .transport import OffloadTransport, offload_capabilities
+from .transport import OffloadTransport, offload_capabilities, plugin_hooks
 
 __all__ = ["Bnx2iTransport", "iscsikit_offload_ports", "iscsikit_register_transports"]
 
@@ -39,11 +34,4 @@ class Bnx2iTransport(OffloadTransport):
     capabilities = offload_capabilities(_CAPS)
 
 
-@hookimpl
-def iscsikit_register_transports(registry: TransportRegistry) -> None:
-    registry.register(Bnx2iTransport)
-
-
-@hookimpl
-def iscsikit_offload_ports() -> list[OffloadPort]:
-    return Bnx2iTransport().ports()
+iscsikit_register_transports, iscsikit_offload_ports = plugin_hooks(Bnx2iTransport)

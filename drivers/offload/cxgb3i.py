@@ -1,18 +1,13 @@
 """``cxgb3i``: Chelsio T3 cxgb3i (PDU and digest offload; IPv4 only).
 
-A thin plugin over :class:`~.transport.OffloadTransport`; the ``caps`` are those the
-kernel driver's ``struct iscsi_transport`` sets.  Registered in the ``iscsikit``
-entry-point group as ``cxgb3i`` (pyproject.toml).  **Simulated**: iscsikit tests it only
-against :mod:`iscsikit.testing.simhba` (docs/offload.md).
+Registered as ``cxgb3i`` (entry point); **simulated** (docs/offload.md).
 """
 
 from __future__ import annotations
 
 from iscsikit.netlink.constants import Capability as Cap
-from iscsikit.plugin import TransportRegistry, hookimpl
-from iscsikit.plugin.transport import OffloadPort
 
-from .transport import OffloadTransport, offload_capabilities
+from .transport import OffloadTransport, offload_capabilities, plugin_hooks
 
 __all__ = ["Cxgb3iTransport", "iscsikit_offload_ports", "iscsikit_register_transports"]
 
@@ -40,11 +35,4 @@ class Cxgb3iTransport(OffloadTransport):
     capabilities = offload_capabilities(_CAPS, ipv6=False)
 
 
-@hookimpl
-def iscsikit_register_transports(registry: TransportRegistry) -> None:
-    registry.register(Cxgb3iTransport)
-
-
-@hookimpl
-def iscsikit_offload_ports() -> list[OffloadPort]:
-    return Cxgb3iTransport().ports()
+iscsikit_register_transports, iscsikit_offload_ports = plugin_hooks(Cxgb3iTransport)

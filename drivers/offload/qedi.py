@@ -1,18 +1,13 @@
 """``qedi``: QLogic FastLinQ qedi (data path offload; network set-up through iscsiuio).
 
-A thin plugin over :class:`~.transport.OffloadTransport`; the ``caps`` are those the
-kernel driver's ``struct iscsi_transport`` sets.  Registered in the ``iscsikit``
-entry-point group as ``qedi`` (pyproject.toml).  **Simulated**: iscsikit tests it only
-against :mod:`iscsikit.testing.simhba` (docs/offload.md).
+Registered as ``qedi`` (entry point); **simulated** (docs/offload.md).
 """
 
 from __future__ import annotations
 
 from iscsikit.netlink.constants import Capability as Cap
-from iscsikit.plugin import TransportRegistry, hookimpl
-from iscsikit.plugin.transport import OffloadPort
 
-from .transport import OffloadTransport, offload_capabilities
+from .transport import OffloadTransport, offload_capabilities, plugin_hooks
 
 __all__ = ["QediTransport", "iscsikit_offload_ports", "iscsikit_register_transports"]
 
@@ -39,11 +34,4 @@ class QediTransport(OffloadTransport):
     capabilities = offload_capabilities(_CAPS)
 
 
-@hookimpl
-def iscsikit_register_transports(registry: TransportRegistry) -> None:
-    registry.register(QediTransport)
-
-
-@hookimpl
-def iscsikit_offload_ports() -> list[OffloadPort]:
-    return QediTransport().ports()
+iscsikit_register_transports, iscsikit_offload_ports = plugin_hooks(QediTransport)

@@ -1,19 +1,14 @@
 """``qla4xxx``: QLogic qla4xxx iSCSI HBA (full offload: login in firmware, flash
 nodes, CHAP table, host statistics).
 
-A thin plugin over :class:`~.transport.OffloadTransport`; the ``caps`` are those the
-kernel driver's ``struct iscsi_transport`` sets.  Registered in the ``iscsikit``
-entry-point group as ``qla4xxx`` (pyproject.toml).  **Simulated**: iscsikit tests it only
-against :mod:`iscsikit.testing.simhba` (docs/offload.md).
+Registered as ``qla4xxx`` (entry point); **simulated** (docs/offload.md).
 """
 
 from __future__ import annotations
 
 from iscsikit.netlink.constants import Capability as Cap
-from iscsikit.plugin import TransportRegistry, hookimpl
-from iscsikit.plugin.transport import OffloadPort
 
-from .transport import OffloadTransport, offload_capabilities
+from .transport import OffloadTransport, offload_capabilities, plugin_hooks
 
 __all__ = ["Qla4xxxTransport", "iscsikit_offload_ports", "iscsikit_register_transports"]
 
@@ -41,11 +36,4 @@ class Qla4xxxTransport(OffloadTransport):
     capabilities = offload_capabilities(_CAPS)
 
 
-@hookimpl
-def iscsikit_register_transports(registry: TransportRegistry) -> None:
-    registry.register(Qla4xxxTransport)
-
-
-@hookimpl
-def iscsikit_offload_ports() -> list[OffloadPort]:
-    return Qla4xxxTransport().ports()
+iscsikit_register_transports, iscsikit_offload_ports = plugin_hooks(Qla4xxxTransport)

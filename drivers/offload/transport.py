@@ -16,7 +16,7 @@ NETLINK_ISCSI is reached through a channel factory (:mod:`.channel`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,7 +32,7 @@ from iscsikit.netlink.constants import Capability as KernelCap
 from iscsikit.netlink.events import EndpointConnected, RequestDone
 from iscsikit.netlink.messages import EpConnectThroughHost, EpPoll
 from iscsikit.netlink.wire import ParamAttr
-from iscsikit.plugin import Capability, ConnectSpec
+from iscsikit.plugin import Capability, ConnectSpec, TransportRegistry, hookimpl
 from iscsikit.plugin.transport import OffloadPort
 from iscsikit.proto.address import Portal
 from iscsikit.proto.login import TargetRedirected
@@ -52,7 +52,7 @@ from .channel import SEAM_VARIABLE, ChannelFactory, default_channel
 from .host import OffloadHost
 from .ifacecfg import net_config_attrs
 
-__all__ = ["OffloadTransport", "ThroughHostConnector", "offload_capabilities"]
+__all__ = ["OffloadTransport", "ThroughHostConnector", "offload_capabilities", "plugin_hooks"]
 
 #: One EP_POLL waits at most this long in the kernel (as kerneltcp's connector).
 _POLL_SLICE_MS = 100
@@ -247,3 +247,24 @@ class OffloadTransport(KernelTransport):
         raise NotSupportedError(
             f"{self.name}: SendTargets through the HBA (CAP_TEXT_NEGO) is not implemented"
         )
+
+
+def plugin_hooks(
+    cls: type[OffloadTransport],
+) -> tuple[Callable[[TransportRegistry], None], Callable[[], list[OffloadPort]]]:
+    """The two hook implementations of the plugin module of driver ``cls``: register it,
+    and report the ports of its hosts (under ``ISCSIKIT_ROOT``).  A plugin module binds
+    them to the hook names::
+
+        iscsikit_register_transports, iscsikit_offload_ports = plugin_hooks(MyTransport)
+    """
+
+    @hookimpl
+    def iscsikit_register_transports(registry: TransportRegistry) -> None:
+        registry.register(cls)
+
+    @hookimpl
+    def iscsikit_offload_ports() -> list[OffloadPort]:
+        return cls().ports()
+
+    return iscsikit_register_transports, iscsikit_offload_ports

@@ -135,14 +135,14 @@ PROFILES: Final[dict[str, DriverProfile]] = {
             proc_name="cxgb3i",
             caps=int(_CXGBI_CAPS),
             ops=_EP | {UEvent.SET_HOST_PARAM},
-            host_attrs=("netdev", "hwaddress", "ipaddress"),
+            host_attrs=("netdev", "hwaddress", "ipaddress", "initiatorname"),
         ),
         DriverProfile(
             transport="cxgb4i",
             proc_name="cxgb4i",
             caps=int(_CXGBI_CAPS),
             ops=_EP | {UEvent.SET_HOST_PARAM},
-            host_attrs=("netdev", "hwaddress", "ipaddress"),
+            host_attrs=("netdev", "hwaddress", "ipaddress", "initiatorname"),
         ),
         DriverProfile(
             transport="be2iscsi",
