@@ -295,6 +295,9 @@ class KernelSession:
         stopped again (the session kept, for another attempt)."""
         deadline = net.deadline_after(spec.timeouts.login)
         self._generation = self._events.barrier()
+        # Events queued so far are about the connection being replaced (a CONN_ERROR the
+        # manager already acted on): the login must not take them for its own.
+        self._drop_queued()
         spec = dataclasses.replace(spec, login=self.connector.login_config(spec.login))
         if endpoint is None:
             endpoint = self.connector.connect(self.channel, self.handle, spec.portal, deadline)
@@ -489,6 +492,11 @@ class KernelSession:
             if callback is not None and self.started:
                 callback(event)
         self._inbox.put(event)
+
+    def _drop_queued(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._inbox.get_nowait()
 
     def _wait(self, match: Callable[[KernelEvent], bool], timeout: float) -> KernelEvent | None:
         """The first queued event ``match`` accepts within ``timeout``; others dropped,

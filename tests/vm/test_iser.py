@@ -11,7 +11,8 @@ Two groups, in file order, each with its own LIO target (demo mode) on the one f
   session; logout removes session, disk, link and LIO's session.
 * iscsikitd + ``iscsikit-adm ... -I iser -l``, as a user types it (the built-in ``iser``
   iface): ``-m session -P 3`` equals real iscsiadm's for that session (sysfs only, as
-  iscsiadm without iscsid; the IPC-only lines aside), ``-u`` removes everything.
+  iscsiadm without iscsid; the IPC-only lines aside), a session LIO drops is recovered
+  by the daemon with the same sid, ``-u`` removes everything.
 """
 
 from __future__ import annotations
@@ -255,6 +256,28 @@ class TestIserDaemon:
         assert "iSCSI Connection State: LOGGED IN" in ours.stdout
         compared = assert_same_lines(theirs.stdout, ours.stdout, skip=IPC_ONLY)
         assert len(compared) > 30  # the whole -P 3 tree was compared
+
+    def test_a_dropped_session_recovers_the_same_sid_on_a_new_endpoint(
+        self, daemon: DaemonSetup, request: pytest.FixtureRequest
+    ) -> None:
+        before = session_of(DAEMON_IQN)
+        assert before is not None
+        disk = wait_for_disk(DAEMON_IQN)
+        daemon.lio.drop_sessions()
+        request.addfinalizer(lambda: print(daemon.daemon.log[-6000:], dmesg_tail()))
+        wait_for(
+            "the daemon to see the connection fail",
+            lambda: "connection failed" in daemon.daemon.log,
+        )
+        wait_for(
+            "the session to be LOGGED_IN again",
+            lambda: (s := session_of(DAEMON_IQN)) is not None and s.state == "LOGGED_IN",
+        )
+        after = session_of(DAEMON_IQN)
+        assert after is not None and after.sid == before.sid
+        assert daemon.lio.sessions() == [INITIATOR]
+        assert wait_for_disk(DAEMON_IQN) == disk
+        assert_dd_lands(disk, daemon.lio.backing_path, 11 << 20)
 
     def test_logout_removes_session_disk_link_and_lios_session(self, daemon: DaemonSetup) -> None:
         lio = daemon.lio
