@@ -127,9 +127,11 @@ class Reader:
                 addr, prt, group = parsed
                 if (address is not None and addr != address) or (port is not None and prt != port):
                     continue
-                if group is None:  # old style: a file, tpgt unknown, iface default
-                    if (tpgt is None or tpgt == -1) and (iface is None or iface == "default"):
-                        found.append(NodeId(name, addr, prt, -1, "default"))
+                if group is None:  # old style: a file, tpgt unknown, its iface inside
+                    if tpgt is None or tpgt == -1:
+                        ifname = _old_style_iface(f"{tdir}/{portal}")
+                        if iface is None or ifname == iface:
+                            found.append(NodeId(name, addr, prt, -1, ifname))
                     continue
                 if tpgt is not None and group != tpgt:
                     continue
@@ -328,3 +330,18 @@ class Reader:
             own.append(RecordProblem(Path(path), 0, "a built-in iface cannot have a file"))
         problems.extend(own)
         return IfaceRecord(values, path=Path(path), problems=own, loaded=True)
+
+
+def _old_style_iface(path: str) -> str:
+    """The iface of an old-style record (``nodes/<target>/<a>,<p>``, a file): its
+    ``iface.iscsi_ifacename`` line, as iscsiadm reads it from the record (``-o new -I iser``
+    without a tpgt writes one), ``default`` when the line is missing or the file unreadable."""
+    try:
+        text = read_text(path)
+    except (OSError, DatabaseError):
+        return "default"
+    for line in (text or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "iface.iscsi_ifacename":
+            return value.strip() or "default"
+    return "default"
