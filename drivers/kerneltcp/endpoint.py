@@ -27,7 +27,7 @@ from iscsikit import net
 from iscsikit.errors import ConnectionFailedError, TransportError, TransportTimeoutError
 from iscsikit.netlink import NetlinkRequestError
 from iscsikit.netlink.events import EndpointConnected, RequestDone
-from iscsikit.netlink.messages import EpConnect, EpDisconnect, EpPoll
+from iscsikit.netlink.messages import EpConnect, EpDisconnect, EpPoll, Request
 from iscsikit.proto.address import Portal
 from iscsikit.proto.login import LoginAccepted, LoginConfig
 
@@ -156,12 +156,15 @@ class KernelEndpointConnector(Connector):
 
     bound_session = True
 
+    def endpoint_request(self, transport: int, portal: Portal) -> Request:
+        """The request that makes the endpoint: EP_CONNECT here; an offload HBA's
+        connector asks through its SCSI host (EP_CONNECT_THROUGH_HOST)."""
+        return EpConnect(transport_handle=transport, address=(portal.host, portal.port))
+
     def connect(
         self, channel: NetlinkChannel, transport: int, portal: Portal, deadline: net.Deadline
     ) -> KernelEndpoint:
-        reply = channel.request(
-            EpConnect(transport_handle=transport, address=(portal.host, portal.port))
-        )
+        reply = channel.request(self.endpoint_request(transport, portal))
         if not isinstance(reply, EndpointConnected) or reply.handle == 0:
             raise ConnectionFailedError(f"the kernel could not make an endpoint to {portal}")
         endpoint = KernelEndpoint(channel, transport, reply.handle)

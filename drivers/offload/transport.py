@@ -23,14 +23,11 @@ from typing import ClassVar
 from iscsikit import net
 from iscsikit.config.paths import resolve_root
 from iscsikit.errors import (
-    ConnectionFailedError,
     InvalidParameterError,
     NotSupportedError,
-    TransportTimeoutError,
 )
 from iscsikit.netlink.constants import Capability as KernelCap
-from iscsikit.netlink.events import EndpointConnected, RequestDone
-from iscsikit.netlink.messages import EpConnectThroughHost, EpPoll
+from iscsikit.netlink.messages import EpConnectThroughHost, Request
 from iscsikit.netlink.wire import ParamAttr
 from iscsikit.plugin import Capability, ConnectSpec, TransportRegistry, hookimpl
 from iscsikit.plugin.transport import OffloadPort
@@ -39,10 +36,9 @@ from iscsikit.proto.login import TargetRedirected
 from iscsikit.proto.sendtargets import DiscoveredTarget
 from iscsikit.sysfs import IscsiHost, SysfsContext
 
-from ..kerneltcp.endpoint import Connector, KernelEndpoint  # noqa: TID252
+from ..kerneltcp.endpoint import Connector, KernelEndpointConnector  # noqa: TID252
 from ..kerneltcp.events import KernelEvents, shared_events  # noqa: TID252
 from ..kerneltcp.kernel import KernelSession, transport_handle  # noqa: TID252
-from ..kerneltcp.netlink import NetlinkChannel  # noqa: TID252
 from ..kerneltcp.transport import (  # noqa: TID252
     KernelTcpSession,
     KernelTransport,
@@ -72,47 +68,17 @@ def offload_capabilities(kernel_caps: int, *, ipv6: bool = True) -> frozenset[Ca
     return frozenset(caps)
 
 
-class ThroughHostConnector(Connector):
+class ThroughHostConnector(KernelEndpointConnector):
     """EP_CONNECT_THROUGH_HOST on SCSI host ``host_no`` (non-blocking), then EP_POLL
     until the endpoint is up, within the login deadline; the session is bound to it."""
-
-    bound_session = True
 
     def __init__(self, host_no: int) -> None:
         self.host_no = host_no
 
-    def connect(
-        self, channel: NetlinkChannel, transport: int, portal: Portal, deadline: net.Deadline
-    ) -> KernelEndpoint:
-        reply = channel.request(
-            EpConnectThroughHost(
-                transport_handle=transport, host_no=self.host_no, address=(portal.host, portal.port)
-            )
+    def endpoint_request(self, transport: int, portal: Portal) -> Request:
+        return EpConnectThroughHost(
+            transport_handle=transport, host_no=self.host_no, address=(portal.host, portal.port)
         )
-        if not isinstance(reply, EndpointConnected) or reply.handle == 0:
-            raise ConnectionFailedError(
-                f"host {self.host_no} could not make an endpoint to {portal}"
-            )
-        endpoint = KernelEndpoint(channel, transport, reply.handle)
-        try:
-            while True:
-                remaining = deadline.remaining()
-                if remaining <= 0:
-                    raise TransportTimeoutError(f"connect to {portal} timed out")
-                timeout_ms = max(1, min(_POLL_SLICE_MS, int(remaining * 1000)))
-                polled = channel.request(
-                    EpPoll(
-                        transport_handle=transport, ep_handle=reply.handle, timeout_ms=timeout_ms
-                    )
-                )
-                status = polled.retcode if isinstance(polled, RequestDone) else -1
-                if status > 0:
-                    return endpoint
-                if status < 0:
-                    raise ConnectionFailedError(f"connect to {portal} failed (EP_POLL {status})")
-        except BaseException:
-            endpoint.close(clean=False)
-            raise
 
 
 class OffloadTransport(KernelTransport):
