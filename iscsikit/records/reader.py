@@ -107,7 +107,8 @@ class Reader:
         tpgt: int | None = None,
         iface: str | None = None,
     ) -> list[NodeId]:
-        """Every node (optionally only those matching), sorted, without opening a file."""
+        """Every node (optionally only those matching), sorted; only an old-style record
+        (a file, rare) is opened, for the iface named inside it."""
         nodes = self.layout.nodes
         if address is not None:
             address = strip_brackets(address)
