@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from iscsikit.daemon.devices import DeviceWatcher
 from iscsikit.daemon.exports import Exports
 from iscsikit.daemon.server import PeerCred
 from iscsikit.errors import InvalidParameterError, IscsiErr, IscsiError
+from iscsikit.ipc.iscsid import iscsid_running
 from iscsikit.manager.connect import transport
 from iscsikit.manager.failover import FailoverPreferences, failover_order
 from iscsikit.manager.kernel_session import KernelManagedSession
@@ -305,23 +305,6 @@ class Daemon:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         task.add_done_callback(_log_failure)
-
-
-#: Where open-iscsi's iscsid listens for iscsiadm (an abstract unix socket).
-ISCSID_SOCKET = b"\0ISCSIADM_ABSTRACT_NAMESPACE"
-
-
-def iscsid_running() -> bool:
-    """Whether open-iscsi's iscsid answers on its socket."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(1.0)
-        sock.connect(ISCSID_SOCKET)
-    except OSError:
-        return False
-    finally:
-        sock.close()
-    return True
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from iscsikit.errors import IscsiErr, IscsiError
 from iscsikit.ipc.client import DaemonCommError, DaemonNotRunningError
+from iscsikit.ipc.iscsid import iscsid_running
 
 if TYPE_CHECKING:
     from iscsikit.config.paths import Paths
@@ -232,6 +233,10 @@ _NO_DAEMON = (
     "could not connect to iscsid: iscsikitd is not running (no socket at {sock}); "
     "{what} needs the daemon"
 )
+_ISCSID_RUNNING = (
+    "; open-iscsi's iscsid is running and its sessions are its own: use iscsiadm, or "
+    "stop iscsid and start iscsikitd (which adopts the kernel sessions)"
+)
 
 
 def _yes_no(value: int) -> str:
@@ -343,7 +348,10 @@ class SysfsSessionService:
         return out
 
     def _no_daemon(self, what: str) -> IscsidNotConnectedError:
-        return IscsidNotConnectedError(_NO_DAEMON.format(sock=self._sock, what=what))
+        message = _NO_DAEMON.format(sock=self._sock, what=what)
+        if iscsid_running():
+            message += _ISCSID_RUNNING
+        return IscsidNotConnectedError(message)
 
     def login(self, node: NodeRecord, *, wait: bool = True) -> SessionInfo:
         raise self._no_daemon(f"login to {node.target}")

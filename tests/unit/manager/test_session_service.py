@@ -3,6 +3,10 @@ errors, and the choice between sysfs and the daemon client."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,6 +93,47 @@ def test_no_daemon(tmp_path: Path) -> None:
     gone = type(info)(**{**info.__dict__, "sid": 77})
     with pytest.raises(IscsiError):
         service.rescan(gone)
+
+
+_WITH_ISCSID = """
+import socket, sys
+from pathlib import Path
+from iscsikit.ipc.iscsid import ISCSID_SOCKET
+from iscsikit.manager.sessions import IscsidNotConnectedError, SysfsSessionService
+from iscsikit.sysfs import SysfsContext
+root = Path(sys.argv[1])
+service = SysfsSessionService(SysfsContext(root))
+info = service.sessions()[0]
+def message():
+    try:
+        service.logout(info)
+    except IscsidNotConnectedError as exc:
+        return str(exc)
+print(message())
+iscsid = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+iscsid.bind(ISCSID_SOCKET)
+iscsid.listen()
+print(message())
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare"
+)
+def test_no_daemon_names_a_running_iscsid(tmp_path: Path) -> None:
+    """With open-iscsi's iscsid running, the session is its own, and the error says so.
+
+    iscsid's socket is abstract, so the stand-in listens in a private network namespace."""
+    sample_kernel(tmp_path)
+    out = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", _WITH_ISCSID, str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert len(out) == 2
+    alone, beside_iscsid = out
+    assert "iscsikitd is not running" in alone and "iscsid is running" not in alone
+    assert beside_iscsid.startswith(alone)
+    assert "open-iscsi's iscsid is running and its sessions are its own" in beside_iscsid
 
 
 def test_daemon_socket_picks_the_daemon_client(tmp_path: Path) -> None:
