@@ -18,17 +18,21 @@ attributes under ``firmware/iscsi_bootH``.  :meth:`Ibft.targets` turns them into
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from iscsikit.sysfs.attrs import Device, c_int, sort_names
+from iscsikit.sysfs.ibft_table import IbftError, parse_ibft
 
 if TYPE_CHECKING:
     from iscsikit.sysfs.context import SysfsContext
 
 __all__ = ["DHCP_ORIGIN", "BootTarget", "Ibft"]
+
+log = logging.getLogger(__name__)
 
 #: ``origin`` value meaning the address came from DHCP (IBFT_IP_PREFIX_ORIGIN_DHCP).
 DHCP_ORIGIN = 3
@@ -89,8 +93,26 @@ def _int(value: int | None) -> int:
     return -1 if value is None else value
 
 
+@dataclass
+class _Block:
+    """One firmware block (``initiator``, ``ethernetN``, ``targetN``) from either source."""
+
+    name: str
+    attrs: dict[str, str]
+    #: An ethernet block's PCI function (its ``device`` link), None when it has none.
+    device: Path | None = None
+
+    def attr(self, key: str) -> str | None:
+        return self.attrs.get(key)
+
+    def attr_int(self, key: str, default: int | None = None) -> int | None:
+        return c_int(self.attrs.get(key), default)
+
+
 class Ibft:
-    """The boot firmware tables under ``<sys>/firmware``."""
+    """The boot firmware tables under ``<sys>/firmware``: the iscsi_ibft module's blocks,
+    or, when the module is not loaded, the raw ACPI table (:mod:`.ibft_table`) read the
+    way the module would export it."""
 
     __slots__ = ("ctx",)
 
@@ -107,26 +129,70 @@ class Ibft:
         return [r for r in found if (r / "initiator").exists()]
 
     @property
+    def acpi_table(self) -> Path:
+        """Where ACPI exports the raw iBFT (readable without iscsi_ibft)."""
+        return self.ctx.sys_path / "firmware/acpi/tables/iBFT"
+
+    @property
     def readable(self) -> bool:
         """False when ``<sys>/firmware`` itself cannot be read (iscsiadm: err 22)."""
         return (self.ctx.sys_path / "firmware").is_dir()
 
     @property
     def present(self) -> bool:
-        return bool(self.roots)
+        return bool(self.roots) or self._raw() is not None
 
     def targets(self) -> list[BootTarget]:
         out: list[BootTarget] = []
-        for root in self.roots:
-            out.extend(self._targets(root))
+        roots = self.roots
+        for root in roots:
+            out.extend(
+                self._targets(self._sysfs_blocks(root), "" if root.name == "ibft" else root.name)
+            )
+        if not any(r.name == "ibft" for r in roots):
+            raw = self._raw()
+            if raw is not None:
+                out.extend(self._targets(raw, ""))
         return out
 
-    def _targets(self, root: Path) -> list[BootTarget]:
-        entries = sort_names(os.listdir(root))
-        nics = [Device(root / n) for n in entries if "ethernet" in n and (root / n).is_dir()]
-        tgts = [Device(root / n) for n in entries if "target" in n and (root / n).is_dir()]
-        initiator = Device(root / "initiator")
-        subsys = "" if root.name == "ibft" else root.name
+    def _sysfs_blocks(self, root: Path) -> list[_Block]:
+        out = []
+        for name in sort_names(os.listdir(root)):
+            path = root / name
+            if path.is_dir() and not path.is_symlink():
+                device = path / "device"
+                out.append(
+                    _Block(name, Device(path).attributes(), device if device.exists() else None)
+                )
+        return out
+
+    def _raw(self) -> list[_Block] | None:
+        """The raw table's blocks; None without a table, or for one the kernel refuses
+        (then ``-m fw`` finds nothing, as iscsiadm does when iscsi_ibft refused it)."""
+        try:
+            data = self.acpi_table.read_bytes()
+        except OSError:
+            return None
+        try:
+            table = parse_ibft(data)
+        except IbftError as exc:
+            log.warning("%s: %s", self.acpi_table, exc)
+            return None
+        out = []
+        for block in table.blocks:
+            device = None
+            if block.pci_bdf is not None:
+                bdf = block.pci_bdf
+                pci = f"0000:{bdf >> 8:02x}:{(bdf >> 3) & 0x1F:02x}.{bdf & 7}"
+                found = self.ctx.sys_path / "bus/pci/devices" / pci
+                device = found if found.exists() else None
+            out.append(_Block(block.name, dict(block.attrs), device))
+        return out if any(b.name == "initiator" for b in out) else None
+
+    def _targets(self, blocks: list[_Block], subsys: str) -> list[BootTarget]:
+        nics = [b for b in blocks if "ethernet" in b.name]
+        tgts = [b for b in blocks if "target" in b.name]
+        initiator = next((b for b in blocks if b.name == "initiator"), _Block("initiator", {}))
         out: list[BootTarget] = []
         for tgt in tgts:
             if not tgt.attr_int("flags", 0):
@@ -176,22 +242,21 @@ class Ibft:
             )
         return out
 
-    def _netdev(self, nic: Device, mac: str) -> str | None:
+    def _netdev(self, nic: _Block, mac: str) -> str | None:
         """The NIC's netdev; ``""`` when the firmware block has no ``device`` link (a NIC
         not tied to a PCI function: kept, without a netdev); None when the link leads to
         no netdev and no netdev owns the MAC (the target is then skipped)."""
-        device = nic.path / "device"
-        if not device.exists():
+        device = nic.device
+        if device is None:
             return ""
-        if device.exists():
-            links = sort_names([p.name for p in device.iterdir() if p.name.startswith("net:")])
-            if links:
-                return links[0].removeprefix("net:")
-            net = device / "net"
-            if net.is_dir():
-                names = sort_names(os.listdir(net))
-                if names:
-                    return names[0]
+        links = sort_names([p.name for p in device.iterdir() if p.name.startswith("net:")])
+        if links:
+            return links[0].removeprefix("net:")
+        net = device / "net"
+        if net.is_dir():
+            names = sort_names(os.listdir(net))
+            if names:
+                return names[0]
         return self.ctx.netdev_by_mac(mac)
 
     def _transport(self, netdev: str, mac: str, subsys: str) -> str:
