@@ -14,7 +14,7 @@ import itertools
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from iscsikit.errors import TransportTimeoutError
 from iscsikit.netlink.constants import IfaceType
@@ -34,12 +34,15 @@ from iscsikit.netlink.messages import (
     NewFlashnode,
     Ping,
     SetChap,
+    SetFlashnodeParams,
     SetIfaceParams,
 )
 from iscsikit.netlink.params import ChapParam
 from iscsikit.netlink.wire import ChapRecord, ParamAttr
+from iscsikit.plugin.transport import OffloadHostOps
 
 from .channel import ChannelFactory, default_channel
+from .flashcfg import flashnode_attrs
 
 __all__ = ["CHAP_PAGE", "OffloadHost"]
 
@@ -49,8 +52,9 @@ CHAP_PAGE = 65536 // ChapRecord.SIZE
 _pids = itertools.count(1)
 
 
-class OffloadHost:
-    """SCSI host ``host_no`` of the transport whose kernel handle is ``handle``."""
+class OffloadHost(OffloadHostOps):
+    """SCSI host ``host_no`` of the transport whose kernel handle is ``handle``
+    (implements :class:`~iscsikit.plugin.transport.OffloadHostOps`)."""
 
     def __init__(
         self, host_no: int, handle: int, channel_factory: ChannelFactory = default_channel
@@ -157,5 +161,17 @@ class OffloadHost:
         """``delete``, ``login`` or ``logout`` of flash node ``index``."""
         cls = {"delete": DelFlashnode, "login": LoginFlashnode, "logout": LogoutFlashnode}[op]
         msg = cls(transport_handle=self.handle, host_no=self.host_no, flashnode_idx=index)
+        with self.channel_factory() as channel:
+            channel.request(msg)
+
+    def update_flashnode(
+        self, index: int, params: Sequence[tuple[str, str]], portal_type: str
+    ) -> None:
+        """SET_FLASHNODE_PARAMS of flash node ``index``, built as iscsiadm builds it
+        (:mod:`.flashcfg`: its errors are raised before anything is sent)."""
+        attrs = flashnode_attrs(params, portal_type)
+        msg = SetFlashnodeParams(
+            transport_handle=self.handle, host_no=self.host_no, flashnode_idx=index, attrs=attrs
+        )
         with self.channel_factory() as channel:
             channel.request(msg)

@@ -30,7 +30,7 @@ from iscsikit.netlink.constants import Capability as KernelCap
 from iscsikit.netlink.messages import EpConnectThroughHost, Request
 from iscsikit.netlink.wire import ParamAttr
 from iscsikit.plugin import Capability, ConnectSpec, TransportRegistry, hookimpl
-from iscsikit.plugin.transport import OffloadPort
+from iscsikit.plugin.transport import OffloadDriver, OffloadPort
 from iscsikit.proto.address import Portal
 from iscsikit.proto.login import TargetRedirected
 from iscsikit.proto.sendtargets import DiscoveredTarget
@@ -81,8 +81,12 @@ class ThroughHostConnector(KernelEndpointConnector):
         )
 
 
-class OffloadTransport(KernelTransport):
-    """An offload HBA driver; subclasses set the names and :attr:`kernel_caps`."""
+class OffloadTransport(KernelTransport, OffloadDriver):
+    """An offload HBA driver; subclasses set the names and :attr:`kernel_caps`.
+
+    It implements :class:`~iscsikit.plugin.transport.OffloadDriver` (the seam the CLI's
+    host and iface modes use), its hosts :class:`~iscsikit.plugin.transport.OffloadHostOps`.
+    """
 
     #: ``scsi_host/hostH/proc_name`` of the driver's hosts.
     proc_name: ClassVar[str] = ""
@@ -217,10 +221,10 @@ class OffloadTransport(KernelTransport):
 
 def plugin_hooks(
     cls: type[OffloadTransport],
-) -> tuple[Callable[[TransportRegistry], None], Callable[[], list[OffloadPort]]]:
+) -> tuple[Callable[[TransportRegistry], None], Callable[[Path], list[OffloadPort]]]:
     """The two hook implementations of the plugin module of driver ``cls``: register it,
-    and report the ports of its hosts (under ``ISCSIKIT_ROOT``).  A plugin module binds
-    them to the hook names::
+    and report the ports of its hosts under the root the core passes.  A plugin module
+    binds them to the hook names::
 
         iscsikit_register_transports, iscsikit_offload_ports = plugin_hooks(MyTransport)
     """
@@ -230,7 +234,7 @@ def plugin_hooks(
         registry.register(cls)
 
     @hookimpl
-    def iscsikit_offload_ports() -> list[OffloadPort]:
-        return cls().ports()
+    def iscsikit_offload_ports(root: Path) -> list[OffloadPort]:
+        return cls(root=root).ports()
 
     return iscsikit_register_transports, iscsikit_offload_ports

@@ -9,8 +9,11 @@ are never touched.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pluggy
 
+from iscsikit.config.paths import resolve_root
 from iscsikit.errors import NoObjectsFoundError
 from iscsikit.plugin import manager
 from iscsikit.plugin.transport import OffloadPort
@@ -18,22 +21,23 @@ from iscsikit.records.model import IfaceRecord
 from iscsikit.records.store import Records
 
 
-def offload_ports(pm: pluggy.PluginManager | None = None) -> list[OffloadPort]:
-    """Every port every driver reports, in hook order, without repeats."""
+def offload_ports(root: Path, pm: pluggy.PluginManager | None = None) -> list[OffloadPort]:
+    """Every port every driver reports under ``root``, in hook order, without repeats."""
     pm = manager.plugin_manager() if pm is None else pm
     ports: dict[str, OffloadPort] = {}
-    for reported in pm.hook.iscsikit_offload_ports():
+    for reported in pm.hook.iscsikit_offload_ports(root=root):
         for port in reported:
             ports.setdefault(port.iface_name, port)
     return list(ports.values())
 
 
 def ensure_offload_ifaces(
-    records: Records, pm: pluggy.PluginManager | None = None
+    records: Records, pm: pluggy.PluginManager | None = None, *, root: Path | None = None
 ) -> list[IfaceRecord]:
-    """Create the missing ``<transport>.<mac>`` iface records; return those created."""
+    """Create the missing ``<transport>.<mac>`` iface records for the ports under
+    ``root`` (default: ``ISCSIKIT_ROOT``, else ``/``); return those created."""
     created: list[IfaceRecord] = []
-    for port in offload_ports(pm):
+    for port in offload_ports(resolve_root() if root is None else root, pm):
         try:
             records.iface(port.iface_name)
             continue

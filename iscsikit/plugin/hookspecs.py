@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from iscsikit.plugin.events import SessionEvent
     from iscsikit.plugin.transport import OffloadPort, TransportRegistry
 
@@ -40,10 +42,13 @@ def iscsikit_session_event(event: SessionEvent) -> None:
 
 
 @hookspec
-def iscsikit_offload_ports() -> list[OffloadPort]:
+def iscsikit_offload_ports(root: Path) -> list[OffloadPort]:
     """Report the iSCSI offload ports of this driver's hardware (one per MAC address).
 
-    Called when ifaces are listed or chosen for binding (``-m iface``, discovery).  For
+    ``root`` is the filesystem root to read (``/``, or a simulated tree in tests: the
+    CLI's ``ISCSIKIT_ROOT``); a driver reads ``root / "sys"`` and nothing else, never
+    the environment.  Called when ifaces are listed or chosen for binding (``-m
+    iface``, discovery).  For
     each port without an iface the core creates ``ifaces/<transport>.<mac>``, as
     open-iscsi's ``iscsi_default_iface_setup`` does.  Return ``[]`` when the hardware
     is absent; every implementation's list is used.

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from iscsikit.errors import InvalidParameterError, NotSupportedError, TransportNotFoundError
 from iscsikit.proto.address import Portal
@@ -21,6 +22,10 @@ from iscsikit.proto.ffp import Timers
 from iscsikit.proto.login import LoginConfig, TargetRedirected
 from iscsikit.proto.sendtargets import DiscoveredTarget
 from iscsikit.proto.task import PingTask, ScsiTask, TmfTask
+
+if TYPE_CHECKING:
+    from iscsikit.netlink.wire import ChapRecord, ParamAttr
+    from iscsikit.sysfs import IscsiHost
 
 
 class Capability(enum.Enum):
@@ -86,6 +91,80 @@ class OffloadPort:
     def iface_name(self) -> str:
         """open-iscsi's name for the port's default iface: ``<transport>.<mac>``."""
         return f"{self.transport}.{self.hwaddress.lower()}"
+
+
+class OffloadHostOps(Protocol):
+    """One offload host's NETLINK_ISCSI operations, as iscsiadm performs them.
+
+    The seam between the CLI (``-m iface -o apply``, ``-C ping``, ``-m host -C
+    chap|stats|flashnode``) and an offload driver (``iscsikit_drivers.offload.OffloadHost``
+    implements it).  Each operation raises :class:`~iscsikit.netlink.NetlinkRequestError`
+    when the kernel refuses (its ``errno``; ``not_supported`` for -ENOSYS), which the CLI
+    maps to iscsiadm's message and exit code."""
+
+    def set_iface_params(self, attrs: Iterable[ParamAttr]) -> None:
+        """SET_IFACE_PARAMS with ``attrs`` (``-m iface -o apply``)."""
+
+    def ping(
+        self,
+        address: str,
+        *,
+        iface_num: int = 0,
+        iface_type: int = 1,
+        size: int = 32,
+        timeout: float = 30.0,
+    ) -> int:
+        """PING, then its PING_COMP's ``status`` (0: the ping came back)."""
+
+    def chap_entries(self) -> list[ChapRecord]:
+        """Every CHAP table entry (GET_CHAP, paged)."""
+
+    def set_chap(self, index: int, chap_type: int, username: str, password: str) -> None:
+        """SET_CHAP: add or replace entry ``index``."""
+
+    def delete_chap(self, index: int) -> None:
+        """DELETE_CHAP of entry ``index``."""
+
+    def host_stats(self) -> dict[str, int]:
+        """GET_HOST_STATS: the ``struct iscsi_offload_host_stats`` counters by name."""
+
+    def new_flashnode(self, portal_type: str = "ipv4") -> int:
+        """NEW_FLASHNODE: the new node's index."""
+
+    def flashnode(self, op: str, index: int) -> None:
+        """``delete``, ``login`` or ``logout`` of flash node ``index``."""
+
+    def update_flashnode(
+        self, index: int, params: Sequence[tuple[str, str]], portal_type: str
+    ) -> None:
+        """SET_FLASHNODE_PARAMS of flash node ``index`` (``-C flashnode -o update``) from
+        ``flashnode.*`` (name, value) pairs, for a node whose ``portal_type`` is given.
+        A name or value iscsiadm refuses raises :class:`~iscsikit.errors.IscsiError` with
+        iscsiadm's message and code, before anything is sent."""
+
+
+@runtime_checkable
+class OffloadDriver(Protocol):
+    """What the core needs of an offload driver plugin beyond :class:`Transport`.
+
+    ``iscsikit_drivers.offload.OffloadTransport`` implements it; the CLI finds one by
+    the host's transport name in the registry and uses it when the registered driver is
+    an instance of this protocol."""
+
+    def at_root(self, root: Path) -> OffloadDriver:
+        """The same driver reading the sysfs tree under ``root``."""
+
+    def host(self, host_no: int) -> OffloadHostOps:
+        """The NETLINK_ISCSI operations of SCSI host ``host_no``."""
+
+    def host_by_hwaddress(self, hwaddress: str) -> IscsiHost | None:
+        """The driver's host whose MAC is ``hwaddress`` (any case), if any."""
+
+    def hosts(self) -> list[IscsiHost]:
+        """The driver's SCSI hosts, by host number."""
+
+    def net_config(self, record: Mapping[str, str]) -> tuple[ParamAttr, ...]:
+        """SET_IFACE_PARAMS attributes for an iface record (``key -> value``)."""
 
 
 class TransportSession(abc.ABC):

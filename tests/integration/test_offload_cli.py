@@ -153,3 +153,47 @@ def test_help_labels_the_offload_transports_simulated(adm: Adm) -> None:
     lines = {line.split()[0]: line for line in shown.stdout.splitlines() if line.startswith("  ")}
     for name in ("qla4xxx", "cxgb3i", "cxgb4i", "bnx2i", "be2iscsi", "qedi"):
         assert "simulated" in lines[name], shown.stdout
+
+
+def test_flashnode_update(adm: Adm) -> None:
+    """``-o update`` (SET_FLASHNODE_PARAMS); messages and exit codes from usr/iscsiadm.c
+    (``exec_flashnode_op``, ``iscsi_set_flashnode_params``) and usr/idbm.c
+    (``idbm_verify_param``): iscsiadm cannot run here, no kernel qla4xxx answers it."""
+    adm.hba.add_flashnode(0, "iqn.2003-01.org.example:fl0", "192.0.2.9")
+    base = ("-m", "host", "-H", "7", "-C", "flashnode", "-x", "0")
+    done = adm(*base, "-o", "update",
+               "-n", "flashnode.session.targetname", "-v", "iqn.2003-01.org.example:fl1",
+               "-n", "flashnode.conn[0].port", "-v", "3261")  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+    assert "Update for flashnode 0 of host 7 successful." in done.stderr
+    listed = adm("-m", "host", "-H", "7", "-C", "flashnode")
+    assert listed.stdout == "qla4xxx: [0] 192.0.2.9:3261,1 iqn.2003-01.org.example:fl1\n"
+    shown = adm(*base, "-o", "show")
+    assert "targetname = iqn.2003-01.org.example:fl1\n" in shown.stdout
+
+    bad_key = adm(*base, "-o", "update", "-n", "flashnode.session.bogus", "-v", "1")
+    assert (bad_key.returncode, bad_key.stdout) == (7, "")
+    assert _messages(bad_key.stderr) == [
+        "Cannot modify flashnode.session.bogus. Invalid param name.",
+        "Update for flashnode 0 of host 7 failed.",
+    ]
+    # An address inet_pton refuses, or only keys flashnode_build_config never sends
+    # (username, password, chap_in_idx, is_boot_target): nothing to send, ISCSI_ERR.
+    for name, value in (("flashnode.conn[0].ipaddress", "300.1.1.1"),
+                        ("flashnode.session.password", "secret")):  # fmt: skip
+        bad = adm(*base, "-o", "update", "-n", name, "-v", value)
+        assert (bad.returncode, bad.stdout) == (1, "")
+        assert _messages(bad.stderr) == [
+            "Build flashnode config failed.",
+            "Update for flashnode 0 of host 7 failed.",
+        ]
+    missing = adm("-m", "host", "-H", "7", "-C", "flashnode", "-x", "5", "-o", "update",
+                  "-n", "flashnode.session.erl", "-v", "1")  # fmt: skip
+    assert missing.returncode == 2
+    assert "Could not read info for flashnode 5, No such file or directory" in missing.stderr
+    assert adm(*base, "-o", "show").stdout == shown.stdout  # the failures changed nothing
+
+
+def _messages(stderr: str) -> list[str]:
+    """stderr's lines without the program name (iscsiadm's ``iscsiadm: ``)."""
+    return [line.partition(": ")[2] for line in stderr.splitlines()]

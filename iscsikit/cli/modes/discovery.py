@@ -102,7 +102,8 @@ def _binding_ifaces(cmd: Command, records: Records) -> list[IfaceRecord]:
         return found
     from iscsikit.manager.ifaces import ensure_offload_ifaces
 
-    ensure_offload_ifaces(records)  # open-iscsi makes them whenever it lists ifaces
+    # open-iscsi makes them whenever it lists ifaces
+    ensure_offload_ifaces(records, root=cmd.env.paths.root)
     tcp = []
     for name in listdir(records.layout.ifaces):
         try:

@@ -9,19 +9,20 @@ The sub-modes talk to the host's driver over NETLINK_ISCSI (usr/iscsiadm.c): ``-
 (``-o show``: GET_CHAP, each entry as a ``host.auth.*`` record; ``new``/``update``:
 SET_CHAP at ``-x``; ``delete``: DELETE_CHAP), ``-C stats`` (GET_HOST_STATS, ``Host
 Statistics:`` and the 82 counters as iscsiadm prints them) and the ``-C flashnode`` ops
-(``new -A ipv4|ipv6``, ``delete``, ``login``, ``logout`` at ``-x``).  They go through
+(``new -A ipv4|ipv6``, ``update -n flashnode.* -v ..``, ``delete``, ``login``,
+``logout`` at ``-x``).  They go through
 the offload driver plugin registered under the host's transport name (an
-:class:`OffloadDriver`: ``iscsikit_drivers.offload``, tested against **simulated**
-hosts, docs/offload.md).  A host whose transport has no such driver (``tcp``) fails as
-before, as iscsiadm fails where netlink cannot serve it (exit 9), after the same checks
-(transport of the host: 12; no flash nodes: 21).
+:class:`~iscsikit.plugin.transport.OffloadDriver`: ``iscsikit_drivers.offload``, tested
+against **simulated** hosts, docs/offload.md).  A host whose transport has no such
+driver (``tcp``) fails as before, as iscsiadm fails where netlink cannot serve it
+(exit 9), after the same checks (transport of the host: 12; no flash nodes: 21).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
 from iscsikit.cli.modes.session import (
     IFACE,
@@ -36,18 +37,18 @@ from iscsikit.manager.sessions import grouped
 from iscsikit.netlink import NetlinkRequestError
 from iscsikit.netlink.constants import ChapType
 from iscsikit.netlink.params import HOST_STATS_FIELDS
+from iscsikit.plugin.transport import OffloadDriver, OffloadHostOps
 from iscsikit.records.fileformat import BEGIN_PREFIX, END_LINE, RECORD_VERSION
 
 if TYPE_CHECKING:
     from iscsikit.cli.env import CliEnv
     from iscsikit.cli.options import ParsedArgs
     from iscsikit.manager.sessions import SessionInfo
-    from iscsikit.netlink.wire import ChapRecord, ParamAttr
+    from iscsikit.netlink.wire import ChapRecord
     from iscsikit.sysfs import HostIface, IscsiHost, SysfsContext
+    from iscsikit.sysfs.host import Flashnode
 
 __all__ = [
-    "OffloadDriver",
-    "OffloadHostOps",
     "chap_record_text",
     "host_flat_line",
     "host_json",
@@ -164,49 +165,6 @@ def _host_arg(args: ParsedArgs, ctx: SysfsContext) -> int:
 # -- offload drivers ---------------------------------------------------------------------
 
 
-class OffloadHostOps(Protocol):
-    """One offload host's NETLINK_ISCSI operations (``iscsikit_drivers.offload.OffloadHost``);
-    each raises :class:`~iscsikit.netlink.NetlinkRequestError` when the kernel refuses."""
-
-    def set_iface_params(self, attrs: Iterable[ParamAttr]) -> None: ...
-
-    def ping(
-        self,
-        address: str,
-        *,
-        iface_num: int = 0,
-        iface_type: int = 1,
-        size: int = 32,
-        timeout: float = 30.0,
-    ) -> int: ...
-
-    def chap_entries(self) -> list[ChapRecord]: ...
-
-    def set_chap(self, index: int, chap_type: int, username: str, password: str) -> None: ...
-
-    def delete_chap(self, index: int) -> None: ...
-
-    def host_stats(self) -> dict[str, int]: ...
-
-    def new_flashnode(self, portal_type: str = "ipv4") -> int: ...
-
-    def flashnode(self, op: str, index: int) -> None: ...
-
-
-class OffloadDriver(Protocol):
-    """What the CLI needs of an offload driver plugin (``OffloadTransport``)."""
-
-    def at_root(self, root: Path) -> OffloadDriver: ...
-
-    def host(self, host_no: int) -> OffloadHostOps: ...
-
-    def host_by_hwaddress(self, hwaddress: str) -> IscsiHost | None: ...
-
-    def hosts(self) -> list[IscsiHost]: ...
-
-    def net_config(self, record: Mapping[str, str]) -> tuple[ParamAttr, ...]: ...
-
-
 def offload_driver(transport: str | None, root: Path) -> OffloadDriver | None:
     """The offload driver registered as ``transport``, reading the tree under ``root``;
     None when no plugin of that name drives offload hosts."""
@@ -218,9 +176,7 @@ def offload_driver(transport: str | None, root: Path) -> OffloadDriver | None:
     if transport not in registry:
         return None
     driver = registry.create(transport)
-    if not all(hasattr(driver, a) for a in ("at_root", "host", "hosts", "net_config")):
-        return None
-    return cast(OffloadDriver, driver).at_root(root)
+    return driver.at_root(root) if isinstance(driver, OffloadDriver) else None
 
 
 def chap_record_text(record: ChapRecord) -> str:
@@ -324,6 +280,8 @@ def _flashnode_op(args: ParsedArgs, env: CliEnv, ops: OffloadHostOps, host_no: i
     if args.index is None or args.index > _MAX_FLASHNODE_IDX:
         raise IscsiError("Invalid flashnode index", code=IscsiErr.INVAL)
     index = args.index
+    if op == "update":
+        return _flashnode_update(args, env, ops, host_no, index)
     done, failed = _FLASHNODE_MESSAGES.get(op, (None, None))
     if done is None or failed is None:
         raise IscsiError("Invalid operation", code=IscsiErr.INVAL)
@@ -334,6 +292,45 @@ def _flashnode_op(args: ParsedArgs, env: CliEnv, ops: OffloadHostOps, host_no: i
         return int(IscsiErr.ERR)
     env.err(done.format(index=index, host=host_no))
     return 0
+
+
+def _flashnode_update(
+    args: ParsedArgs, env: CliEnv, ops: OffloadHostOps, host_no: int, index: int
+) -> int:
+    """``-o update -n flashnode.* -v ..`` (usr/iscsiadm.c ``iscsi_set_flashnode_params``):
+    the node is read first (missing: ``Could not read info for flashnode N, <strerror>``,
+    exit errno), then the driver checks and builds the parameters (iscsiadm's messages),
+    then SET_FLASHNODE_PARAMS (refused: exit 1)."""
+    import errno
+    import os
+
+    from iscsikit.sysfs import SysfsContext
+
+    failed = f"Update for flashnode {index} of host {host_no} failed."
+    node = next(
+        (n for n in _flashnodes(SysfsContext.from_paths(env.paths), host_no) if n.index == index),
+        None,
+    )
+    if node is None:
+        env.err(f"Could not read info for flashnode {index}, {os.strerror(errno.ENOENT)}")
+        env.err(failed)
+        return errno.ENOENT
+    try:
+        ops.update_flashnode(index, list(args.params), node.attr("portal_type") or "")
+    except IscsiError as exc:
+        env.err(str(exc))
+        env.err(failed)
+        return int(exc.code)
+    except NetlinkRequestError:
+        env.err(failed)
+        return int(IscsiErr.ERR)
+    env.err(f"Update for flashnode {index} of host {host_no} successful.")
+    return 0
+
+
+def _flashnodes(ctx: SysfsContext, host_no: int) -> list[Flashnode]:
+    host = ctx.host(host_no)
+    return host.flashnodes() if host is not None else []
 
 
 _MAX_CHAP_ENTRIES = 2048

@@ -47,7 +47,7 @@ from iscsikit.netlink import NetlinkRequestError
 
 if TYPE_CHECKING:
     from iscsikit.cli.env import CliEnv
-    from iscsikit.cli.modes.host import OffloadDriver, OffloadHostOps
+    from iscsikit.plugin.transport import OffloadDriver, OffloadHostOps
     from iscsikit.cli.options import ParsedArgs
     from iscsikit.records import IfaceRecord, NodeRecord
 
@@ -157,7 +157,7 @@ def _all(cmd: _Cmd) -> list[IfaceRecord]:
     from iscsikit.records.reader import listdir_sorted
 
     records = cmd.env.records()
-    ensure_offload_ifaces(records)
+    ensure_offload_ifaces(records, root=cmd.env.paths.root)
     names = [n for n in listdir_sorted(records.layout.ifaces) if n not in _BUILTIN]
     return [_read(cmd, n, IscsiErr.INVAL) for n in [*names, *_BUILTIN]]
 

@@ -7,8 +7,9 @@ answers decoded NETLINK_ISCSI requests (:meth:`SimulatedHba.handle`) as
 ``scsi_transport_iscsi.c`` plus that driver would: a request whose callback the driver
 lacks fails with the kernel's errno (:mod:`.profiles`), a wrong host number with
 ``-ENODEV``; SET_IFACE_PARAMS rewrites the iface attributes, PING answers and then sends
-PING_COMP, the CHAP table and the flash nodes live here, GET_HOST_STATS returns the
-counters in :attr:`SimulatedHba.host_stats`; endpoints and sessions are
+PING_COMP, the CHAP table and the flash nodes live here (SET_FLASHNODE_PARAMS:
+:mod:`.flashnode`), GET_HOST_STATS returns the counters in
+:attr:`SimulatedHba.host_stats`; endpoints and sessions are
 :mod:`.datapath`'s (a real TCP connection to the portal, PDUs carried both ways), so a
 driver logs in through the simulated host to a real target.
 
@@ -55,6 +56,7 @@ from iscsikit.netlink.wire import ChapRecord, ParamAttr
 from iscsikit.sysfs.fake import FakeSysfs
 
 from .datapath import DataPath, SimError
+from .flashnode import apply_flashnode_params
 from .profiles import PROFILES, DriverProfile
 
 __all__ = ["SimulatedHba"]
@@ -331,6 +333,10 @@ class SimulatedHba:
             raise SimError(errno.ENODEV)
         if isinstance(req, DelFlashnode):
             self.fake.remove_flashnode(self.host_no, req.flashnode_idx)
+        if isinstance(req, SetFlashnodeParams):
+            name = f"{self.host_no}:{req.flashnode_idx}"
+            sess = self.fake.host_dir(self.host_no) / f"flashnode_sess-{name}"
+            apply_flashnode_params(sess, sess / f"flashnode_conn-{name}:0", req.attrs)
         return [self._done(req)]
 
     def _ok(self, req: Request) -> list[KernelMessage]:

@@ -360,7 +360,7 @@ def test_offload_ifaces_appear_when_listing(root: Path, monkeypatch: pytest.Monk
     from iscsikit.plugin.transport import OffloadPort
 
     port = OffloadPort("bnx2i", "00:0A:0B:0C:0D:0E", net_ifacename="eth3")
-    monkeypatch.setattr("iscsikit.manager.ifaces.offload_ports", lambda pm=None: [port])
+    monkeypatch.setattr("iscsikit.manager.ifaces.offload_ports", lambda root, pm=None: [port])
     out = ok(root, "-m", "iface")
     assert (
         out.splitlines()[0]

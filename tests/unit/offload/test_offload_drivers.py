@@ -79,14 +79,23 @@ def test_each_plugin_reports_its_drivers_caps(name: str, tmp_path: Path) -> None
 
 
 def test_ports_hook_reads_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    SimulatedHba(tmp_path, "bnx2i", host_no=3, hwaddress="00:10:18:01:02:03")
-    monkeypatch.setenv("ISCSIKIT_ROOT", str(tmp_path))
+    """The hook reads the root it is given, not ``ISCSIKIT_ROOT``."""
+    SimulatedHba(tmp_path / "hba", "bnx2i", host_no=3, hwaddress="00:10:18:01:02:03")
+    (tmp_path / "empty/sys").mkdir(parents=True)
+    monkeypatch.setenv("ISCSIKIT_ROOT", str(tmp_path / "empty"))
     modules = [importlib.import_module(f"iscsikit_drivers.offload.{n}") for n in DRIVERS]
     pm = manager.build(modules, entry_points=False)[0]
-    ports = [p for found in pm.hook.iscsikit_offload_ports() for p in found]
+    ports = [p for found in pm.hook.iscsikit_offload_ports(root=tmp_path / "hba") for p in found]
     assert [(p.transport, p.hwaddress, p.net_ifacename, p.ipaddress) for p in ports] == [
         ("bnx2i", "00:10:18:01:02:03", "eth2", "192.0.2.50")
     ]
+    assert [
+        p for found in pm.hook.iscsikit_offload_ports(root=tmp_path / "empty") for p in found
+    ] == []
+    monkeypatch.setenv("ISCSIKIT_ROOT", str(tmp_path / "hba"))
+    assert [
+        p for found in pm.hook.iscsikit_offload_ports(root=tmp_path / "empty") for p in found
+    ] == []
 
 
 def test_net_config_attrs_golden() -> None:
