@@ -40,9 +40,13 @@ def encode_request(
     *,
     replace: bool = False,
 ) -> bytes:
-    """One request PDU: Source, Message Key, Delimiter, Operating Attributes (§5.6.1)."""
+    """One request PDU: Source, Message Key, Delimiter, Operating Attributes (§5.6.1).
+
+    SCNDereg has no operating attributes and no delimiter (RFC 4171 §5.6.5.6; open-isns
+    ``__isns_simple_encode`` omits it there too)."""
+    delimiter = [] if function == FunctionId.SCN_DEREG else [Attribute(Tag.DELIMITER)]
     payload = encode_attributes(
-        [Attribute.string(Tag.ISCSI_NAME, source), *key, Attribute(Tag.DELIMITER), *operating]
+        [Attribute.string(Tag.ISCSI_NAME, source), *key, *delimiter, *operating]
     )
     if len(payload) > MAX_PDU_PAYLOAD:
         raise LocalProtocolError(f"iSNS request of {len(payload)} bytes does not fit one PDU")

@@ -168,6 +168,8 @@ def test_scn_requests() -> None:
     client.receive_data(pdu(0x8005, Header.decode(data).xid, u32(0)))
     data = client.scn_deregister_request()
     assert Header.decode(data).function == FunctionId.SCN_DEREG
+    name = INI.encode() + b"\0" * (4 - len(INI) % 4)
+    assert data[12:] == tlv(32, name) + tlv(32, name)  # no delimiter (open-isns)
     with pytest.raises(LocalProtocolError):
         encode_request(FunctionId.DEV_ATTR_QRY, 1, INI, [Attribute(1, bytes(70000))])
 
