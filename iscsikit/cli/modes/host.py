@@ -49,7 +49,9 @@ if TYPE_CHECKING:
     from iscsikit.sysfs.host import Flashnode
 
 __all__ = [
+    "chap_json",
     "chap_record_text",
+    "flashnode_json",
     "host_flat_line",
     "host_json",
     "host_stats_text",
@@ -197,14 +199,11 @@ def chap_record_text(record: ChapRecord) -> str:
 def host_stats_text(counters: Mapping[str, int]) -> str:
     """``print_host_stats``: the header and every counter (``%lld``: signed)."""
 
-    def signed(value: int) -> int:
-        return value - (1 << 64) if value >= 1 << 63 else value
-
-    lines = "".join(f"\t{k}: {signed(counters.get(k, 0))}\n" for k in HOST_STATS_FIELDS)
+    lines = "".join(f"\t{k}: {v}\n" for k, v in _signed(counters).items())
     return "Host Statistics:\n" + lines
 
 
-def _chap(args: ParsedArgs, env: CliEnv, ops: OffloadHostOps, host_no: int) -> int:
+def _chap(args: ParsedArgs, env: CliEnv, ops: OffloadHostOps, found: dict[str, Any]) -> int:
     op = args.ops[0]
     if op == "show":
         try:
@@ -212,7 +211,9 @@ def _chap(args: ParsedArgs, env: CliEnv, ops: OffloadHostOps, host_no: int) -> i
         except NetlinkRequestError as exc:
             env.err(f"get_chap_info failed. errno={exc.errno}")
             return int(IscsiErr.ERR)
-        env.out("".join(chap_record_text(e) for e in entries))
+        found["chap"] = [chap_json(e, show_secrets=args.show) for e in entries]
+        if args.output != "json":
+            env.out("".join(chap_record_text(e) for e in entries))
         return 0
     if op in ("new", "update"):
         return _set_chap(args, env, ops)
@@ -345,7 +346,19 @@ _FLASHNODE_MESSAGES = {
 }  # fmt: skip
 
 
-def _submode(args: ParsedArgs, env: CliEnv, ctx: SysfsContext, submode: str) -> int:
+def _submode(
+    args: ParsedArgs, env: CliEnv, ctx: SysfsContext, submode: str, found: dict[str, Any]
+) -> int:
+    """``-C chap|stats|flashnode``; ``found`` gets the ``--output json`` objects (the
+    text records are printed only in text mode: they would repeat them, secrets and all,
+    as ``messages``)."""
+    text = args.output != "json"
+    if submode == "stats":
+        found["op"] = "stats"
+    elif args.ops and (submode == "chap" or args.ops[0] != "show"):
+        found["op"] = args.ops[0]
+    else:
+        found["op"] = "show" if args.index is not None else "list"
     if submode == "chap" and not args.ops:
         raise IscsiError("CHAP mode requires host no and valid operation", code=IscsiErr.INVAL)
     host_no = _host_arg(args, ctx)
@@ -362,7 +375,7 @@ def _submode(args: ParsedArgs, env: CliEnv, ctx: SysfsContext, submode: str) -> 
             return 0
         if ops is None:
             raise IscsiError(_NETLINK.format(what="CHAP entries"), code=IscsiErr.INTERNAL)
-        return _chap(args, env, ops, host_no)
+        return _chap(args, env, ops, found)
     if submode == "stats":
         if ops is None:
             raise IscsiError(_NETLINK.format(what="host statistics"), code=IscsiErr.INTERNAL)
@@ -371,7 +384,9 @@ def _submode(args: ParsedArgs, env: CliEnv, ctx: SysfsContext, submode: str) -> 
         except NetlinkRequestError as exc:
             env.err(f"get_host_stats failed. errno={exc.errno}")
             return int(IscsiErr.ERR)
-        env.out(host_stats_text(counters))
+        found["stats"] = [{"host_no": host_no, **_signed(counters)}]
+        if text:
+            env.out(host_stats_text(counters))
         return 0
     if args.ops and args.ops[0] != "show":
         if ops is None:
@@ -386,19 +401,61 @@ def _submode(args: ParsedArgs, env: CliEnv, ctx: SysfsContext, submode: str) -> 
                 "No such file or directory",
                 code=IscsiErr.SESS_NOT_FOUND,
             )
-        attrs = {**node.attributes(), **node.conn().attributes()}
-        env.out("".join(f"flashnode.{k} = {v or EMPTY}\n" for k, v in sorted(attrs.items())))
+        found["flashnodes"] = [flashnode_json(node, show_secrets=args.show)]
+        if text:
+            attrs = sorted(_flashnode_attrs(node).items())
+            env.out("".join(f"flashnode.{k} = {v or EMPTY}\n" for k, v in attrs))
         return 0
     if not nodes:
         raise IscsiError(f"No flashnodes attached to host {host_no}.", code=IscsiErr.NO_OBJS_FOUND)
+    found["flashnodes"] = [flashnode_json(n, show_secrets=args.show) for n in nodes]
     transport = _transport(host)
-    for n in nodes:
+    for n in nodes if text else ():
         conn = n.conn()
         env.out(
             f"{transport}: [{n.index}] {conn.attr('ipaddress') or ''}:{conn.attr_int('port', 0)},"
             f"{n.attr_int('tpgt', 0)} {n.attr('targetname') or ''}\n"
         )
     return 0
+
+
+def _signed(counters: Mapping[str, int]) -> dict[str, int]:
+    """The counters as ``%lld`` prints them (u64 read as signed), in iscsiadm's order."""
+    return {
+        k: (v - (1 << 64) if v >= 1 << 63 else v)
+        for k in HOST_STATS_FIELDS
+        for v in [counters.get(k, 0)]
+    }
+
+
+def chap_json(record: ChapRecord, *, show_secrets: bool = False) -> dict[str, Any]:
+    """A CHAP entry for ``--output json``: the ``host.auth.*`` keys ``-o show`` prints;
+    the password is null unless ``-S``."""
+    suffix = "_in" if record.chap_type == ChapType.IN else ""
+    password = record.password.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+    return {
+        "host.auth.tbl_idx": record.chap_tbl_idx,
+        f"host.auth.username{suffix}": record.username or None,
+        f"host.auth.password{suffix}": (password or None) if show_secrets else None,
+    }
+
+
+_FLASHNODE_SECRETS = ("password", "password_in")
+
+
+def _flashnode_attrs(node: Flashnode) -> dict[str, str]:
+    return {**node.attributes(), **node.conn().attributes()}
+
+
+def flashnode_json(node: Flashnode, *, show_secrets: bool = False) -> dict[str, Any]:
+    """A flash node for ``--output json``: its index and the ``flashnode.<attribute>``
+    keys ``-x`` prints (session then connection attributes; passwords null unless
+    ``-S``)."""
+    out: dict[str, Any] = {"index": node.index}
+    for key, value in sorted(_flashnode_attrs(node).items()):
+        hidden = key in _FLASHNODE_SECRETS and not show_secrets
+        out[f"flashnode.{key}"] = None if hidden or not value else value
+    return out
 
 
 def host_json(host: IscsiHost) -> dict[str, Any]:
@@ -420,15 +477,20 @@ def run(args: ParsedArgs, env: CliEnv) -> int:
     from iscsikit.cli.modes.session import json_run
     from iscsikit.sysfs import SysfsContext
 
+    found: dict[str, Any] = {}
+
+    def body(args: ParsedArgs, env: CliEnv) -> int:
+        return _run(args, env, found)
+
     def hosts() -> dict[str, Any]:
         if args.submode in ("chap", "flashnode", "stats", "ping"):
-            return {}
+            return found
         return {"hosts": [host_json(h) for h in SysfsContext.from_paths(env.paths).hosts()]}
 
-    return json_run("host", args, env, _run, hosts)
+    return json_run("host", args, env, body, hosts)
 
 
-def _run(args: ParsedArgs, env: CliEnv) -> int:
+def _run(args: ParsedArgs, env: CliEnv, found: dict[str, Any] | None = None) -> int:
     from iscsikit.sysfs import SysfsContext
 
     ctx = SysfsContext.from_paths(env.paths)
@@ -438,7 +500,7 @@ def _run(args: ParsedArgs, env: CliEnv) -> int:
         env.err("Invalid Sub Mode")
         return 0
     if args.submode in ("chap", "flashnode", "stats"):
-        return _submode(args, env, ctx, args.submode)
+        return _submode(args, env, ctx, args.submode, {} if found is None else found)
     level = args.print_level
     if level not in (-1, 0, *HOST_LEVEL_FLAGS):
         raise IscsiError(f"Invalid info level {level}. Try 0 - 4.", code=IscsiErr.INVAL)
