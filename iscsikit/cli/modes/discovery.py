@@ -27,10 +27,18 @@ included:
   negative return code of iscsiadm's, reproduced because scripts see it),
   authentication 24, nothing reported 21 ("No portals found", nothing written).
 
-Deliberate differences (docs/json-output.md, appendix): iSNS discovery itself is not
-implemented, so ``-t isns`` discovery exits 17 ("iSNS service not supported") where
-iscsiadm, finding no server, exits 25; iscsikit does not retry a refused connection
-``discovery.sendtargets.reopen_max`` times.
+* **iSNS** (``-t isns``, default port 3205): the query of
+  :func:`iscsikit.discovery.isns.isns_targets` as each iface's initiator name, then the
+  same node-record ops, printing and ``-l`` as SendTargets.  ``-m discovery -t isns``
+  stores no ``isns/<ip>,<port>`` record (iscsiadm does not); ``-m discoverydb -t isns
+  -D`` stores it (unless nonpersistent) and links the nodes into it.  An unreachable,
+  silent or broken server exits 25 ("iSNS query failed"), a refused registration 26.
+
+Deliberate differences (docs/json-output.md, appendix): iscsikit does not retry a
+refused SendTargets connection ``discovery.sendtargets.reopen_max`` times; node
+records of ``-m discovery -t isns`` without a server directory get no discovery link
+(iscsiadm writes an old-style ``isns/<target>,<ip>,<port>,<tpgt>,<iface>`` link, which
+the records layer does not write yet) and are never deleted as stale by it.
 """
 
 from __future__ import annotations
@@ -56,7 +64,7 @@ from iscsikit.errors import IscsiErr, IscsiError, NoObjectsFoundError
 if TYPE_CHECKING:
     from iscsikit.cli.env import CliEnv
     from iscsikit.cli.options import ParsedArgs
-    from iscsikit.discovery.db import DiscoveryOp
+    from iscsikit.discovery.db import DiscoveryOp, DiscoveryOutcome
     from iscsikit.proto.sendtargets import DiscoveredTarget
     from iscsikit.records import DiscoveryRecord, IfaceRecord, NodeRecord, Records
 
@@ -149,31 +157,60 @@ class _Exit(Exception):
         self.code = code
 
 
+def _isns_once(
+    cmd: Command, drec: DiscoveryRecord, initiator: str | None
+) -> list[DiscoveredTarget]:
+    """The iSNS query as ``initiator``, iscsiadm's messages and exit codes on failure
+    (usr/discovery.c ``discovery_isns``, usr/iscsiadm.c ``do_isns``)."""
+    from iscsikit.discovery.isns import isns_targets
+    from iscsikit.manager.spec import initiator_name
+
+    try:
+        # No name configured: this host's, as the SendTargets runner does.
+        return isns_targets(drec, initiator_name(initiator))
+    except IscsiError as exc:
+        cmd.err(str(exc))
+        what = jsonout.error_json(int(exc.code))["message"]
+        raise IscsiError(f"Could not perform iSNS discovery: {what}", code=exc.code) from exc
+
+
 def _sendtargets(cmd: Command, ip: str, port: int, *, fresh: bool) -> int:
-    """SendTargets at ip:port; ``fresh`` (discovery mode) starts from iscsid.conf's
-    template instead of the stored record."""
+    """SendTargets at ip:port (see :func:`_discover`)."""
+    return _discover(cmd, "sendtargets", ip, port, fresh=fresh)
+
+
+def _discover(cmd: Command, kind: str, ip: str, port: int, *, fresh: bool) -> int:
+    """SendTargets or iSNS discovery at ip:port; ``fresh`` (discovery mode) starts from
+    iscsid.conf's template instead of the stored record.  A fresh iSNS record is never
+    stored (iscsiadm's ``-m discovery -t isns`` writes only node records; they link into
+    ``isns/<ip>,<port>/`` when that directory exists)."""
     from iscsikit.config.initiatorname import read_initiator_name
     from iscsikit.config.registry import RecordType
     from iscsikit.discovery.db import DiscoveryOp, apply_discovery
     from iscsikit.records import DiscoveryRecord
 
     env, records, conf = cmd.env, cmd.env.records(), cmd.env.iscsid_conf()
+    isns = kind == "isns"
     ops = _ops(cmd.args)
     persistent = DiscoveryOp.NONPERSISTENT not in ops
     drec: DiscoveryRecord | None = None
-    if not fresh:
+    if not fresh or isns:
         try:
-            drec = records.discovery("sendtargets", ip, port)
+            drec = records.discovery(kind, ip, port)
         except NoObjectsFoundError:
             drec = None
+    stored_record = drec is not None
+    if fresh and drec is not None and not isns:
+        drec = None
     ifaces = _binding_ifaces(cmd, records)
     if not ifaces:
         return int(IscsiErr.NO_OBJS_FOUND)
     if drec is None:
-        template = conf.template(RecordType.SENDTARGETS)
-        drec = DiscoveryRecord.new("sendtargets", ip, port, template=template)
-        if persistent:
+        rtype = RecordType.ISNS if isns else RecordType.SENDTARGETS
+        drec = DiscoveryRecord.new(kind, ip, port, template=conf.template(rtype))
+        if persistent and not (isns and fresh):
             records.add_discovery(drec)
+            stored_record = True
     cmd.doc.update(op="discover", discovery=jsonout.discovery_json(drec))
     default_name = read_initiator_name(env.paths.initiatorname_file)
     by_name: dict[str | None, list[DiscoveredTarget]] = {}
@@ -181,15 +218,19 @@ def _sendtargets(cmd: Command, ip: str, port: int, *, fresh: bool) -> int:
     for iface in ifaces:
         name = iface.get("iface.initiatorname") or default_name
         if name not in by_name:
-            found = _sendtargets_once(cmd, drec, name)
+            found = _isns_once(cmd, drec, name) if isns else _sendtargets_once(cmd, drec, name)
             by_name[name] = list({(t.name, t.host, t.port, t.tpgt): t for t in found}.values())
         results.append((iface, by_name[name]))
     if not any(found for _, found in results):
         raise IscsiError("No portals found", code=IscsiErr.NO_OBJS_FOUND)
     template = conf.template(RecordType.NODE)
+    if not stored_record:  # iSNS without a server directory: nodes only (see docstring)
+        ops &= ~DiscoveryOp.DELETE
     union = list({(t.name, t.host, t.port, t.tpgt): t for _, f in results for t in f}.values())
     outcomes = []
-    if all(found == union for _, found in results):
+    if not stored_record:
+        outcomes.append(_unlinked(records, drec, results, ops, template))
+    elif all(found == union for _, found in results):
         outcomes.append(apply_discovery(records, drec, union, ifaces, ops=ops, template=template))
     else:  # ifaces with different initiator names saw different targets (ACLs)
         for iface, found in results:
@@ -220,6 +261,41 @@ def _sendtargets(cmd: Command, ip: str, port: int, *, fresh: bool) -> int:
     }
     _print_found(cmd, nodes)
     return _login(cmd, nodes) if cmd.args.login else 0
+
+
+def _unlinked(
+    records: Records,
+    drec: DiscoveryRecord,
+    results: list[tuple[IfaceRecord, list[DiscoveredTarget]]],
+    ops: DiscoveryOp,
+    template: dict[str, str],
+) -> DiscoveryOutcome:
+    """Node records of an iSNS discovery whose server has no record directory: written
+    (new / update) with ``node.discovery_*`` set but no discovery link in a directory
+    (iscsiadm links them as old-style ``isns/<target>,<ip>,<port>,<tpgt>,<iface>``,
+    which the records layer does not write)."""
+    from iscsikit.discovery.db import DiscoveryOp, DiscoveryOutcome
+    from iscsikit.records import NodeRecord
+
+    outcome = DiscoveryOutcome(found=[t for _, f in results for t in f], ifaces=[])
+    if DiscoveryOp.NONPERSISTENT in ops:
+        return outcome
+    with records.lock:
+        stored = set(records.node_ids())
+        for iface, found in results:
+            outcome.ifaces.append(iface)
+            for t in found:
+                node = NodeRecord.new(
+                    t.name, t.host, t.port, t.tpgt, iface=iface, discovery=drec, template=template
+                )
+                if node.id in stored:
+                    if DiscoveryOp.UPDATE in ops:
+                        outcome.updated.append(node)
+                elif DiscoveryOp.NEW in ops:
+                    outcome.added.append(node)
+        if outcome.added or outcome.updated:
+            records.add_nodes(outcome.added + outcome.updated)
+    return outcome
 
 
 def _print_found(cmd: Command, nodes: list[NodeRecord]) -> None:
@@ -312,14 +388,6 @@ def _portal(cmd: Command, kind: str, help_text: str = ST_PORTAL_HELP) -> tuple[s
     return parsed
 
 
-def _isns_refused() -> IscsiError:
-    return IscsiError(
-        "Could not perform iSNS discovery: iSNS discovery is not implemented "
-        "in iscsikit yet (iSNS service not supported)",
-        code=IscsiErr.ISNS_UNAVAILABLE,
-    )
-
-
 def _discovery(cmd: Command) -> int:
     args = cmd.args
     kind = "slp" if args.type == "slp" else _TYPES.get(args.type or "")
@@ -329,8 +397,8 @@ def _discovery(cmd: Command) -> int:
     if kind == "slp":
         raise IscsiError("SLP discovery is not fully implemented yet.", code=IscsiErr.INVAL)
     if kind == "isns":
-        _portal(cmd, kind, ISNS_PORTAL_HELP)
-        raise _isns_refused()
+        ip, port = _portal(cmd, kind, ISNS_PORTAL_HELP)
+        return _discover(cmd, kind, ip, port, fresh=True)
     if kind == "fw":
         return _firmware(cmd)
     op = args.op_mask
@@ -383,9 +451,7 @@ def _discoverydb(cmd: Command) -> int:
     ip, port = _portal(cmd, kind)
     op = args.op_mask
     if args.discover:
-        if kind == "isns":
-            raise _isns_refused()
-        return _sendtargets(cmd, ip, port, fresh=False)
+        return _discover(cmd, kind, ip, port, fresh=False)
     if op & 0x1:
         return new(cmd, kind, ip, port)
     if op == 0x4:

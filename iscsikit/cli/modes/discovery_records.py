@@ -172,6 +172,10 @@ def list_records(cmd: Command) -> int:
                 if k == kind
             ]  # fmt: skip
             shown = len(groups)
+            if kind == "isns" and not groups:  # usr/idbm.c: pre-872 records, no server dir
+                mine = [n for n in nodes if n.discovery_type == kind]
+                groups = [(None, None, mine)] if mine else []
+                shown = len(mine)
         for at, at_port, group in groups:
             if at is not None:
                 cmd.out(f"DiscoveryAddress: {at},{at_port}\n")
