@@ -284,3 +284,34 @@ def test_hostile_server_cli(behaviour: str, tmp_path: Path) -> None:
         root / "etc" / "iscsi" / "nodes"
     )
     thread.join(5)
+
+
+def _adm(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "iscsikit", *argv],
+        env={**os.environ, "ISCSIKIT_ROOT": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_discovery_domain_hides_all_no_portals(
+    isnsd_no_default_dd: Isnsd, tmp_path: Path
+) -> None:
+    srv = isnsd_no_default_dd
+    srv.register_target(f"{IQN}:visible", "127.0.0.1", 3301, tag=2)
+    srv.add_dd("dd-iscsikit", f"{IQN}:visible", INI)
+    root = tmp_path / "root"
+    (root / "etc" / "iscsi").mkdir(parents=True)
+    name_file = root / "etc" / "iscsi" / "initiatorname.iscsi"
+    name_file.write_text(f"InitiatorName={OTHER}\n")
+    p = _adm(root, "-m", "discovery", "-t", "isns", "-p", srv.portal)
+    assert (p.returncode, p.stdout) == (21, "")
+    assert "No portals found" in p.stderr
+    name_file.write_text(f"InitiatorName={INI}\n")
+    p = _adm(root, "-m", "discoverydb", "-t", "isns", "-p", srv.portal, "-D")
+    assert (p.returncode, p.stdout) == (0, f"127.0.0.1:3301,2 {IQN}:visible\n")
+    link = root / "etc" / "iscsi" / "isns" / f"{srv.host},{srv.port}"
+    assert sorted(os.listdir(link)) == [f"{IQN}:visible,127.0.0.1,3301,2,default", "isns_config"]
