@@ -10,9 +10,11 @@ Login, per connection::
     Login PDUs through the kernel (SEND_PDU / RECV_PDU), with the iSER keys
     SET_PARAM x N, START_CONN
 
-Recovery reconnects the same kernel session: STOP_CONN(RECOVER), EP_DISCONNECT, then a
-new endpoint (EP_CONNECT, EP_POLL) bound to the same connection.  Teardown disconnects
-the endpoint first, then STOP_CONN(TERM), DESTROY_CONN, DESTROY_SESSION.  All of it is
+Recovery reconnects the same kernel session: EP_DISCONNECT, STOP_CONN(RECOVER) (in
+iscsid's order: the other frees no endpoint the kernel cleaned up after a connection
+error), then a new endpoint (EP_CONNECT, EP_POLL) bound to the same connection.
+Teardown disconnects the endpoint first, then STOP_CONN(TERM), DESTROY_CONN,
+DESTROY_SESSION.  All of it is
 :class:`~iscsikit_drivers.kerneltcp.KernelSession` with an :class:`IserConnector`.
 """
 

@@ -23,8 +23,11 @@ machine's ITT is put back into each response before the machine reads it.
 
 Recovery (:meth:`KernelSession.suspend` then :meth:`~KernelSession.connect` again), as
 iscsid's reopen: STOP_CONN(RECOVER) -- the kernel holds the SCSI commands and starts
-``recovery_tmo``, after which it fails them -- close the socket, then a new socket is
-bound to the same connection and logged in; START_CONN releases the held commands.
+``recovery_tmo``, after which it fails them -- close the socket (a kernel endpoint is
+disconnected first, before STOP_CONN), then a new socket is bound to the same connection
+and logged in; START_CONN releases the held commands.  A login that fails leaves the
+connection stopped and its endpoint disconnected the same way; a failed first login
+destroys the session too (nothing is left in the kernel).
 
 The socket: iscsi_tcp's bind does ``sockfd_lookup(transport_eph)`` and keeps that file
 reference until the connection is released (``sockfd_put`` in
@@ -98,6 +101,10 @@ __all__ = ["KernelSession", "KernelSettings", "transport_handle"]
 _LOGOUT_BHS = struct.pack(">BB46x", 0x06 | 0x40, 0x80)
 _LOGOUT_RESPONSE = 0x26
 _BHS = 48
+#: Seconds a login that saw its connection fail still waits for the target's answer.
+_LATE_ANSWER = 1.0
+#: Seconds ``modprobe`` may take to load a transport's module.
+_MODPROBE_TIMEOUT = 60.0
 #: What a teardown step may raise and the teardown goes on after.
 _TEARDOWN_ERRORS = (NetlinkRequestError, TransportError, OSError)
 
@@ -117,7 +124,10 @@ def transport_handle(
     path = sysfs / "class" / "iscsi_transport" / name / "handle"
     if not path.exists() and load:
         module = module or f"iscsi_{name}"
-        subprocess.run(["modprobe", module], capture_output=True, check=False)
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            subprocess.run(
+                ["modprobe", module], capture_output=True, check=False, timeout=_MODPROBE_TIMEOUT
+            )
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):
@@ -250,12 +260,14 @@ class KernelSession:
         channel: NetlinkChannel | None = None,
         handle: int | None = None,
         connector: Connector | None = None,
+        events: KernelEvents | None = None,
     ) -> KernelSession | TargetRedirected:
         """Create, log in, set and start a session; a redirect is returned as is.
 
-        On any failure (and on a redirect) what was created in the kernel is destroyed.
-        A ``connector`` with :attr:`~.endpoint.Connector.bound_session` connects first
-        and the session is made on that endpoint.
+        On any failure (and on a redirect) what was created in the kernel is destroyed:
+        no endpoint, connection or session is left.  A ``connector`` with
+        :attr:`~.endpoint.Connector.bound_session` connects first and the session is made
+        on that endpoint.  ``events`` replaces the process's event reader (tests).
         """
         connector = connector or TcpConnector()
         endpoint: Endpoint | None = None
@@ -270,6 +282,7 @@ class KernelSession:
                 settings,
                 channel=channel,
                 handle=handle,
+                events=events,
                 connector=connector,
                 endpoint=endpoint,
             )
@@ -335,15 +348,7 @@ class KernelSession:
         step: LoginRequest | LoginAccepted | TargetRedirected = machine.start()
         while isinstance(step, LoginRequest):
             raw = encode_pdu(step)
-            self.channel.request(
-                SendPdu(
-                    transport_handle=self.handle,
-                    sid=self.sid,
-                    cid=self.cid,
-                    hdr=raw[:_BHS],
-                    data=raw[_BHS : _BHS + len(step.data)],
-                )
-            )
+            self._send_pdu(raw[:_BHS], raw[_BHS : _BHS + len(step.data)])
             answer = self._wait(
                 lambda e: isinstance(e, PduReceived | ConnFailed), deadline.remaining()
             )
@@ -351,20 +356,50 @@ class KernelSession:
                 raise TransportTimeoutError(
                     f"login to {spec.portal} timed out after {spec.timeouts.login:g} s"
                 )
-            if isinstance(answer, ConnFailed):
+            failed = answer if isinstance(answer, ConnFailed) else None
+            if failed is not None:
+                # A target that refuses a login answers, then disconnects; over iSER the
+                # CONN_ERROR can overtake the RECV_PDU of that answer (the connection
+                # manager's event before the completion queue's).  The answer says why.
+                grace = min(_LATE_ANSWER, deadline.remaining())
+                answer = self._wait(lambda e: isinstance(e, PduReceived), grace)
+            if isinstance(answer, PduReceived):
+                step = machine.receive(decode_pdu(_as_answer_to(answer.pdu, step.itt)))
+            if failed is not None:
                 raise ConnectionFailedError(
-                    f"login to {spec.portal}: the connection failed ({_conn_error(answer)})"
+                    f"login to {spec.portal}: the connection failed ({_conn_error(failed)})"
                 )
-            assert isinstance(answer, PduReceived)
-            step = machine.receive(decode_pdu(_as_answer_to(answer.pdu, step.itt)))
         return step
+
+    def _send_pdu(self, hdr: bytes, data: bytes = b"") -> None:
+        """SEND_PDU; a non-zero retcode (-ENOTCONN while the kernel cleans up a failed
+        connection) fails at once: no answer would come."""
+        reply = self.channel.request(
+            SendPdu(transport_handle=self.handle, sid=self.sid, cid=self.cid, hdr=hdr, data=data)
+        )
+        if isinstance(reply, RequestDone) and reply.retcode != 0:
+            raise ConnectionFailedError(
+                f"the kernel did not send the PDU on connection {self.sid}:{self.cid} "
+                f"({reply.retcode})"
+            )
 
     def suspend(self) -> None:
         """STOP_CONN(RECOVER) and close the endpoint: the session waits for a new
-        connection (the kernel holds its commands for ``recovery_tmo``)."""
+        connection (the kernel holds its commands for ``recovery_tmo``).
+
+        A kernel endpoint is disconnected *before* STOP_CONN, as iscsid's reopen does
+        (``ep_disconnect``, then ``stop_conn``).  After a connection error the kernel
+        (5.18+, ``iscsi_cleanup_conn_work_fn``) disconnects the endpoint itself and keeps
+        a reference to it until userspace's EP_DISCONNECT finds the connection still
+        marked for cleanup; STOP_CONN(RECOVER) clears that mark, so an EP_DISCONNECT
+        after it does nothing and the endpoint is never freed: its id stays taken (the
+        next endpoint gets another) and it keeps pointing at the connection.
+        """
         self.started = False
         self.accepted = None
         try:
+            if self.endpoint is not None and self.endpoint.close_before_stop:
+                self._close_endpoint(clean=False)
             self.stop(StopConnFlag.RECOVER)
         finally:
             self._close_endpoint(clean=False)
@@ -420,9 +455,10 @@ class KernelSession:
         """Log out as iscsid does (module docstring), then destroy the session."""
         try:
             self._unbind(timeout)
-            self.channel.request(
-                SendPdu(transport_handle=self.handle, sid=self.sid, cid=self.cid, hdr=_LOGOUT_BHS)
-            )
+            try:
+                self._send_pdu(_LOGOUT_BHS)
+            except ConnectionFailedError:
+                return  # the connection is gone: no answer to wait for (destroyed below)
             self._wait(
                 lambda e: isinstance(e, PduReceived) and e.pdu[0] & 0x3F == _LOGOUT_RESPONSE,
                 timeout,
