@@ -13,7 +13,6 @@ from iscsikit import net
 from iscsikit.errors import ConnectionFailedError, LocalProtocolError, LogoutError
 from iscsikit.net import PduConnection, deadline_after
 from iscsikit.plugin.transport import ConnectSpec, TransportSession
-from iscsikit.proto.address import Portal
 from iscsikit.proto.ffp import ConnectionParams, FullFeatureConnection
 from iscsikit.proto.login import LoginAccepted
 from iscsikit.proto.task import LogoutTask, PingTask
@@ -30,12 +29,7 @@ class UserTcpSession(TransportSession):
         self.login_pdus = conn.pdus_sent
         self.conn = conn
         self.spec = spec
-        self.params = dict(accepted.params)
-        self.portal: Portal = spec.portal
-        self.target = spec.login.target_name
-        self.tsih = accepted.tsih
-        self.isid = spec.login.isid
-        self.tpgt = accepted.target_portal_group_tag
+        self.took_login(spec, accepted)
         self.state = net.session_state(spec, accepted)
         self._logged_out = False
         self._channel: BlockingChannel | AsyncChannel | None = None

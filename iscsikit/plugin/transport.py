@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from iscsikit.errors import InvalidParameterError, NotSupportedError, TransportNotFoundError
 from iscsikit.proto.address import Portal
 from iscsikit.proto.ffp import Timers
-from iscsikit.proto.login import LoginConfig, TargetRedirected
+from iscsikit.proto.login import LoginAccepted, LoginConfig, TargetRedirected
 from iscsikit.proto.sendtargets import DiscoveredTarget
 from iscsikit.proto.task import PingTask, ScsiTask, TmfTask
 
@@ -177,6 +177,18 @@ class TransportSession(abc.ABC):
     tsih: int
     isid: bytes
     tpgt: int | None
+
+    def took_login(self, spec: ConnectSpec, accepted: LoginAccepted | None) -> None:
+        """Set the attributes above from the login that made (or renewed) the session:
+        ``spec`` as asked, ``accepted`` as the target's final Login Response answered
+        (None for a session found already logged in, e.g. adopted from the kernel: then
+        nothing negotiated is known)."""
+        self.portal = spec.portal
+        self.target = spec.login.target_name
+        self.isid = spec.login.isid
+        self.params = dict(accepted.params) if accepted else {}
+        self.tsih = accepted.tsih if accepted else 0
+        self.tpgt = accepted.target_portal_group_tag if accepted else None
 
     @abc.abstractmethod
     def logout(self, timeout: float | None = None) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from iscsikit import net
 from iscsikit.net import PduConnection
 from iscsikit.plugin import ConnectSpec, TransportSession
-from iscsikit.proto.address import Portal
 from iscsikit.proto.login import LoginAccepted
 
 
@@ -20,12 +19,7 @@ class ExampleSession(TransportSession):
     def __init__(self, conn: PduConnection, accepted: LoginAccepted, spec: ConnectSpec) -> None:
         self.conn = conn
         self.spec = spec
-        self.params = dict(accepted.params)
-        self.portal: Portal = spec.portal
-        self.target = spec.login.target_name
-        self.tsih = accepted.tsih
-        self.isid = spec.login.isid
-        self.tpgt = accepted.target_portal_group_tag
+        self.took_login(spec, accepted)
         self.state = net.session_state(spec, accepted)
 
     def ping(self, timeout: float | None = None) -> float:
