@@ -78,6 +78,11 @@ class KernelEvents:
         with self._lock:
             return self._generation
 
+    @property
+    def alive(self) -> bool:
+        """Whether the reader still reads (it ends when closed or its socket fails)."""
+        return self._thread.is_alive()
+
     def close(self) -> None:
         self._stopped.set()
         with contextlib.suppress(OSError):
@@ -128,8 +133,13 @@ _shared_lock = threading.Lock()
 
 
 def shared_events() -> KernelEvents:
-    """The process's reader, started on first use."""
+    """The process's reader, started on first use, and again when the last one ended
+    (its socket failed): a dead reader would leave every later login waiting out its
+    barrier, and no session would hear its events."""
     with _shared_lock:
-        if "events" not in _shared:
+        current = _shared.get("events")
+        if current is None or not current.alive:
+            if current is not None:
+                current.close()
             _shared["events"] = KernelEvents()
         return _shared["events"]

@@ -389,7 +389,7 @@ class KernelSession:
 
         A kernel endpoint is disconnected *before* STOP_CONN, as iscsid's reopen does
         (``ep_disconnect``, then ``stop_conn``).  After a connection error the kernel
-        (5.18+, ``iscsi_cleanup_conn_work_fn``) disconnects the endpoint itself and keeps
+        (Linux 6.1, ``iscsi_cleanup_conn_work_fn``) disconnects the endpoint itself and keeps
         a reference to it until userspace's EP_DISCONNECT finds the connection still
         marked for cleanup; STOP_CONN(RECOVER) clears that mark, so an EP_DISCONNECT
         after it does nothing and the endpoint is never freed: its id stays taken (the

@@ -1,5 +1,5 @@
 """A kernel session's failure paths against a fake kernel that keeps endpoints as Linux
-6.1 does (drivers/scsi/scsi_transport_iscsi.c, 5.18+), on datagram socketpairs.
+6.1 does (drivers/scsi/scsi_transport_iscsi.c; seen in the VM tier), on socketpairs.
 
 What the fake models, because the bugs were there:
 
@@ -382,3 +382,31 @@ def test_no_answer_is_a_bounded_timeout_that_leaves_nothing(
         _log_in(kernel, _spec(login_timeout=0.5))
     assert time.monotonic() - started < 3.0
     assert fake.endpoints == {}
+
+
+def test_a_dead_event_reader_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader whose socket failed has ended; the process's next one is a new reader
+    (the dead one made every later login wait out its barrier, then fail)."""
+    from iscsikit_drivers.kerneltcp import events as events_module
+
+    peers: list[socket.socket] = []
+
+    def on_a_socketpair() -> KernelEvents:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        peers.append(theirs)
+        return KernelEvents(NetlinkChannel(ours))
+
+    monkeypatch.setattr(events_module, "KernelEvents", on_a_socketpair)
+    monkeypatch.setattr(events_module, "_shared", {})
+    first = events_module.shared_events()
+    assert events_module.shared_events() is first and first.alive
+    first._channel.sock.close()  # the socket fails under the reader (EBADF)
+    deadline = time.monotonic() + 5
+    while first.alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not first.alive
+    second = events_module.shared_events()
+    assert second is not first and second.alive
+    second.close()
+    for peer in peers:
+        peer.close()
