@@ -315,3 +315,43 @@ def test_cli_discovery_domain_hides_all_no_portals(
     assert (p.returncode, p.stdout) == (0, f"127.0.0.1:3301,2 {IQN}:visible\n")
     link = root / "etc" / "iscsi" / "isns" / f"{srv.host},{srv.port}"
     assert sorted(os.listdir(link)) == [f"{IQN}:visible,127.0.0.1,3301,2,default", "isns_config"]
+
+
+def test_scn_register_and_deregister_accepted_by_isnsd(isnsd: Isnsd) -> None:
+    """SCNReg (bitmap) and SCNDereg (no delimiter, as open-isns encodes it) as the codec
+    builds them: the real isnsd rejects SCNReg from a node without an SCN port (RFC 4171
+    §5.6.5.5, status 17) and accepts both once the initiator registered a portal with
+    one; DevDereg ends it."""
+    from iscsikit.proto.isns import Attribute, FunctionId, ResponseAssembler, Status, encode_request
+
+    client = IsnsClient(INI, first_xid=100)
+    with socket.create_connection((isnsd.host, isnsd.port), timeout=5) as sock:
+
+        def call(request: bytes) -> Status:
+            response = None
+            sock.sendall(request)
+            while response is None:
+                response = client.receive_data(sock.recv(65536))
+            return response.status
+
+        assert call(client.register_request()) is Status.SUCCESSFUL
+        assert call(client.scn_register_request(0x1F)) is Status.SCN_REGISTRATION_REJECTED
+        assert call(client.deregister_request()) is Status.SUCCESSFUL
+        # Registered with an entity and a portal that has an SCN port: accepted.
+        portal = [
+            Attribute.string(Tag.ENTITY_IDENTIFIER, "iscsikit-ini-entity"),
+            Attribute.ip(Tag.PORTAL_IP_ADDRESS, "127.0.0.1"),
+            Attribute.uint32(Tag.PORTAL_TCP_UDP_PORT, 3260),
+            Attribute.uint32(Tag.SCN_PORT, 3299),
+            Attribute.string(Tag.ISCSI_NAME, INI),
+            Attribute.uint32(Tag.ISCSI_NODE_TYPE, 2),
+        ]
+        sock.sendall(encode_request(FunctionId.DEV_ATTR_REG, 1, INI, [], portal))
+        assembler = ResponseAssembler(FunctionId.DEV_ATTR_REG, 1)
+        reply = None
+        while reply is None:
+            reply = assembler.receive_data(sock.recv(65536))
+        assert reply.status is Status.SUCCESSFUL, reply
+        assert call(client.scn_register_request(0x1F)) is Status.SUCCESSFUL
+        assert call(client.scn_deregister_request()) is Status.SUCCESSFUL
+        assert call(client.deregister_request()) is Status.SUCCESSFUL
