@@ -19,27 +19,36 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
+from iscsikit.errors import IscsiErr, IscsiError
 from iscsikit.manager.spec import normal_operational_keys
 from iscsikit.netlink import ConnError
-from iscsikit.plugin import ConnectSpec
+from iscsikit.plugin import ConnectSpec, Timeouts
 from iscsikit.proto.address import parse_portal
-from iscsikit.proto.login import LoginConfig
+from iscsikit.proto.login import ChapSecrets, LoginConfig
 from iscsikit.sysfs import SysfsContext
 from iscsikit.testing.daemon import RunningDaemon
-from iscsikit.testing.lio import Lio, lio_missing
+from iscsikit.testing.lio import Lio, LioChap, lio_missing
+from iscsikit.testing.tgtd import free_port
 from iscsikit.testing.vmguest.checks import (
+    ISCSI_CLASSES,
     WAIT,
     assert_by_path_link,
     assert_dd_lands,
+    bounded,
+    by_path,
+    iscsi_objects,
     kernel_initiator,
     session_of,
     wait_for,
+    wait_for_disk,
 )
 from iscsikit.testing.vmguest.compare import IPC_ONLY, assert_same_lines, run
 from iscsikit.testing.vmguest.rdma import SoftRoce, rdma_missing
@@ -48,24 +57,18 @@ from iscsikit_drivers.kerneltcp import KernelTcpSession
 
 DRIVER_IQN = "iqn.2024-01.test.iscsikit.vm:iser-driver"
 DAEMON_IQN = "iqn.2024-01.test.iscsikit.vm:iser-daemon"
+FAIL_IQN = "iqn.2024-01.test.iscsikit.vm:iser-failures"
+FAIL_CHAP = LioChap("iser-user", "iser-secret-1234")
 INITIATOR = "iqn.2024-01.test.iscsikit.vm:iser-initiator"
 
 
-def by_path(lio: Lio) -> Path:
-    # udev's path_id names iSCSI disks "-iscsi-" whatever the transport.
-    return Path(f"/dev/disk/by-path/ip-{lio.portal}-iscsi-{lio.iqn}-lun-0")
+def lun0_link(lio: Lio) -> Path:
+    return by_path(lio.portal, lio.iqn, 0)
 
 
-def wait_for_disk(iqn: str) -> str:
-    wait_for("the session's disk", lambda: bool((s := session_of(iqn)) and s.block_devices()))
-    session = session_of(iqn)
-    assert session is not None
-    return session.block_devices()[0].path.name
-
-
-def dmesg_tail() -> str:
+def dmesg_tail(lines: int = 40) -> str:
     done = run("dmesg")
-    return "\n".join(done.stdout.splitlines()[-40:])
+    return "\n".join(done.stdout.splitlines()[-lines:])
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +78,21 @@ def fabric() -> Iterator[SoftRoce]:
             pytest.skip(missing)
     kernel_initiator(INITIATOR)
     with SoftRoce() as roce:
+        _kernel_debug()
         yield roce
+
+
+def _kernel_debug() -> None:
+    """Connection-level debug messages of the iSCSI class, libiscsi and ib_iser in dmesg
+    (printed when a test fails): what the kernel did with each endpoint and connection."""
+    for param, value in (
+        ("scsi_transport_iscsi/parameters/debug_conn", "1"),
+        ("libiscsi/parameters/debug_libiscsi_conn", "1"),
+        ("ib_iser/parameters/debug_level", "2"),
+    ):
+        path = Path("/sys/module", param)
+        if path.exists():
+            path.write_text(value)
 
 
 # -- the driver alone ------------------------------------------------------------------------
@@ -131,7 +148,7 @@ class TestIserDriver:
         assert host is not None and host.transport_name == "iser"
         assert (s.targetname, s.state, s.initiatorname) == (DRIVER_IQN, "LOGGED_IN", INITIATOR)
         assert s.ifacename == "iser"
-        assert_by_path_link(driver.disk, by_path(driver.lio))
+        assert_by_path_link(driver.disk, lun0_link(driver.lio))
         assert driver.lio.sessions() == [INITIATOR]
 
     def test_data_lands_in_the_backing_file(self, driver: DriverLogin) -> None:
@@ -158,6 +175,8 @@ class TestIserDriver:
     def test_a_dropped_session_is_reconnected_on_a_new_endpoint(self, driver: DriverLogin) -> None:
         session = driver.session
         sid = session.kernel_sid
+        assert session.kernel.endpoint is not None
+        handle = session.kernel.endpoint.handle
         driver.lio.drop_sessions()
         event = session.kernel.wait_conn_error(WAIT)
         assert event is not None, "no CONN_ERROR"
@@ -165,6 +184,9 @@ class TestIserDriver:
         session.suspend()
         again = session.reconnect(driver.spec)
         assert again is session and session.kernel_sid == sid
+        # The old endpoint was freed (its id released) before the new one was made.
+        assert session.kernel.endpoint is not None
+        assert session.kernel.endpoint.handle == handle, dmesg_tail(80)
         wait_for(
             "the session to be LOGGED_IN again",
             lambda: (s := SysfsContext().session(sid)) is not None and s.state == "LOGGED_IN",
@@ -179,8 +201,133 @@ class TestIserDriver:
         wait_for("the session to go", lambda: SysfsContext().session(sid) is None)
         disk = Path("/dev", driver.disk)
         wait_for(f"{disk} to go", lambda: not disk.exists())
-        wait_for(f"{by_path(driver.lio)} to go", lambda: not by_path(driver.lio).exists())
+        wait_for(f"{lun0_link(driver.lio)} to go", lambda: not lun0_link(driver.lio).exists())
         wait_for("LIO's session to go", lambda: driver.lio.sessions() == [])
+
+
+# -- failed logins leave nothing behind --------------------------------------------------------
+
+
+@pytest.fixture(scope="class")
+def chap_lio(fabric: SoftRoce, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lio]:
+    workdir = tmp_path_factory.mktemp("lio")
+    with Lio(
+        FAIL_IQN,
+        workdir=workdir,
+        size=32 << 20,
+        host=fabric.target_address,
+        iser=True,
+        initiator=INITIATOR,
+        chap=FAIL_CHAP,
+    ) as lio:
+        yield lio
+
+
+def _spec(portal: str, target: str, secret: str, login_timeout: float) -> ConnectSpec:
+    login = LoginConfig(
+        INITIATOR,
+        bytes.fromhex("400001370012"),
+        target_name=target,
+        chap=ChapSecrets(FAIL_CHAP.user, secret),
+        operational=normal_operational_keys(MaxRecvDataSegmentLength="262144"),
+    )
+    return ConnectSpec(
+        parse_portal(portal),
+        login,
+        timeouts=Timeouts(login=login_timeout),
+        replacement_timeout=30,
+        record={"iface.iscsi_ifacename": "iser"},
+    )
+
+
+def _assert_nothing_left(after: str) -> None:
+    nothing: dict[str, list[str]] = {cls: [] for cls in ISCSI_CLASSES}
+    try:
+        wait_for(f"no iSCSI objects after {after}", lambda: iscsi_objects() == nothing, 15)
+    except BaseException:
+        print(iscsi_objects(), dmesg_tail())
+        raise
+
+
+#: Each failure: (portal, target name, CHAP secret) -> the exit codes the login's error
+#: may carry.  An unknown target name is a *target* error for LIO ("Unable to locate
+#: Target IQN": 0x0301 service unavailable, retryable: 5), not 0x0203.  A wrong CHAP
+#: secret: LIO logs "Security negotiation failed", queues the 0x0201 answer (24) and
+#: disconnects at once; over soft-RoCE that answer is usually lost with the queue pair
+#: (no RECV_PDU comes, only the CONN_ERROR: 4).  ``nobody``: a port nothing listens on
+#: (the RDMA CM connect is rejected); ``nohost``: an address on the fabric's subnet no
+#: device has (no ARP answer); both fail the endpoint's connect (4).
+FAILURES = {
+    "wrong-target": ("lio", FAIL_IQN + "-nonexistent", FAIL_CHAP.password, {IscsiErr.LOGIN}),
+    "wrong-secret": (
+        "lio",
+        FAIL_IQN,
+        "not-" + FAIL_CHAP.password,
+        {IscsiErr.LOGIN_AUTH_FAILED, IscsiErr.TRANS},
+    ),
+    "nobody-listens": ("nobody", FAIL_IQN, FAIL_CHAP.password, {IscsiErr.TRANS}),
+    "no-such-host": ("nohost", FAIL_IQN, FAIL_CHAP.password, {IscsiErr.TRANS}),
+}
+
+
+class TestIserFailedLogins:
+    """After each kind of failed login no kernel session, connection or endpoint is left,
+    and a correct login right after works (the failure left nothing queued either)."""
+
+    #: The endpoint handle of the first correct login: the kernel hands out the lowest
+    #: free endpoint id (an IDR in 6.1), so a later login gets the same one unless a
+    #: failed login left an endpoint referenced in the kernel (gone from sysfs, id held).
+    first_handle: ClassVar[dict[str, int]] = {}
+
+    @pytest.mark.parametrize("failure", list(FAILURES))
+    def test_a_failed_login_leaves_nothing_and_the_next_one_works(
+        self, chap_lio: Lio, fabric: SoftRoce, failure: str
+    ) -> None:
+        try:
+            self._fail_then_log_in(chap_lio, fabric, failure)
+        except BaseException:
+            print(dmesg_tail(80))
+            raise
+
+    def _fail_then_log_in(self, chap_lio: Lio, fabric: SoftRoce, failure: str) -> None:
+        where, target, secret, codes = FAILURES[failure]
+        portals = {
+            "lio": chap_lio.portal,
+            "nobody": f"{chap_lio.host}:{free_port(chap_lio.host)}",
+            "nohost": f"{_unused_address(fabric)}:{chap_lio.port}",
+        }
+        _assert_nothing_left("the previous test")
+        login_timeout = 10.0
+        bad = _spec(portals[where], target, secret, login_timeout)
+        started = time.monotonic()
+        with pytest.raises(IscsiError) as raised:
+            bounded(f"the {failure} login", lambda: IserTransport().login(bad), WAIT)
+        took = time.monotonic() - started
+        print(f"{failure}: {type(raised.value).__name__} ({raised.value.code}) in {took:.1f} s")
+        assert raised.value.code in codes, raised.value
+        assert took < login_timeout + 15, f"the failure took {took:.0f} s"
+        _assert_nothing_left(f"the {failure} login")
+
+        good = _spec(chap_lio.portal, FAIL_IQN, FAIL_CHAP.password, 30.0)
+        session = bounded("the correct login", lambda: IserTransport().login(good), WAIT)
+        assert isinstance(session, KernelTcpSession)
+        try:
+            endpoint = session.kernel.endpoint
+            assert endpoint is not None
+            first = self.first_handle.setdefault("handle", endpoint.handle)
+            assert endpoint.handle == first, f"endpoint ids leak: ep-{endpoint.handle}"
+            session.scan()
+            disk = wait_for_disk(FAIL_IQN)
+            assert_dd_lands(disk, chap_lio.backing_path, 7 << 20)
+        finally:
+            bounded("the logout", session.logout, WAIT)
+        _assert_nothing_left("the logout")
+
+
+def _unused_address(fabric: SoftRoce) -> str:
+    """An address on the fabric's /24 that neither end has."""
+    prefix = fabric.target_address.rpartition(".")[0]
+    return f"{prefix}.77"
 
 
 # -- iscsikitd + iscsikit-adm -I iser --------------------------------------------------------
@@ -231,7 +378,7 @@ class TestIserDaemon:
         assert session is not None, "no kernel session"
         host = session.host()
         assert host is not None and host.transport_name == "iser"
-        assert_by_path_link(wait_for_disk(DAEMON_IQN), by_path(lio))
+        assert_by_path_link(wait_for_disk(DAEMON_IQN), lun0_link(lio))
         assert lio.sessions() == [INITIATOR]
 
     def test_data_lands_in_the_backing_file(self, daemon: DaemonSetup) -> None:
@@ -290,5 +437,5 @@ class TestIserDaemon:
         assert done.stdout == f"Logging out of session {where}\nLogout of {where} successful.\n"
         assert session_of(DAEMON_IQN) is None
         wait_for(f"/dev/{disk} to go", lambda: not Path("/dev", disk).exists())
-        wait_for(f"{by_path(lio)} to go", lambda: not by_path(lio).exists())
+        wait_for(f"{lun0_link(lio)} to go", lambda: not lun0_link(lio).exists())
         wait_for("LIO's session to go", lambda: lio.sessions() == [])

@@ -5,23 +5,32 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from iscsikit.sysfs import IscsiSession, SysfsContext
 
 __all__ = [
+    "ISCSI_CLASSES",
     "WAIT",
     "assert_by_path_link",
     "assert_dd_lands",
+    "bounded",
+    "by_path",
     "disk_of",
+    "iscsi_objects",
     "kernel_initiator",
     "session_of",
     "wait_for",
+    "wait_for_disk",
 ]
+
+T = TypeVar("T")
 
 #: Seconds; generous, the guest runs under software emulation.
 WAIT = 90.0
@@ -74,8 +83,72 @@ def session_of(target: str) -> IscsiSession | None:
     return next((s for s in SysfsContext().sessions() if s.targetname == target), None)
 
 
-def disk_of(target: str) -> str | None:
-    """The kernel name (``sdb``) of the first disk of the session to ``target``, if any."""
+def disk_of(target: str, lun: int | None = None) -> str | None:
+    """The kernel name (``sdb``) of the disk of LUN ``lun`` (None: the first disk) of the
+    session to ``target``, if there is one yet."""
     session = session_of(target)
-    disks = session.block_devices() if session is not None else []
-    return disks[0].path.name if disks else None
+    if session is None:
+        return None
+    if lun is None:
+        disks = session.block_devices()
+        return disks[0].path.name if disks else None
+    return next((d.block_device for d in session.scsi_devices() if d.lun == lun), None)
+
+
+def by_path(portal: str, target: str, lun: int) -> Path:
+    """udev's by-path link of a LUN (``portal`` is ``host:port``); udev's path_id names
+    iSCSI disks ``-iscsi-`` whatever the transport (iser too)."""
+    return Path(f"/dev/disk/by-path/ip-{portal}-iscsi-{target}-lun-{lun}")
+
+
+def wait_for_disk(
+    target: str, lun: int | None = None, *, link: Path | None = None, timeout: float = WAIT
+) -> str:
+    """The disk of ``lun`` (None: the first disk) of the session to ``target`` once the
+    kernel has it; with ``link``, udev's by-path link to it is checked too."""
+    what = "the session's disk" if lun is None else f"a disk for LUN {lun}"
+    wait_for(what, lambda: disk_of(target, lun) is not None, timeout)
+    disk = disk_of(target, lun)
+    assert disk is not None
+    if link is not None:
+        assert_by_path_link(disk, link)
+    return disk
+
+
+#: The kernel's iSCSI transport-class objects a login makes and a logout removes.
+ISCSI_CLASSES = ("iscsi_session", "iscsi_connection", "iscsi_endpoint")
+
+
+def iscsi_objects(sysfs: Path = Path("/sys")) -> dict[str, list[str]]:
+    """What exists now under ``/sys/class/<c>`` for each of :data:`ISCSI_CLASSES`
+    (``session3``, ``connection3:0``, ``ep-1``): empty lists when nothing is left."""
+    found: dict[str, list[str]] = {}
+    for cls in ISCSI_CLASSES:
+        base = sysfs / "class" / cls
+        found[cls] = sorted(p.name for p in base.iterdir()) if base.is_dir() else []
+    return found
+
+
+def bounded(what: str, call: Callable[[], T], timeout: float = WAIT) -> T:
+    """``call()``, failing the test if it has not returned within ``timeout`` seconds.
+
+    It runs in a daemon thread: a call that hangs becomes this test's failure (naming
+    ``what``) instead of the guest's timeout.  Its exception, if any, is re-raised here.
+    """
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except BaseException as exc:  # handed to the caller's thread
+            error.append(exc)
+
+    worker = threading.Thread(target=run, name=f"bounded: {what}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        pytest.fail(f"{what} did not return within {timeout:.0f} s")
+    if error:
+        raise error[0]
+    return result[0]
