@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from iscsikit.testing.tgtd import Tgtd
+from iscsikit.testing.vmguest.iscsid import IscsidError, iscsid_listening, iscsid_process
 
 IQN = "iqn.2024-01.test.iscsikit.bench:latency"
 INITIATOR = "iqn.2024-01.test.iscsikit.bench:latency-initiator"
@@ -217,10 +218,6 @@ def _run(argv: Sequence[str], ok: Sequence[int] = (0,)) -> str:
     return done.stdout
 
 
-def _iscsid_listening() -> bool:
-    return "@ISCSIADM_ABSTRACT_NAMESPACE" in Path("/proc/net/unix").read_text()
-
-
 @contextmanager
 def daemon(argv: Sequence[str], log: Path, ready: Callable[[], bool]) -> Iterator[None]:
     """A daemon in the foreground in its own session, its output in ``log``."""
@@ -236,7 +233,7 @@ def daemon(argv: Sequence[str], log: Path, ready: Callable[[], bool]) -> Iterato
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait()
+                proc.wait(30)
 
 
 def _stats(values: Sequence[float]) -> dict[str, float]:
@@ -261,7 +258,7 @@ def prepare(work: Path) -> None:
     Path("/etc/iscsi").mkdir(parents=True, exist_ok=True)
     Path("/etc/iscsi/initiatorname.iscsi").write_text(f"InitiatorName={INITIATOR}\n")
     for name in ("nodes", "send_targets"):
-        subprocess.run(["rm", "-rf", f"/etc/iscsi/{name}"], check=True)
+        subprocess.run(["rm", "-rf", f"/etc/iscsi/{name}"], check=True, timeout=LIMIT)
     repo = Path(__file__).resolve().parents[1]
     for package in ("iscsikit", "drivers"):  # written into the guest's overlay only
         compileall.compile_dir(repo / package, quiet=1)
@@ -283,14 +280,14 @@ def bench(rounds: int, startup_runs: int, work: Path) -> dict[str, Any]:
         session_cmd = {"open-iscsi": ["iscsiadm", "-m", "session"],
                        "iscsikit": [*adm, "-m", "session"]}  # fmt: skip
         ops: list[Op] = []
-        if _iscsid_listening():
+        if iscsid_listening():
             raise BenchError("iscsid is running already; iscsikitd must start without it")
 
         def iscsikitd_answers() -> bool:
             if not Path("/run/iscsikit/iscsikitd.sock").exists():
                 return False
             return subprocess.run(
-                [*adm, "-m", "session"], capture_output=True, check=False
+                [*adm, "-m", "session"], capture_output=True, check=False, timeout=LIMIT
             ).returncode in (0, 21)
 
         iscsikitd = daemon(
@@ -301,7 +298,7 @@ def bench(rounds: int, startup_runs: int, work: Path) -> dict[str, Any]:
             api = ApiSide(portal)
             actions = {side: (command(up), command(down)) for side, (up, down) in commands.items()}
             actions["iscsikit API"] = (api.login, api.logout)
-            with daemon(["iscsid", "-f"], work / "iscsid.log", _iscsid_listening):
+            with iscsid_process(work / "iscsid.log", timeout=LIMIT):
                 _run(["iscsiadm", "-m", "discovery", "-t", "st", "-p", portal])
                 for rnd in range(-1, rounds):
                     order = SIDES[rnd % len(SIDES) :] + SIDES[: rnd % len(SIDES)]
@@ -396,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(tmp)
         try:
             result = bench(args.rounds, args.startup_runs, work)
-        except BenchError:
+        except (BenchError, IscsidError):
             for log in ("iscsikitd.log", "iscsid.log"):
                 if (work / log).exists():
                     print(f"--- {log} (tail)\n{(work / log).read_text(errors='replace')[-3000:]}")

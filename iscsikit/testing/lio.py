@@ -32,7 +32,9 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -40,7 +42,16 @@ from typing import Any, Self
 
 from iscsikit.testing.tgtd import DEFAULT_LUN_SIZE, free_port
 
-__all__ = ["CONFIGFS", "DBROOT", "MODULES", "Lio", "LioChap", "LioError", "lio_missing"]
+__all__ = [
+    "CONFIGFS",
+    "DBROOT",
+    "MODULES",
+    "TIMEOUT",
+    "Lio",
+    "LioChap",
+    "LioError",
+    "lio_missing",
+]
 
 #: Where the kernel's configfs is mounted; LIO lives under ``target/`` there.
 CONFIGFS = Path("/sys/kernel/config")
@@ -53,6 +64,11 @@ DBROOT = Path("/etc/target")
 MODULES = ("target_core_mod", "target_core_file", "iscsi_target_mod")
 
 _PORT_ATTEMPTS = 5
+
+#: Seconds a kernel step (modprobe, mount, deleting the target) may take.  Deleting a
+#: target whose session hangs in the kernel blocks in configfs: the caller gets a
+#: :class:`LioError` after this long instead of hanging with it.
+TIMEOUT = 120.0
 
 
 class LioError(RuntimeError):
@@ -82,16 +98,43 @@ def lio_missing() -> str | None:
     return None
 
 
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise LioError(f"{' '.join(argv)} did not finish within {TIMEOUT:.0f} s") from None
+
+
+def _bounded(what: str, step: Callable[[], None]) -> None:
+    """``step()`` in a thread, waited for :data:`TIMEOUT` seconds: a configfs write that
+    blocks in the kernel (a session LIO cannot release) raises :class:`LioError` instead
+    of hanging its caller.  The step's own exception is re-raised."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            step()
+        except BaseException as exc:  # handed to the caller
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name=what, daemon=True)
+    worker.start()
+    worker.join(TIMEOUT)
+    if worker.is_alive():
+        raise LioError(f"{what} did not finish within {TIMEOUT:.0f} s")
+    if failed:
+        raise failed[0]
+
+
 def _prepare_kernel(extra: tuple[str, ...] = ()) -> None:
     """Load LIO's modules (and ``extra`` ones), mount configfs (target_core_mod registers
     it) and make rtslib's dbroot directory, each only if needed."""
     for module in MODULES + extra:
-        done = subprocess.run(["modprobe", module], capture_output=True, text=True, check=False)
+        done = _run("modprobe", module)
         if done.returncode != 0:
             raise LioError(f"modprobe {module}: {done.stderr.strip()}")
         if module == "target_core_mod" and not os.path.ismount(CONFIGFS):
-            mount = ["mount", "-t", "configfs", "none", str(CONFIGFS)]
-            done = subprocess.run(mount, capture_output=True, text=True, check=False)
+            done = _run("mount", "-t", "configfs", "none", str(CONFIGFS))
             if done.returncode != 0 and not os.path.ismount(CONFIGFS):
                 raise LioError(f"mount configfs on {CONFIGFS}: {done.stderr.strip()}")
     DBROOT.mkdir(parents=True, exist_ok=True)
@@ -201,17 +244,29 @@ class Lio:
         each connection's socket is closed, so the initiator sees its connection fail);
         re-enabling it reopens the portal for the initiator's re-login.
         """
-        self._tpg.enable = False
-        self._tpg.enable = True
+
+        def toggle() -> None:
+            self._tpg.enable = False
+            self._tpg.enable = True
+
+        _bounded(f"re-enabling LIO's TPG of {self.iqn}", toggle)
 
     def close(self) -> None:
-        """Delete the target (TPG, portal, LUN, ACLs) and the backstore; idempotent."""
-        if self._target is not None:
-            target, self._target = self._target, None
-            target.delete()
-        if self._so is not None:
-            so, self._so = self._so, None
-            so.delete()
+        """Delete the target (TPG, portal, LUN, ACLs) and the backstore; idempotent.
+
+        Raises :class:`LioError` when that has not finished within :data:`TIMEOUT`
+        seconds (the deleting thread is left behind, blocked in the kernel).
+        """
+        target, self._target = self._target, None
+        so, self._so = self._so, None
+
+        def delete() -> None:
+            if target is not None:
+                target.delete()
+            if so is not None:
+                so.delete()
+
+        _bounded(f"deleting LIO target {self.iqn}", delete)
         self.backing_path.unlink(missing_ok=True)
 
     def __enter__(self) -> Self:

@@ -47,8 +47,10 @@ from iscsikit.testing.vmguest.checks import (
     WAIT,
     assert_by_path_link,
     assert_dd_lands,
+    by_path,
     session_of,
     wait_for,
+    wait_for_disk,
 )
 from iscsikit.testing.vmguest.compare import IPC_ONLY, assert_same_lines, run
 from iscsikit.testing.vmguest.iscsid import iscsid_listening, iscsid_running
@@ -60,16 +62,8 @@ INITIATOR = "iqn.2024-01.test.iscsikit.vm:lio-initiator"
 CHAP = LioChap("lio-user", "lio-secret-1234")
 
 
-def by_path(lio: Lio) -> Path:
-    return Path(f"/dev/disk/by-path/ip-{lio.portal}-iscsi-{lio.iqn}-lun-0")
-
-
-def wait_for_disk(iqn: str) -> str:
-    """The name (``sda``) of the disk of the session with target ``iqn``, once it exists."""
-    wait_for("the session's disk", lambda: bool((s := session_of(iqn)) and s.block_devices()))
-    session = session_of(iqn)
-    assert session is not None
-    return session.block_devices()[0].path.name
+def lun0_link(lio: Lio) -> Path:
+    return by_path(lio.portal, lio.iqn, 0)
 
 
 def initiator_ports(lio: Lio) -> set[int]:
@@ -140,7 +134,7 @@ def open_iscsi(iscsid: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 class TestOpenIscsi:
     def test_login_gives_a_disk_and_its_by_path_link(self, open_iscsi: OpenIscsiLogin) -> None:
-        assert_by_path_link(open_iscsi.disk, by_path(open_iscsi.lio))
+        assert_by_path_link(open_iscsi.disk, lun0_link(open_iscsi.lio))
         assert open_iscsi.lio.sessions() != []
 
     def test_data_lands_in_the_backing_file(self, open_iscsi: OpenIscsiLogin) -> None:
@@ -176,7 +170,7 @@ class TestOpenIscsi:
         wait_for("the session to go", lambda: session_of(OPEN_ISCSI_IQN) is None)
         disk = Path("/dev", open_iscsi.disk)
         wait_for(f"{disk} to go", lambda: not disk.exists())
-        wait_for(f"{by_path(lio)} to go", lambda: not by_path(lio).exists())
+        wait_for(f"{lun0_link(lio)} to go", lambda: not lun0_link(lio).exists())
         wait_for("LIO's session to go", lambda: lio.sessions() == [])
 
 
@@ -219,7 +213,7 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelLogin]:
 
 class TestKernelTcp:
     def test_login_gives_a_disk_and_its_by_path_link(self, kernel: KernelLogin) -> None:
-        assert_by_path_link(kernel.disk, by_path(kernel.lio))
+        assert_by_path_link(kernel.disk, lun0_link(kernel.lio))
         assert kernel.lio.sessions() == [INITIATOR]
 
     def test_data_lands_in_the_backing_file(self, kernel: KernelLogin) -> None:
@@ -354,7 +348,7 @@ class TestDaemon:
         assert session is not None, "no kernel session: the daemon did not use the kernel"
         assert (session.state, session.initiatorname) == ("LOGGED_IN", INITIATOR)
         assert session.attr("username") == DAEMON_CHAP.user
-        assert_by_path_link(wait_for_disk(DAEMON_IQN), by_path(lio))
+        assert_by_path_link(wait_for_disk(DAEMON_IQN), lun0_link(lio))
         assert lio.sessions() == [INITIATOR]
 
     def test_data_lands_in_the_backing_file(self, daemon: DaemonSetup) -> None:
@@ -446,7 +440,7 @@ class TestDaemon:
         assert done.stdout == f"Logging out of session {where}\nLogout of {where} successful.\n"
         assert session_of(DAEMON_IQN) is None
         wait_for(f"/dev/{disk} to go", lambda: not Path("/dev", disk).exists())
-        wait_for(f"{by_path(lio)} to go", lambda: not by_path(lio).exists())
+        wait_for(f"{lun0_link(lio)} to go", lambda: not lun0_link(lio).exists())
         wait_for("LIO's session to go", lambda: lio.sessions() == [])
 
     def test_a_wrong_chap_secret_fails_with_24_and_leaves_no_kernel_session(

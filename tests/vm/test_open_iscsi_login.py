@@ -24,12 +24,10 @@ from iscsikit.testing.vmguest.checks import (
     WAIT,
     assert_by_path_link,
     assert_dd_lands,
-    kernel_initiator,
     session_of,
     wait_for,
 )
 from iscsikit.testing.vmguest.compare import IPC_ONLY, adm, assert_same_lines, run
-from iscsikit.testing.vmguest.iscsid import iscsid_running
 
 IQN = "iqn.2024-01.test.iscsikit.vm:disk"
 INITIATOR = "iqn.2024-01.test.iscsikit.vm:disk-initiator"
@@ -44,13 +42,6 @@ class Login:
     @property
     def by_path(self) -> Path:
         return Path(f"/dev/disk/by-path/ip-{self.target.portal}-iscsi-{IQN}-lun-1")
-
-
-@pytest.fixture(scope="module")
-def iscsid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    kernel_initiator(INITIATOR)
-    with iscsid_running(tmp_path_factory.mktemp("iscsid") / "iscsid.log"):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -26,13 +26,13 @@ from iscsikit.testing.plugin import require_tgt
 from iscsikit.testing.tgtd import Tgtd
 from iscsikit.testing.vmguest.checks import (
     WAIT,
-    assert_by_path_link,
-    kernel_initiator,
+    by_path,
+    disk_of,
     session_of,
     wait_for,
+    wait_for_disk,
 )
 from iscsikit.testing.vmguest.compare import IPC_ONLY, adm, assert_same_lines, run
-from iscsikit.testing.vmguest.iscsid import iscsid_running
 
 IQN = "iqn.2024-01.test.iscsikit.vm:rescan"
 INITIATOR = "iqn.2024-01.test.iscsikit.vm:rescan-initiator"
@@ -61,7 +61,7 @@ class Login:
     sid: int
 
     def by_path(self, lun: int) -> Path:
-        return Path(f"/dev/disk/by-path/ip-{self.target.portal}-iscsi-{IQN}-lun-{lun}")
+        return by_path(self.target.portal, IQN, lun)
 
     def session(self) -> IscsiSession:
         found = SysfsContext().session(self.sid)
@@ -70,10 +70,7 @@ class Login:
 
     def disk(self, lun: int) -> str | None:
         """The disk the kernel has for ``lun`` (None: no such LUN or no disk yet)."""
-        for dev in self.session().scsi_devices():
-            if dev.lun == lun:
-                return dev.block_device
-        return None
+        return disk_of(IQN, lun)
 
     def add_lun(self, lun: int, size: int) -> None:
         path = self.target.workdir / f"rescan-lun{lun}.img"
@@ -86,13 +83,6 @@ class Login:
 
 
 @pytest.fixture(scope="module")
-def iscsid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    kernel_initiator(INITIATOR)
-    with iscsid_running(tmp_path_factory.mktemp("iscsid") / "iscsid.log"):
-        yield
-
-
-@pytest.fixture(scope="module")
 def login(iscsid: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Login]:
     require_tgt()
     with Tgtd(tmp_path_factory.mktemp("tgtd"), start_timeout=WAIT) as tgtd:
@@ -102,20 +92,12 @@ def login(iscsid: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lo
         assert found.returncode == 0, found.stderr
         done = run("iscsiadm", "-m", "node", "-T", IQN, "-p", portal, "--login")
         assert done.returncode == 0, done.stderr
-        wait_for("the session's disk", lambda: bool((s := session_of(IQN)) and s.block_devices()))
+        wait_for_disk(IQN)
         session = session_of(IQN)
         assert session is not None
         yield Login(tgtd, tid, session.sid)
         if session_of(IQN) is not None:
             run("iscsiadm", "-m", "node", "-T", IQN, "-p", portal, "--logout")
-
-
-def _wait_for_disk(login: Login, lun: int) -> str:
-    wait_for(f"a disk for LUN {lun}", lambda: login.disk(lun) is not None)
-    disk = login.disk(lun)
-    assert disk is not None
-    assert_by_path_link(disk, login.by_path(lun))
-    return disk
 
 
 def _rescanning(login: Login) -> str:
@@ -129,7 +111,7 @@ def test_session_R_finds_a_new_lun(login: Login) -> None:
     assert login.disk(2) is None  # the kernel does not scan by itself
     ours = adm("-m", "session", "-R")
     assert (ours.returncode, ours.stdout, ours.stderr) == (0, _rescanning(login), "")
-    disk = _wait_for_disk(login, 2)
+    disk = wait_for_disk(IQN, 2, link=login.by_path(2))
     assert int(Path(f"/sys/block/{disk}/size").read_text()) * 512 == 8 * MiB
 
 
@@ -144,7 +126,7 @@ def test_node_R_finds_a_new_lun(login: Login) -> None:
     node = ("-m", "node", "-T", IQN, "-p", login.target.portal)
     ours = adm(*node, "-R")
     assert (ours.returncode, ours.stdout, ours.stderr) == (0, _rescanning(login), "")
-    _wait_for_disk(login, 3)
+    wait_for_disk(IQN, 3, link=login.by_path(3))
     assert_same(*node, "-R")
     assert_same("-m", "node", "-R")
 

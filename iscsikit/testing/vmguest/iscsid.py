@@ -1,8 +1,11 @@
-"""open-iscsi's own daemon, ``iscsid``, for the VM tier's guest tests (tests/vm).
+"""open-iscsi's own daemon, ``iscsid``, for the VM tier's guest (tests/vm and bench/).
 
-:func:`iscsid_running` starts ``iscsid -f`` for the length of a ``with`` block and stops it
-again; :func:`iscsid_listening` says whether an iscsid answers iscsiadm.  This module owns
-only the process: it loads no kernel module and logs nothing in.
+:func:`iscsid_process` starts ``iscsid -f`` for the length of a ``with`` block, waits
+(bounded) until it listens and stops it again, raising :class:`IscsidError` when any of
+that fails; it needs no pytest (bench/vm_login_latency.py uses it).
+:func:`iscsid_running` is the same for tests: a failure fails the test.
+:func:`iscsid_listening` says whether an iscsid answers iscsiadm.  This module owns only
+the process: it loads no kernel module and logs nothing in.
 
 Facts it relies on (open-iscsi 2.1, Debian bookworm):
 
@@ -11,7 +14,7 @@ Facts it relies on (open-iscsi 2.1, Debian bookworm):
   the readiness signal (``-f`` keeps iscsid in the foreground: there is no pidfile to wait
   for).
 * When iscsid stops it signals its whole process group, so it gets a session of its own
-  (``start_new_session``) and the test runner is not hit.
+  (``start_new_session``) and the caller is not hit.
 * iscsid adopts every kernel session it finds at start-up, and iscsikitd leaves kernel
   sessions alone while iscsid answers: tests that want sessions to be iscsikit's run
   outside the block and may check :func:`iscsid_listening` first.
@@ -20,18 +23,29 @@ Facts it relies on (open-iscsi 2.1, Debian bookworm):
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
-from iscsikit.testing.vmguest.checks import WAIT, wait_for
-
-__all__ = ["ISCSID_SOCKET", "iscsid_listening", "iscsid_running"]
+__all__ = [
+    "ISCSID_SOCKET",
+    "IscsidError",
+    "iscsid_listening",
+    "iscsid_process",
+    "iscsid_running",
+]
 
 #: iscsiadm's abstract unix socket as /proc/net/unix writes it.
 ISCSID_SOCKET = "@ISCSIADM_ABSTRACT_NAMESPACE"
+
+#: Seconds each step (start until listening, stop until the socket is gone) may take;
+#: generous, the guest runs under software emulation.
+TIMEOUT = 90.0
+
+
+class IscsidError(RuntimeError):
+    """iscsid could not be started or stopped (the message says why, with its log)."""
 
 
 def iscsid_listening() -> bool:
@@ -40,18 +54,25 @@ def iscsid_listening() -> bool:
         return any(line.split()[-1:] == [ISCSID_SOCKET] for line in f)
 
 
+def _until(what: str, check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise IscsidError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
 @contextmanager
-def iscsid_running(log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def iscsid_process(log: Path, timeout: float = TIMEOUT) -> Iterator[subprocess.Popen[bytes]]:
     """``iscsid -f`` for the block, its output in ``log``; yields its process.
 
-    Fails the test (with the log) when iscsid exits or does not listen within
-    :data:`~iscsikit.testing.vmguest.checks.WAIT` seconds, or when one already listens
-    (a second iscsid could not bind the socket, and the first would own the sessions).
-    Leaving the block stops iscsid (SIGTERM, SIGKILL if it hangs) and waits until its
-    socket is gone.
+    Raises :class:`IscsidError` when one already listens (a second iscsid could not bind
+    the socket, and the first would own the sessions), or when iscsid exits or does not
+    listen within ``timeout`` seconds.  Leaving the block stops iscsid (SIGTERM, SIGKILL
+    if it hangs) and waits until its socket is gone, each bounded by ``timeout``.
     """
     if iscsid_listening():
-        pytest.fail(f"an iscsid already listens on {ISCSID_SOCKET}")
+        raise IscsidError(f"an iscsid already listens on {ISCSID_SOCKET}")
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             ["iscsid", "-f"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -60,16 +81,29 @@ def iscsid_running(log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
         def ready() -> bool:
             if proc.poll() is not None:
-                pytest.fail(f"iscsid exited {proc.returncode}:\n{log.read_text(errors='replace')}")
+                text = log.read_text(errors="replace")
+                raise IscsidError(f"iscsid exited {proc.returncode}:\n{text}")
             return iscsid_listening()
 
-        wait_for("iscsid's socket", ready)
+        _until("iscsid's socket", ready, timeout)
         yield proc
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=WAIT)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=WAIT)
-        wait_for("iscsid's socket to close", lambda: not iscsid_listening())
+            proc.wait(timeout=timeout)
+        _until("iscsid's socket to close", lambda: not iscsid_listening(), timeout)
+
+
+@contextmanager
+def iscsid_running(log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """:func:`iscsid_process` for a test: an :class:`IscsidError` fails the test."""
+    import pytest  # only here: the core above runs without pytest (bench/)
+
+    try:
+        with iscsid_process(log) as proc:
+            yield proc
+    except IscsidError as exc:
+        pytest.fail(str(exc))

@@ -44,7 +44,7 @@ _SHIM = """#!{python}
 import json, subprocess, sys, time
 real = {real!r}
 start = time.monotonic()
-done = subprocess.run(real + sys.argv[1:], capture_output=True)
+done = subprocess.run(real + sys.argv[1:], capture_output=True, timeout=180)  # bounded
 call = {{"argv": sys.argv[1:], "rc": done.returncode, "seconds": time.monotonic() - start,
         "stdout": done.stdout.decode(errors="replace"),
         "stderr": done.stderr.decode(errors="replace")}}
