@@ -48,17 +48,8 @@ def discovery_record(
 
 
 def chap_of(record: DiscoveryRecord) -> Chap | None:
-    """The discovery CHAP credentials a record carries (open-iscsi: a password means CHAP)."""
-    password = record.get(_AUTH + "password")
-    if not password:
-        return None
-    return Chap(
-        record.get(_AUTH + "username"),
-        password,
-        username_in=record.get(_AUTH + "username_in") or None,
-        password_in=record.get(_AUTH + "password_in") or None,
-        algorithms=record.get("node.session.auth.chap_algs") or "MD5",
-    )
+    """The discovery CHAP credentials (:meth:`Chap.from_record`: a password means CHAP)."""
+    return Chap.from_record(record.get, _AUTH, record.get("node.session.auth.chap_algs"))
 
 
 def send_targets(

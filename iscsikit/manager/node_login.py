@@ -58,16 +58,9 @@ def timers_of(node: NodeRecord) -> Timers:
 
 
 def chap_of(node: NodeRecord) -> Chap | None:
-    if node.get("node.session.auth.authmethod").strip().upper() != "CHAP":
-        return None
-    username_in = node.get("node.session.auth.username_in") or None
-    return Chap(
-        node.get("node.session.auth.username"),
-        node.get("node.session.auth.password"),
-        username_in=username_in,
-        password_in=node.get("node.session.auth.password_in") if username_in else None,
-        algorithms=node.get("node.session.auth.chap_algs") or "MD5",
-    )
+    """The node's CHAP credentials (:meth:`Chap.from_record`: a password means CHAP)."""
+    algorithms = node.get("node.session.auth.chap_algs")
+    return Chap.from_record(node.get, "node.session.auth.", algorithms)
 
 
 def login_arguments(node: NodeRecord) -> tuple[str, str, dict[str, Any]]:

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from iscsikit.errors import IscsiErr, IscsiError
 from iscsikit.ipc.client import DaemonCommError, DaemonNotRunningError
-from iscsikit.ipc.iscsid import iscsid_running
 
 if TYPE_CHECKING:
     from iscsikit.config.paths import Paths
@@ -348,6 +347,8 @@ class SysfsSessionService:
         return out
 
     def _no_daemon(self, what: str) -> IscsidNotConnectedError:
+        from iscsikit.ipc.iscsid import iscsid_running  # socket: not on the listing path
+
         message = _NO_DAEMON.format(sock=self._sock, what=what)
         if iscsid_running():
             message += _ISCSID_RUNNING

@@ -11,7 +11,7 @@ No I/O.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -85,6 +85,24 @@ class Chap:
     username_in: str | None = None
     password_in: str | None = field(default=None, repr=False)
     algorithms: tuple[str, ...] | str = ("MD5",)
+
+    @classmethod
+    def from_record(cls, get: Callable[[str], str], prefix: str, algorithms: str) -> Chap | None:
+        """The credentials a record's ``<prefix>username/password/username_in/password_in``
+        keys give, by iscsid's rule (iscsi_setup_authentication): **a password means
+        CHAP**, whatever ``authmethod`` says (open-iscsi validates that key and ignores
+        it); incoming credentials without an outgoing password mean no CHAP at all.
+        ``get`` returns ``""`` for an unset key."""
+        password = get(prefix + "password")
+        if not password:
+            return None
+        return cls(
+            get(prefix + "username"),
+            password,
+            username_in=get(prefix + "username_in") or None,
+            password_in=get(prefix + "password_in") or None,
+            algorithms=algorithms or "MD5",
+        )
 
     def secrets(self) -> ChapSecrets:
         algs = self.algorithms

@@ -62,10 +62,12 @@ def fw_entry(t: BootTarget) -> str:
 
 def boot_node(t: BootTarget, overrides: list[tuple[str, str]] | None = None) -> NodeRecord:
     """The node record iscsiadm logs in with (idbm_create_rec_from_boot_context): the
-    firmware's target and CHAP values, ``node.startup = onboot``, ``discovery_type fw``."""
+    firmware's target and CHAP values, tpgt 1, ``node.startup = onboot``,
+    ``discovery_type fw``."""
     from iscsikit.records import NodeRecord
 
-    node = NodeRecord.new(t.target_name, t.target_address, t.target_port)
+    # tpgt 1, hard-coded as iscsiadm does ("tpgt hard coded to 1 ???" in idbm.c).
+    node = NodeRecord.new(t.target_name, t.target_address, t.target_port, 1)
     node.values["node.startup"] = "onboot"
     node.values["node.conn[0].startup"] = "onboot"
     node.values["node.discovery_type"] = "fw"

@@ -66,3 +66,30 @@ def test_garbage_number_is_an_invalid_parameter() -> None:
     node.values["node.session.cmds_max"] = "lots"
     with pytest.raises(InvalidParameterError, match="cmds_max"):
         login_arguments(node)
+
+
+@pytest.mark.parametrize(
+    ("values", "chap"),
+    [
+        # iscsid: a password means CHAP, whatever authmethod says (the firmware's records
+        # and iscsiadm's -m fw -l carry CHAP credentials with authmethod None).
+        ({"username": "u", "password": "p"}, ("u", "p", None, None)),
+        ({"authmethod": "CHAP", "username": "u", "password": "p"}, ("u", "p", None, None)),
+        (
+            {"username": "u", "password": "p", "username_in": "t", "password_in": "q"},
+            ("u", "p", "t", "q"),
+        ),
+        # No outgoing password: no CHAP at all (iscsi_setup_authentication gives up).
+        ({"authmethod": "CHAP", "username": "u"}, None),
+        ({"username_in": "t", "password_in": "q"}, None),
+    ],
+)
+def test_a_password_means_chap(values: dict[str, str], chap: tuple[str, ...] | None) -> None:
+    node = NodeRecord.new(IQN, "127.0.0.1", 3261, 1)
+    for key, value in values.items():
+        node.set(f"node.session.auth.{key}", value)
+    got = login_arguments(node)[2]["chap"]
+    if chap is None:
+        assert got is None
+    else:
+        assert (got.username, got.password, got.username_in, got.password_in) == chap
