@@ -257,6 +257,7 @@ def _assert_nothing_left(after: str) -> None:
 #: (no RECV_PDU comes, only the CONN_ERROR: 4).  ``nobody``: a port nothing listens on
 #: (the RDMA CM connect is rejected); ``nohost``: an address on the fabric's subnet no
 #: device has (no ARP answer); both fail the endpoint's connect (4).
+#: (iscsid 2.1.8 here: the unknown name is retried, then 8; the wrong secret 11, a PDU timeout.)
 FAILURES = {
     "wrong-target": ("lio", FAIL_IQN + "-nonexistent", FAIL_CHAP.password, {IscsiErr.LOGIN}),
     "wrong-secret": (
