@@ -309,6 +309,7 @@ def _print_found(cmd: Command, nodes: list[NodeRecord]) -> None:
 def _firmware(cmd: Command) -> int:
     """``-t fw``: the boot firmware's targets (iBFT), as node records of type fw."""
     from iscsikit.cli.modes.fw import boot_node
+    from iscsikit.config.registry import RecordType
     from iscsikit.discovery.db import DiscoveryOp
     from iscsikit.records import DiscoveryRecord
     from iscsikit.sysfs import SysfsContext
@@ -320,7 +321,8 @@ def _firmware(cmd: Command) -> int:
         raise IscsiError(
             f"Could not get list of targets from firmware. (err {int(code)})", code=code
         )
-    nodes = [boot_node(t) for t in targets]
+    template = cmd.env.iscsid_conf().template(RecordType.NODE)
+    nodes = [boot_node(t, template=template) for t in targets]
     ops, records = _ops(cmd.args), cmd.env.records()
     if DiscoveryOp.NONPERSISTENT not in ops:
         stored = set(records.node_ids())

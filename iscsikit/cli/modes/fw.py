@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from iscsikit.errors import InvalidParameterError, IscsiErr, IscsiError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from iscsikit.cli.env import CliEnv
     from iscsikit.cli.options import ParsedArgs
     from iscsikit.records import NodeRecord
@@ -60,30 +62,51 @@ def fw_entry(t: BootTarget) -> str:
     return "\n".join(lines) + "\n"
 
 
-def boot_node(t: BootTarget, overrides: list[tuple[str, str]] | None = None) -> NodeRecord:
-    """The node record iscsiadm logs in with (idbm_create_rec_from_boot_context): the
-    firmware's target and CHAP values, tpgt 1, ``node.startup = onboot``,
-    ``discovery_type fw``."""
+def boot_node(
+    t: BootTarget,
+    overrides: list[tuple[str, str]] | None = None,
+    *,
+    template: Mapping[str, str] | None = None,
+    login: bool = False,
+) -> NodeRecord:
+    """The node record iscsiadm makes of a firmware target
+    (idbm_create_rec_from_boot_context): iscsid.conf's node values (``template``), then
+    the target's portal with tpgt 1 (hard-coded there: "tpgt hard coded to 1 ???"), its
+    initiator name and CHAP credentials (``authmethod`` stays iscsid.conf's: a password
+    means CHAP anyway), ``discovery_type fw``.  For a login (``-m fw -l``,
+    fill_in_default_fw_values) ``overrides`` apply, and what they leave unset of
+    ``initial_login_retry_max`` (30), the NOP-Out interval and timeout (0: "firmware
+    logins are usually used for booting, so no NOPs") and ``scan`` (auto) is set."""
+    from iscsikit.config.registry import REGISTRY, RecordType
     from iscsikit.records import NodeRecord
 
-    # tpgt 1, hard-coded as iscsiadm does ("tpgt hard coded to 1 ???" in idbm.c).
-    node = NodeRecord.new(t.target_name, t.target_address, t.target_port, 1)
-    node.values["node.startup"] = "onboot"
-    node.values["node.conn[0].startup"] = "onboot"
+    node = NodeRecord.new(t.target_name, t.target_address, t.target_port, 1, template=template)
     node.values["node.discovery_type"] = "fw"
     node.values["iface.transport_name"] = t.transport
     if t.initiator_name:
         node.values["iface.initiatorname"] = t.initiator_name
-    if t.chap_name or t.chap_password:
-        node.values["node.session.auth.authmethod"] = "CHAP"
-        node.values["node.session.auth.username"] = t.chap_name
-        node.values["node.session.auth.password"] = t.chap_password
-        node.values["node.session.auth.username_in"] = t.chap_name_in
-        node.values["node.session.auth.password_in"] = t.chap_password_in
+    for key, value in (
+        ("username", t.chap_name), ("password", t.chap_password),
+        ("username_in", t.chap_name_in), ("password_in", t.chap_password_in),
+    ):  # fmt: skip
+        if value:
+            node.set(f"node.session.auth.{key}", value)
+    if not login:
+        return node
+    given: set[str] = set()
     for key, value in overrides or []:
         if key.startswith("iface."):
             raise InvalidParameterError("Cannot override interface parameters for firmware logins")
         node.set(key, value)
+        given.add(REGISTRY.canonical_name(RecordType.NODE, key))
+    for key, value in (
+        ("node.session.initial_login_retry_max", "30"),
+        ("node.conn[0].timeo.noop_out_interval", "0"),
+        ("node.conn[0].timeo.noop_out_timeout", "0"),
+        ("node.session.scan", "auto"),
+    ):
+        if key not in given:
+            node.set(key, value)
     return node
 
 
@@ -113,13 +136,15 @@ def _run(args: ParsedArgs, env: CliEnv) -> int:
         env.out("".join(fw_entry(t) for t in targets))
         return 0
     from iscsikit.cli.modes.session import run_logins
+    from iscsikit.config.registry import RecordType
     from iscsikit.manager.login_plan import plan_login
 
+    template = env.iscsid_conf().template(RecordType.NODE)
     service = env.session_service()
     sessions = service.sessions()
     requests = []
     for t in targets:
-        node = boot_node(t, args.params)
+        node = boot_node(t, args.params, template=template, login=True)
         try:
             requests += plan_login(node, sessions)
         except IscsiError as exc:

@@ -37,15 +37,28 @@ def test_unreadable_firmware_dir(tmp_path: Path) -> None:
 
 
 def test_boot_node_record(root: Path) -> None:
+    """idbm_create_rec_from_boot_context + fill_in_default_fw_values (checked against the
+    real iscsiadm on a real iBFT in the VM tier: tests/vm/test_ibft.py)."""
     first = SysfsContext(root).ibft().targets()[0]
-    node = boot_node(first, [("node.session.timeo.replacement_timeout", "5")])
-    assert (node.target, node.address, node.port) == (
-        "iqn.2003-01.org.example:boot",
-        "192.168.0.5",
-        3260,
+    record = boot_node(first, template={"node.startup": "automatic"})
+    assert (record.target, record.address, record.port, record.tpgt) == (
+        "iqn.2003-01.org.example:boot", "192.168.0.5", 3260, 1,
+    )  # fmt: skip
+    # iscsid.conf's values stay (startup, authmethod); the firmware's CHAP is added.
+    assert record.get("node.startup") == "automatic" and record.discovery_type == "fw"
+    assert record.get("node.session.auth.authmethod") == "None"
+    assert record.get("node.session.auth.username") == "u"
+    # Not a login: iscsid.conf's retries and NOP-Outs.
+    assert record.get("node.conn[0].timeo.noop_out_interval") == "5"
+    node = boot_node(
+        first,
+        [("node.session.timeo.replacement_timeout", "5"), ("node.session.scan", "manual")],
+        login=True,
     )
-    assert node.get("node.startup") == "onboot" and node.discovery_type == "fw"
-    assert node.get("node.session.auth.username") == "u"
     assert node.get("node.session.timeo.replacement_timeout") == "5"
+    assert node.get("node.session.initial_login_retry_max") == "30"
+    assert node.get("node.conn[0].timeo.noop_out_interval") == "0"
+    assert node.get("node.conn[0].timeo.noop_out_timeout") == "0"
+    assert node.get("node.session.scan") == "manual"  # the override wins
     with pytest.raises(InvalidParameterError, match="interface parameters"):
-        boot_node(first, [("iface.ipaddress", "1.2.3.4")])
+        boot_node(first, [("iface.ipaddress", "1.2.3.4")], login=True)
