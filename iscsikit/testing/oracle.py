@@ -93,6 +93,31 @@ class Oracle:
         return OracleResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def db_tree(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """A records database as data, to compare what two programs wrote: relative path ->
+    file content, ``-> target`` for a link (the database root removed from its target,
+    whether ``root`` or ``/etc/iscsi``) or ``<dir>``.  Lock, iscsid.conf, the initiator
+    name file and iscsikit's own files are left out, and paths starting with ``skip``."""
+    left_out = (".lock", "iscsid.conf", "initiatorname", ".iscsikit", *skip)
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if rel.startswith(left_out):
+                continue
+            if path.is_symlink():
+                target = os.readlink(path)
+                for prefix in (str(root), "/etc/iscsi"):
+                    target = target.removeprefix(prefix + "/")
+                out[rel] = f"-> {target}"
+            elif path.is_dir():
+                out[rel] = "<dir>"
+            else:
+                out[rel] = path.read_text(errors="surrogateescape")
+    return out
+
+
 def _inner(argv: list[str]) -> int:
     """Inside the namespaces: bind-mount the scratch DB, serve config queries, exec iscsiadm."""
     sep = argv.index("--")

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from iscsikit.testing import oracle as oracle_mod
-from iscsikit.testing.oracle import Oracle
+from iscsikit.testing.oracle import Oracle, db_tree
 from iscsikit.testing.tgtd import Tgtd, tgt_missing
 
 pytestmark = pytest.mark.integration
@@ -52,28 +52,6 @@ class Result:
     stdout: str
     stderr: str
     tree: dict[str, str]
-
-
-def db_tree(root: Path) -> dict[str, str]:
-    """Relative path -> content, '-> target' (DB root prefix removed) or '<dir>'."""
-    out: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            rel = str(path.relative_to(root))
-            if rel.startswith((".lock", "iscsid.conf", "initiatorname", ".iscsikit")):
-                continue
-            if path.is_symlink():
-                target = os.readlink(path)
-                for prefix in (str(root), "/etc/iscsi"):
-                    if target.startswith(prefix + "/"):
-                        target = target[len(prefix) + 1 :]
-                out[rel] = f"-> {target}"
-            elif path.is_dir():
-                out[rel] = "<dir>"
-            else:
-                out[rel] = path.read_text(errors="surrogateescape")
-    return out
 
 
 def same_readdir_order(a: Path, b: Path) -> bool:

@@ -28,6 +28,7 @@ from iscsikit.testing import oracle as oracle_mod
 from iscsikit.testing.daemon import RunningDaemon
 from iscsikit.testing.isnsd import Isnsd, enable_isns, isns_missing
 from iscsikit.testing.oracle import Oracle
+from iscsikit.testing.oracle import db_tree as oracle_db_tree
 from iscsikit.testing.tgtd import Tgtd, tgt_missing
 
 pytestmark = [
@@ -42,24 +43,7 @@ INI = "iqn.2004-10.com.example:oracle"
 
 
 def db_tree(root: Path) -> dict[str, str]:
-    """Relative path -> content, '-> target' (DB-root prefix removed) or '<dir>'."""
-    out: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            rel = str(path.relative_to(root))
-            if rel.startswith((".lock", "iscsid.conf", "initiatorname", ".iscsikit", "ifaces")):
-                continue
-            if path.is_symlink():
-                target = os.readlink(path)
-                for prefix in (str(root), "/etc/iscsi"):
-                    target = target.removeprefix(prefix + "/")
-                out[rel] = f"-> {target}"
-            elif path.is_dir():
-                out[rel] = "<dir>"
-            else:
-                out[rel] = path.read_text(errors="surrogateescape")
-    return out
+    return oracle_db_tree(root, skip=("ifaces",))
 
 
 @pytest.fixture(scope="module")
