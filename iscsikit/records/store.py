@@ -205,11 +205,23 @@ class Records:
         return record
 
     def discovery_nodes(self, discovery: DiscoveryRecord) -> list[NodeRecord]:
-        """The nodes ``discovery`` found: those its directory links to."""
+        """The nodes ``discovery`` found: those its directory links to (for iSNS also
+        the old-style links in isns/ itself whose record names this server)."""
         self.problems = []
         links = self._reader.links(self._writer.link_dir(discovery), self.problems)
         ids = [node for node, _ in links]
         records = self._reader.load_nodes(ids, self.problems)
+        if discovery.type == "isns":
+            old = self._reader.links(self.layout.isns, self.problems)
+            mine = [
+                r
+                for r in self._reader.load_nodes([n for n, _ in old], self.problems)
+                if r.discovery_type == "isns"
+                and (r.discovery_address, r.discovery_port) == (discovery.address, discovery.port)
+            ]
+            records += mine
+            ids += [r.id for r in mine]
+            links += [(n, p) for n, p in old if n in {r.id for r in mine}]
         present = {r.id for r in records}
         for node, link in links:
             if node not in present:
@@ -259,8 +271,12 @@ class Records:
         self.problems = []
         with self._writing():
             if discovery is not None:
-                if discovery.has_file and not os.path.lexists(
-                    self._writer.discovery_path(discovery)
+                # An iSNS server without its record still gets links: old-style ones
+                # in isns/ itself, as iscsiadm's ``-m discovery -t isns`` writes them.
+                if (
+                    discovery.has_file
+                    and discovery.type != "isns"
+                    and not os.path.lexists(self._writer.discovery_path(discovery))
                 ):
                     raise NoObjectsFoundError(f"no discovery record {discovery!r}; add it first")
                 for record in records:

@@ -61,7 +61,17 @@ class Writer:
         directory = self.layout.link_dir(
             record.discovery_type, record.discovery_address, record.discovery_port
         )
-        return None if directory is None else f"{directory}/{record.id.link_name}"
+        if directory is None:
+            return None
+        if record.discovery_type == "isns" and not os.path.isdir(directory):
+            # Before 2.0-872 every iSNS link sat in isns/ itself; iscsiadm still links
+            # there when the server has no isns/<address>,<port>/ directory (a
+            # ``-m discovery -t isns``, which stores no server record).
+            return f"{self.layout.isns}/{record.id.link_name}"
+        old_style = f"{self.layout.isns}/{record.id.link_name}"
+        if record.discovery_type == "isns" and os.path.lexists(old_style):
+            return old_style  # an old-style link found wins, as in setup_disc_to_node_link
+        return f"{directory}/{record.id.link_name}"
 
     def link_dir(self, discovery: DiscoveryRecord) -> str:
         if discovery.type == "static":
@@ -139,7 +149,7 @@ class Writer:
                 if link is None:
                     continue
                 directory = os.path.dirname(link)
-                if directory in (layout.static, layout.fw):
+                if directory in (layout.static, layout.fw, layout.isns):
                     fsio.make_dirs(directory, created)
                 elif not os.path.isdir(directory):
                     problems.append(

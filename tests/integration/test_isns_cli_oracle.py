@@ -4,12 +4,10 @@ iscsiadm queries iSNS in userspace (libisns), so the oracle runs it against the 
 private isnsd as ``iscsikit-adm``; tgtd registers one target through iSNS and isnsadm
 another (with the IPv4-compatible address).  Both tools start from the same database
 (an iface ``ora`` carrying the initiator name, iscsid.conf with compiled defaults): the
-printed output and exit codes must be identical, and the databases afterwards equal -
-wholly for ``discoverydb -D``; for ``-m discovery -t isns`` the node records are equal
-and iscsiadm's ``isns/`` directory with its old-style links
-(``isns/<target>,<ip>,<port>,<tpgt>,<iface>``) is the known difference: the records
-layer does not write those links.  ``-l`` logs in
-through iscsikitd to what iSNS found.
+printed output and exit codes must be identical, and the databases afterwards equal --
+for ``-m discovery -t isns`` too, which stores no server record, so both link the nodes
+old-style from ``isns/<target>,<ip>,<port>,<tpgt>,<iface>``.  ``-l`` logs in through
+iscsikitd to what iSNS found.
 """
 
 from __future__ import annotations
@@ -137,8 +135,7 @@ def test_discovery_mode_equals_iscsiadm(
         f"isns/{REG},127.0.0.1,{tgtd.port},1,ora",
         f"isns/{ADM},127.0.0.1,3299,5,ora",
     }
-    known = old_style | {"isns"}  # the links and the directory iscsiadm made for them
-    assert our_tree == {k: v for k, v in their_tree.items() if k not in known}
+    assert our_tree == their_tree
 
 
 def test_unreachable_server_equals_iscsiadm(base: Path, tmp_path: Path) -> None:

@@ -30,15 +30,14 @@ included:
 * **iSNS** (``-t isns``, default port 3205): the query of
   :func:`iscsikit.discovery.isns.isns_targets` as each iface's initiator name, then the
   same node-record ops, printing and ``-l`` as SendTargets.  ``-m discovery -t isns``
-  stores no ``isns/<ip>,<port>`` record (iscsiadm does not); ``-m discoverydb -t isns
-  -D`` stores it (unless nonpersistent) and links the nodes into it.  An unreachable,
+  stores no ``isns/<ip>,<port>`` record (iscsiadm does not), so its nodes are linked
+  old-style from ``isns/<target>,<ip>,<port>,<tpgt>,<iface>`` and found again (stale
+  ones deleted) by their ``node.discovery_*``; ``-m discoverydb -t isns -D`` stores it
+  (unless nonpersistent) and links the nodes into it.  An unreachable,
   silent or broken server exits 25 ("iSNS query failed"), a refused registration 26.
 
 Deliberate differences (docs/json-output.md, appendix): iscsikit does not retry a
-refused SendTargets connection ``discovery.sendtargets.reopen_max`` times; node
-records of ``-m discovery -t isns`` without a server directory get no discovery link
-(iscsiadm writes an old-style ``isns/<target>,<ip>,<port>,<tpgt>,<iface>`` link, which
-the records layer does not write yet) and are never deleted as stale by it.
+refused SendTargets connection ``discovery.sendtargets.reopen_max`` times.
 """
 
 from __future__ import annotations
@@ -64,7 +63,7 @@ from iscsikit.errors import IscsiErr, IscsiError, NoObjectsFoundError
 if TYPE_CHECKING:
     from iscsikit.cli.env import CliEnv
     from iscsikit.cli.options import ParsedArgs
-    from iscsikit.discovery.db import DiscoveryOp, DiscoveryOutcome
+    from iscsikit.discovery.db import DiscoveryOp
     from iscsikit.proto.sendtargets import DiscoveredTarget
     from iscsikit.records import DiscoveryRecord, IfaceRecord, NodeRecord, Records
 
@@ -199,7 +198,6 @@ def _discover(cmd: Command, kind: str, ip: str, port: int, *, fresh: bool) -> in
             drec = records.discovery(kind, ip, port)
         except NoObjectsFoundError:
             drec = None
-    stored_record = drec is not None
     if fresh and drec is not None and not isns:
         drec = None
     ifaces = _binding_ifaces(cmd, records)
@@ -210,7 +208,6 @@ def _discover(cmd: Command, kind: str, ip: str, port: int, *, fresh: bool) -> in
         drec = DiscoveryRecord.new(kind, ip, port, template=conf.template(rtype))
         if persistent and not (isns and fresh):
             records.add_discovery(drec)
-            stored_record = True
     cmd.doc.update(op="discover", discovery=jsonout.discovery_json(drec))
     default_name = read_initiator_name(env.paths.initiatorname_file)
     by_name: dict[str | None, list[DiscoveredTarget]] = {}
@@ -224,13 +221,9 @@ def _discover(cmd: Command, kind: str, ip: str, port: int, *, fresh: bool) -> in
     if not any(found for _, found in results):
         raise IscsiError("No portals found", code=IscsiErr.NO_OBJS_FOUND)
     template = conf.template(RecordType.NODE)
-    if not stored_record:  # iSNS without a server directory: nodes only (see docstring)
-        ops &= ~DiscoveryOp.DELETE
     union = list({(t.name, t.host, t.port, t.tpgt): t for _, f in results for t in f}.values())
     outcomes = []
-    if not stored_record:
-        outcomes.append(_unlinked(records, drec, results, ops, template))
-    elif all(found == union for _, found in results):
+    if all(found == union for _, found in results):
         outcomes.append(apply_discovery(records, drec, union, ifaces, ops=ops, template=template))
     else:  # ifaces with different initiator names saw different targets (ACLs)
         for iface, found in results:
@@ -261,41 +254,6 @@ def _discover(cmd: Command, kind: str, ip: str, port: int, *, fresh: bool) -> in
     }
     _print_found(cmd, nodes)
     return _login(cmd, nodes) if cmd.args.login else 0
-
-
-def _unlinked(
-    records: Records,
-    drec: DiscoveryRecord,
-    results: list[tuple[IfaceRecord, list[DiscoveredTarget]]],
-    ops: DiscoveryOp,
-    template: dict[str, str],
-) -> DiscoveryOutcome:
-    """Node records of an iSNS discovery whose server has no record directory: written
-    (new / update) with ``node.discovery_*`` set but no discovery link in a directory
-    (iscsiadm links them as old-style ``isns/<target>,<ip>,<port>,<tpgt>,<iface>``,
-    which the records layer does not write)."""
-    from iscsikit.discovery.db import DiscoveryOp, DiscoveryOutcome
-    from iscsikit.records import NodeRecord
-
-    outcome = DiscoveryOutcome(found=[t for _, f in results for t in f], ifaces=[])
-    if DiscoveryOp.NONPERSISTENT in ops:
-        return outcome
-    with records.lock:
-        stored = set(records.node_ids())
-        for iface, found in results:
-            outcome.ifaces.append(iface)
-            for t in found:
-                node = NodeRecord.new(
-                    t.name, t.host, t.port, t.tpgt, iface=iface, discovery=drec, template=template
-                )
-                if node.id in stored:
-                    if DiscoveryOp.UPDATE in ops:
-                        outcome.updated.append(node)
-                elif DiscoveryOp.NEW in ops:
-                    outcome.added.append(node)
-        if outcome.added or outcome.updated:
-            records.add_nodes(outcome.added + outcome.updated)
-    return outcome
 
 
 def _print_found(cmd: Command, nodes: list[NodeRecord]) -> None:

@@ -65,7 +65,11 @@ def test_discovery_mode_default_port_no_record(root: Path, monkeypatch: pytest.M
     assert out == f"10.1.0.1:3260,1 {ALPHA}\n10.1.0.2:3261,7 {BETA}\n"
     assert runner.calls == [("10.0.0.5", 3205, HOST_NAME)]
     db = root / "etc" / "iscsi"
-    assert not (db / "isns").exists()  # iscsiadm stores no record in discovery mode
+    # iscsiadm stores no server record in discovery mode, so it links the nodes old-style
+    # from isns/ itself (checked against iscsiadm 2.1.8: test_isns_cli_oracle.py).
+    assert sorted(p.name for p in (db / "isns").iterdir()) == [
+        f"{ALPHA},10.1.0.1,3260,1,default", f"{BETA},10.1.0.2,3261,7,default",
+    ]  # fmt: skip
     nodes = Records(resolve_paths(root=root)).nodes()
     assert sorted((n.target, n.discovery_type, n.discovery_address, n.discovery_port)
                   for n in nodes) == [(ALPHA, "isns", "10.0.0.5", 3205),
@@ -160,3 +164,24 @@ def test_nothing_found_is_21(root: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_portal_required(root: Path) -> None:
     rc, _, err = run(root, "-m", "discoverydb", "-t", "isns", "-D")
     assert rc == 7 and "Please specify portal" in err
+
+
+def test_discovery_mode_deletes_what_the_server_no_longer_names(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old-style links (no server directory) still tie the nodes to their server: a node
+    the next query no longer returns is deleted with its link (iscsiadm's
+    delete_stale_rec matches node.discovery_* of every record); another server's stay."""
+    runner = fake(monkeypatch, FOUND)
+    assert run(root, "-m", "discovery", "-t", "isns", "-p", "10.0.0.5")[0] == 0
+    other = DiscoveredTarget("iqn.2024-01.test:other", "10.1.0.9", 3260, 1)
+    runner.found = [other]
+    assert run(root, "-m", "discovery", "-t", "isns", "-p", "10.0.0.6")[0] == 0
+    runner.found = FOUND[:1]
+    assert run(root, "-m", "discovery", "-t", "isns", "-p", "10.0.0.5")[0] == 0
+    nodes = Records(resolve_paths(root=root)).nodes()
+    assert sorted(n.target for n in nodes) == sorted([ALPHA, other.name])
+    links = sorted(p.name for p in (root / "etc/iscsi/isns").iterdir())
+    assert links == sorted(
+        [f"{ALPHA},10.1.0.1,3260,1,default", f"{other.name},10.1.0.9,3260,1,default"]
+    )
