@@ -363,6 +363,25 @@ def daemon(fabric: SoftRoce, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 class TestIserDaemon:
+    def test_a_failed_login_leaves_nothing_and_does_not_hang(self, daemon: DaemonSetup) -> None:
+        """``-l`` to a target name LIO does not have (its 0x0301 is retried, as iscsid
+        retries it) ends within its retries and leaves no kernel object; the next test
+        logs in to the right name."""
+        wrong = ["-m", "node", "-T", FAIL_IQN + "-unknown", "-p", daemon.lio.portal, "-I", "iser"]
+        assert daemon.adm(*wrong, "-o", "new").returncode == 0
+        for key, value in (
+            ("node.session.initial_login_retry_max", "1"),
+            ("node.conn[0].timeo.login_timeout", "5"),
+        ):
+            assert daemon.adm(*wrong, "-o", "update", "-n", key, "-v", value).returncode == 0
+        started = time.monotonic()
+        done = daemon.daemon.adm(*wrong, "-l", timeout=60)
+        took = time.monotonic() - started
+        print(f"-l of an unknown name: {done.returncode} in {took:.1f} s\n{done.stderr}")
+        assert done.returncode != 0, done.stdout
+        _assert_nothing_left("the failed -l")
+        assert daemon.adm(*wrong, "-o", "delete").returncode == 0
+
     def test_login_with_the_iser_iface_gives_an_iser_session_and_a_disk(
         self, daemon: DaemonSetup
     ) -> None:
