@@ -9,6 +9,9 @@ point (pyproject.toml), as six vendors' packages would be:
   parameters, ping, CHAP table, host statistics, flash nodes);
 - :mod:`.ifacecfg`: SET_IFACE_PARAMS attributes from an iface record (pure);
 - :mod:`.channel`: the channel factory and the ``ISCSIKIT_OFFLOAD_NETLINK`` test seam;
+- :mod:`.connector`: endpoints through the host, and the PATH_REQ of iscsiuio's drivers;
+- :mod:`.flashcfg`: SET_FLASHNODE_PARAMS attributes from ``flashnode.*`` pairs (pure);
+- :mod:`.discovery`: SendTargets over a kernel discovery session (CAP_TEXT_NEGO);
 - :mod:`.qla4xxx`, :mod:`.cxgb3i`, :mod:`.cxgb4i`, :mod:`.bnx2i`, :mod:`.be2iscsi`,
   :mod:`.qedi`: the plugins.
 
@@ -20,15 +23,17 @@ hooks itself: its modules do.
 from __future__ import annotations
 
 from .channel import SEAM_VARIABLE, ChannelFactory, default_channel
+from .connector import PathAnsweringConnector, ThroughHostConnector
 from .host import OffloadHost
 from .ifacecfg import net_config_attrs
-from .transport import OffloadTransport, ThroughHostConnector, offload_capabilities
+from .transport import OffloadTransport, offload_capabilities
 
 __all__ = [
     "SEAM_VARIABLE",
     "ChannelFactory",
     "OffloadHost",
     "OffloadTransport",
+    "PathAnsweringConnector",
     "ThroughHostConnector",
     "default_channel",
     "net_config_attrs",

@@ -32,6 +32,7 @@ class Bnx2iTransport(OffloadTransport):
     proc_name = "bnx2i"
     kernel_caps = _CAPS
     capabilities = offload_capabilities(_CAPS)
+    uses_iscsiuio = True
 
 
 iscsikit_register_transports, iscsikit_offload_ports = plugin_hooks(Bnx2iTransport)

@@ -16,9 +16,11 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 
+from iscsikit.netlink.constants import ISCSI_NL_GRP_UIP, NETLINK_ISCSI
+
 from ..kerneltcp.netlink import NetlinkChannel  # noqa: TID252
 
-__all__ = ["SEAM_VARIABLE", "ChannelFactory", "default_channel", "seam_channel"]
+__all__ = ["SEAM_VARIABLE", "ChannelFactory", "default_channel", "seam_channel", "uip_channel"]
 
 #: The environment variable of the test seam (see the module docstring).
 SEAM_VARIABLE = "ISCSIKIT_OFFLOAD_NETLINK"
@@ -46,3 +48,18 @@ def default_channel(
     if path:
         return seam_channel(path)
     return NetlinkChannel(events=events)
+
+
+def uip_channel(factory: ChannelFactory) -> NetlinkChannel:
+    """A channel that hears iscsiuio's netlink group (PATH_REQ): a NETLINK_ISCSI socket
+    bound to ISCSI_NL_GRP_UIP for the real kernel, else ``factory``'s events channel
+    (the test seam and injected simulators send every event to every channel)."""
+    if factory is not default_channel or os.environ.get(SEAM_VARIABLE):
+        return factory(events=True)
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ISCSI)
+    try:
+        sock.bind((0, 1 << (ISCSI_NL_GRP_UIP - 1)))
+    except BaseException:
+        sock.close()
+        raise
+    return NetlinkChannel(sock=sock)

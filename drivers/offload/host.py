@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 
-from iscsikit.errors import TransportTimeoutError
+from iscsikit.errors import IscsiErr, IscsiError, NotSupportedError, TransportTimeoutError
 from iscsikit.netlink.constants import IfaceType
 from iscsikit.netlink.events import (
     ChapReceived,
@@ -42,6 +42,7 @@ from iscsikit.netlink.wire import ChapRecord, ParamAttr
 from iscsikit.plugin.transport import OffloadHostOps
 
 from .channel import ChannelFactory, default_channel
+from .connector import iscsiuio_running
 from .flashcfg import flashnode_attrs
 
 __all__ = ["CHAP_PAGE", "OffloadHost"]
@@ -57,11 +58,18 @@ class OffloadHost(OffloadHostOps):
     (implements :class:`~iscsikit.plugin.transport.OffloadHostOps`)."""
 
     def __init__(
-        self, host_no: int, handle: int, channel_factory: ChannelFactory = default_channel
+        self,
+        host_no: int,
+        handle: int,
+        channel_factory: ChannelFactory = default_channel,
+        *,
+        via_iscsiuio: bool = False,
     ) -> None:
         self.host_no = host_no
         self.handle = handle
         self.channel_factory = channel_factory
+        #: bnx2i, qedi: iscsiadm pings through iscsiuio, not the kernel (no send_ping).
+        self.via_iscsiuio = via_iscsiuio
 
     def set_iface_params(self, attrs: Iterable[ParamAttr]) -> None:
         """SET_IFACE_PARAMS with ``attrs`` (``-m iface -o apply``)."""
@@ -81,7 +89,17 @@ class OffloadHost(OffloadHostOps):
         """PING and the PING_COMP that answers it: its ``status`` (0: the ping came back).
 
         The pid that matches the two is this process's id plus a counter (iscsiadm
-        uses ``rand()``)."""
+        uses ``rand()``).  A host whose driver pings through iscsiuio (bnx2i, qedi:
+        their ``iscsi_transport`` has no ``send_ping``; open-iscsi's transport template
+        has ``exec_ping = uip_broadcast_ping_req``) is not sent a PING: without
+        iscsiuio this fails as iscsiadm's ``uip_broadcast`` does (ISCSID_NOTCONN, 20);
+        with it, iscsiuio's ping protocol is not implemented (OP_NOT_SUPP)."""
+        if self.via_iscsiuio:
+            if not iscsiuio_running():
+                raise IscsiError(
+                    "can not connect to iSCSI daemon (111)!", code=IscsiErr.ISCSID_NOTCONN
+                )
+            raise NotSupportedError("pinging through iscsiuio is not implemented")
         pid = (os.getpid() << 8 | next(_pids) & 0xFF) & 0xFFFFFFFF
         msg = Ping(
             transport_handle=self.handle, host_no=self.host_no, iface_num=iface_num,

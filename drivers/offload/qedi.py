@@ -32,6 +32,7 @@ class QediTransport(OffloadTransport):
     proc_name = "qedi"
     kernel_caps = _CAPS
     capabilities = offload_capabilities(_CAPS)
+    uses_iscsiuio = True
 
 
 iscsikit_register_transports, iscsikit_offload_ports = plugin_hooks(QediTransport)

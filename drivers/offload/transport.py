@@ -15,6 +15,7 @@ NETLINK_ISCSI is reached through a channel factory (:mod:`.channel`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,20 +24,19 @@ from typing import ClassVar
 from iscsikit import net
 from iscsikit.config.paths import resolve_root
 from iscsikit.errors import (
+    ConnectionFailedError,
     InvalidParameterError,
     NotSupportedError,
 )
 from iscsikit.netlink.constants import Capability as KernelCap
-from iscsikit.netlink.messages import EpConnectThroughHost, Request
 from iscsikit.netlink.wire import ParamAttr
 from iscsikit.plugin import Capability, ConnectSpec, TransportRegistry, hookimpl
 from iscsikit.plugin.transport import OffloadDriver, OffloadPort
-from iscsikit.proto.address import Portal
-from iscsikit.proto.login import TargetRedirected
+from iscsikit.proto.login import LoginAccepted, TargetRedirected
 from iscsikit.proto.sendtargets import DiscoveredTarget
 from iscsikit.sysfs import IscsiHost, SysfsContext
 
-from ..kerneltcp.endpoint import Connector, KernelEndpointConnector  # noqa: TID252
+from ..kerneltcp.endpoint import Connector  # noqa: TID252
 from ..kerneltcp.events import KernelEvents, shared_events  # noqa: TID252
 from ..kerneltcp.kernel import KernelSession, transport_handle  # noqa: TID252
 from ..kerneltcp.transport import (  # noqa: TID252
@@ -44,11 +44,13 @@ from ..kerneltcp.transport import (  # noqa: TID252
     KernelTransport,
     kernel_settings,
 )
-from .channel import SEAM_VARIABLE, ChannelFactory, default_channel
+from .channel import SEAM_VARIABLE, ChannelFactory, default_channel, uip_channel
+from .connector import PathAnsweringConnector, ThroughHostConnector
+from .discovery import DiscoverySession, KernelPduConnection
 from .host import OffloadHost
 from .ifacecfg import net_config_attrs
 
-__all__ = ["OffloadTransport", "ThroughHostConnector", "offload_capabilities", "plugin_hooks"]
+__all__ = ["OffloadTransport", "offload_capabilities", "plugin_hooks"]
 
 #: One EP_POLL waits at most this long in the kernel (as kerneltcp's connector).
 _POLL_SLICE_MS = 100
@@ -56,9 +58,11 @@ _POLL_SLICE_MS = 100
 
 def offload_capabilities(kernel_caps: int, *, ipv6: bool = True) -> frozenset[Capability]:
     """What a driver whose kernel ``caps`` are ``kernel_caps`` offers iscsikit: login
-    through the kernel to a block device, the digests its caps name, IPv6 if it has it.
-    (SendTargets through the HBA, CAP_TEXT_NEGO's way, is not implemented.)"""
+    through the kernel to a block device, SendTargets through the HBA when it has
+    CAP_TEXT_NEGO, the digests its caps name, IPv6 if it has it."""
     caps = {Capability.LOGIN, Capability.BLOCK_DEVICE}
+    if kernel_caps & KernelCap.TEXT_NEGO:
+        caps.add(Capability.SENDTARGETS)
     if kernel_caps & KernelCap.HDRDGST:
         caps.add(Capability.HEADER_DIGEST)
     if kernel_caps & KernelCap.DATADGST:
@@ -66,19 +70,6 @@ def offload_capabilities(kernel_caps: int, *, ipv6: bool = True) -> frozenset[Ca
     if ipv6:
         caps.add(Capability.IPV6)
     return frozenset(caps)
-
-
-class ThroughHostConnector(KernelEndpointConnector):
-    """EP_CONNECT_THROUGH_HOST on SCSI host ``host_no`` (non-blocking), then EP_POLL
-    until the endpoint is up, within the login deadline; the session is bound to it."""
-
-    def __init__(self, host_no: int) -> None:
-        self.host_no = host_no
-
-    def endpoint_request(self, transport: int, portal: Portal) -> Request:
-        return EpConnectThroughHost(
-            transport_handle=transport, host_no=self.host_no, address=(portal.host, portal.port)
-        )
 
 
 class OffloadTransport(KernelTransport, OffloadDriver):
@@ -92,6 +83,9 @@ class OffloadTransport(KernelTransport, OffloadDriver):
     proc_name: ClassVar[str] = ""
     #: The ``caps`` the kernel driver reports in ``class/iscsi_transport/<name>/caps``.
     kernel_caps: ClassVar[int] = 0
+    #: The driver asks iscsiuio for the next hop (PATH_REQ) and pings through it
+    #: (bnx2i, qedi: :mod:`.connector`).
+    uses_iscsiuio: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -143,7 +137,9 @@ class OffloadTransport(KernelTransport, OffloadDriver):
 
     def host(self, host_no: int) -> OffloadHost:
         """The NETLINK_ISCSI operations of host ``host_no``."""
-        return OffloadHost(host_no, self.transport_handle(), self.channel_factory)
+        return OffloadHost(
+            host_no, self.transport_handle(), self.channel_factory, via_iscsiuio=self.uses_iscsiuio
+        )
 
     def transport_handle(self) -> int:
         root = self.root
@@ -174,11 +170,30 @@ class OffloadTransport(KernelTransport, OffloadDriver):
             )
         return self._events
 
+    def _connector(self, host_no: int) -> ThroughHostConnector:
+        """The endpoint maker for host ``host_no`` (answering PATH_REQ for iscsiuio's
+        drivers when iscsiuio is not there)."""
+        if not self.uses_iscsiuio:
+            return ThroughHostConnector(host_no)
+        host = next((h for h in self.hosts() if h.host_no == host_no), None)
+        source = (host.ipaddress if host is not None else None) or ""
+        return PathAnsweringConnector(
+            host_no,
+            root=self.root,
+            source=source,
+            events=lambda **_: uip_channel(self.channel_factory),
+            requests=self.channel_factory,
+        )
+
     def connector(self) -> Connector:
         raise NotSupportedError(f"{self.name}: the endpoint is made through the iface's host")
 
-    def login(self, spec: ConnectSpec) -> KernelTcpSession | TargetRedirected:
-        connector = ThroughHostConnector(self._host_no(spec.record))
+    def _connect(
+        self, spec: ConnectSpec, cls: type[KernelSession] = KernelSession
+    ) -> tuple[KernelSession, LoginAccepted | TargetRedirected]:
+        """A kernel session (of ``cls``) on an endpoint made through the iface's host,
+        logged in and started, or its redirect (the session then destroyed)."""
+        connector = self._connector(self._host_no(spec.record))
         handle = self.transport_handle()
         channel = self.channel_factory()
         try:
@@ -188,7 +203,7 @@ class OffloadTransport(KernelTransport, OffloadDriver):
             channel.close()
             raise
         try:
-            kernel = KernelSession.create(
+            kernel = cls.create(
                 spec.login.cmdsn,
                 kernel_settings(spec),
                 channel=channel,
@@ -208,15 +223,60 @@ class OffloadTransport(KernelTransport, OffloadDriver):
             raise
         if isinstance(result, TargetRedirected):
             kernel.destroy()
+        return kernel, result
+
+    def login(self, spec: ConnectSpec) -> KernelTcpSession | TargetRedirected:
+        kernel, result = self._connect(spec)
+        if isinstance(result, TargetRedirected):
             return result
+        return KernelTcpSession(kernel, spec)
+
+    def adopt(self, sid: int, spec: ConnectSpec) -> KernelTcpSession:
+        """Take over kernel session ``sid`` on one of this driver's hosts (a daemon's
+        restart): found under the root as the transport class shows it, its
+        reconnections made through that host (kerneltcp's ``adopt``, on this driver's
+        channel factory)."""
+        found = SysfsContext(self.root).session(sid)
+        host = None if found is None or found.host_no is None else found.host_no
+        if host is None or host not in {h.host_no for h in self.hosts()}:
+            raise ConnectionFailedError(f"{self.name}: no kernel session {sid} on its hosts")
+        conn = found.connection() if found is not None else None
+        kernel = KernelSession(
+            self.channel_factory(),
+            self.transport_handle(),
+            sid,
+            host,
+            conn.cid if conn is not None else 0,
+            kernel_settings(spec),
+            events=self._event_reader(),
+            connector=self._connector(host),
+        )
+        kernel.started = True  # running: its endpoint is the kernel's alone
         return KernelTcpSession(kernel, spec)
 
     def discover_sendtargets(
         self, spec: ConnectSpec, query: str = "All"
     ) -> list[DiscoveredTarget] | TargetRedirected:
-        raise NotSupportedError(
-            f"{self.name}: SendTargets through the HBA (CAP_TEXT_NEGO) is not implemented"
-        )
+        """SendTargets over a kernel discovery session through the iface's host, as
+        usr/discovery.c does for a CAP_TEXT_NEGO driver (:mod:`.discovery`)."""
+        if not self.kernel_caps & KernelCap.TEXT_NEGO:
+            raise NotSupportedError(f"{self.name}: the driver cannot carry Text PDUs")
+        kernel, result = self._connect(spec, DiscoverySession)
+        if isinstance(result, TargetRedirected):
+            return result
+        assert isinstance(kernel, DiscoverySession)
+        try:
+            conn = KernelPduConnection(kernel, spec.portal)
+            state = net.session_state(spec, result)
+            deadline = net.deadline_after(spec.timeouts.response)
+            targets = net.sendtargets(conn, state, deadline, query)
+        except BaseException:
+            kernel.destroy()
+            raise
+        # The logout's failure costs no targets (as net.discover_sendtargets).
+        with contextlib.suppress(Exception):
+            kernel.logout(spec.timeouts.logout)
+        return targets
 
 
 def plugin_hooks(

@@ -262,9 +262,10 @@ class FakeSysfs:
         shutil.rmtree(self.host_dir(host_no) / name, ignore_errors=True)
 
     # -- sessions ---------------------------------------------------------------------
-    def add_session(self, session: FakeSession) -> Path:
+    def add_session(self, session: FakeSession, *, connection: bool = True) -> Path:
         """A session (with its own iscsi_tcp host unless ``host_no`` names an existing
-        one), its lead connection, and the attributes iscsiadm reads."""
+        one), its lead connection (unless ``connection`` is False: iscsi_session_create
+        alone), and the attributes iscsiadm reads."""
         s = session
         host_no = s.host_no if s.host_no is not None else s.sid + 1
         if not (self.sys / "class/scsi_host" / f"host{host_no}").exists():
@@ -304,9 +305,21 @@ class FakeSysfs:
         _link(cls / "device", dev)
         _link(cls / "subsystem", self.sys / "class/iscsi_session")
         _link(self.sys / "class/iscsi_session" / f"session{s.sid}", cls)
+        if connection:
+            self.add_connection(s)
+        return dev
 
-        conn = dev / f"connection{s.sid}:0"
-        ccls = conn / "iscsi_connection" / f"connection{s.sid}:0"
+    def session_dir(self, sid: int) -> Path:
+        """The session's device directory (``.../hostH/session<sid>``)."""
+        return (self.sys / "class/iscsi_session" / f"session{sid}" / "device").resolve()
+
+    def add_connection(self, session: FakeSession, cid: int = 0) -> Path:
+        """Connection ``cid`` of an added session (iscsi_create_conn), with the attributes
+        iscsiadm reads; returns its ``iscsi_connection`` class directory."""
+        s = session
+        dev = self.session_dir(s.sid)
+        conn = dev / f"connection{s.sid}:{cid}"
+        ccls = conn / "iscsi_connection" / f"connection{s.sid}:{cid}"
         cvalues: dict[str, str | int] = {
             "address": s.address,
             "port": s.port,
@@ -319,8 +332,44 @@ class FakeSysfs:
             _write(ccls / key, value)
         _link(ccls / "device", conn)
         _link(ccls / "subsystem", self.sys / "class/iscsi_connection")
-        _link(self.sys / "class/iscsi_connection" / f"connection{s.sid}:0", ccls)
-        return dev
+        _link(self.sys / "class/iscsi_connection" / f"connection{s.sid}:{cid}", ccls)
+        return ccls
+
+    def remove_connection(self, sid: int, cid: int = 0) -> None:
+        """Connection ``cid`` goes, as iscsi_destroy_conn removes it."""
+        name = f"connection{sid}:{cid}"
+        link = self.sys / "class/iscsi_connection" / name
+        if link.is_symlink():
+            shutil.rmtree(link.resolve().parent.parent, ignore_errors=True)
+            link.unlink()
+
+    def remove_session(self, sid: int) -> None:
+        """Session ``sid`` (its connections and SCSI targets) goes, as
+        iscsi_remove_session removes it; the host stays."""
+        link = self.sys / "class/iscsi_session" / f"session{sid}"
+        if not link.is_symlink():
+            return
+        dev = self.session_dir(sid)
+        for conn in self.sys.glob(f"class/iscsi_connection/connection{sid}:*"):
+            conn.unlink()
+        devices = self.sys / "bus/scsi/devices"
+        for target in dev.glob("target*"):
+            for entry in devices.glob(f"{target.name.removeprefix('target')}*"):
+                entry.unlink()
+            (devices / target.name).unlink(missing_ok=True)
+        shutil.rmtree(dev, ignore_errors=True)
+        link.unlink()
+
+    def add_target(self, sid: int, *, channel: int = 0, target_id: int = 0) -> Path:
+        """The SCSI target ``targetH:C:T`` under the session, as the scan of a logged-in
+        session makes it (scsi_alloc_target; its LUNs: :meth:`add_lun`)."""
+        session = self.session_dir(sid)
+        host_no = int(session.parent.name.removeprefix("host"))
+        target = session / f"target{host_no}:{channel}:{target_id}"
+        _write(target / "uevent", "DEVTYPE=scsi_target")
+        _link(target / "subsystem", self.sys / "bus/scsi")
+        _link(self.sys / "bus/scsi/devices" / target.name, target)
+        return target
 
     def add_lun(
         self,
@@ -341,11 +390,8 @@ class FakeSysfs:
         """A SCSI device ``H:C:T:L`` under the session's target, optionally with the disk
         ``block`` (``size`` bytes, ``partitions`` partitions) bound to it, as Linux 6.1
         lays them out (scsi_sysfs.c, sd.c, genhd.c)."""
-        session = (self.sys / "class/iscsi_session" / f"session{sid}" / "device").resolve()
-        host_no = int(session.parent.name.removeprefix("host"))
-        target = session / f"target{host_no}:{channel}:{target_id}"
-        _write(target / "uevent", "DEVTYPE=scsi_target")
-        _link(target / "subsystem", self.sys / "bus/scsi")
+        target = self.add_target(sid, channel=channel, target_id=target_id)
+        host_no = int(target.parent.parent.name.removeprefix("host"))
         hctl = f"{host_no}:{channel}:{target_id}:{lun}"
         dev = target / hctl
         values: dict[str, str | int] = {
@@ -368,7 +414,6 @@ class FakeSysfs:
             (dev / control).chmod(0o200)
         _link(dev / "subsystem", self.sys / "bus/scsi")
         _link(self.sys / "bus/scsi/devices" / hctl, dev)
-        _link(self.sys / "bus/scsi/devices" / target.name, target)
         if block is not None:
             self._add_disk(dev / "block" / block, dev, size, block_size, partitions)
         return dev

@@ -21,6 +21,7 @@ from iscsikit_drivers.offload import OffloadTransport
 
 _OFFLOAD = frozenset(
     {
+        Capability.SENDTARGETS,  # CAP_TEXT_NEGO: a kernel discovery session via the host
         Capability.LOGIN,
         Capability.BLOCK_DEVICE,
         Capability.HEADER_DIGEST,

@@ -4,7 +4,10 @@ What the driver's data path would do, reduced to what iscsid (and iscsikit) see 
 NETLINK_ISCSI, so that a driver logs in *through* a simulated host to a real target:
 
 * an endpoint (EP_CONNECT_THROUGH_HOST) is a real TCP connection to the portal, made by
-  this process; EP_POLL answers 1 once it is up, -1 when it was refused;
+  this process; EP_POLL answers 1 once it is up, -1 when it was refused; for bnx2i and
+  qedi (``path_request``) it first sends PATH_REQ to iscsiuio's group and connects only
+  when a PATH_UPDATE with a unicast MAC answers it (EP_POLL 0 until then, -1 for a bad
+  MAC), as cnic does;
 * CREATE_BOUND_SESSION / CREATE_CONN make a session and a connection (sids from 1, on
   the HBA's own SCSI host, as offload sessions are); BIND_CONN ties the connection to
   an endpoint and starts reading it;
@@ -16,7 +19,8 @@ NETLINK_ISCSI, so that a driver logs in *through* a simulated host to a real tar
 * the target closing the connection (not a disconnect we asked for, nor after a Logout
   Response) is a CONN_ERROR event (ISCSI_ERR_TCP_CONN_CLOSE), as iscsi_tcp reports it.
 
-Not simulated: SCSI commands (no block device appears: nothing is scanned), digests
+The sysfs entries the transport class makes for these sessions are :mod:`.kernelview`'s
+(``view``).  Not simulated: SCSI commands (no block device appears), digests
 (the PDUs are read as if none was negotiated), GET_STATS.
 """
 
@@ -24,9 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from iscsikit.netlink import KernelMessage, Request
 from iscsikit.netlink.constants import ConnError, UEvent
@@ -35,6 +42,7 @@ from iscsikit.netlink.events import (
     ConnFailed,
     EndpointConnected,
     KernelEvent,
+    PathRequested,
     PduReceived,
     RequestDone,
     SessionCreated,
@@ -50,12 +58,17 @@ from iscsikit.netlink.messages import (
     EpConnectThroughHost,
     EpDisconnect,
     EpPoll,
+    PathUpdate,
     SendPdu,
     SetParam,
     StartConn,
     StopConn,
     UnbindSession,
 )
+from iscsikit.netlink.wire import IscsiPath
+
+if TYPE_CHECKING:
+    from .kernelview import SessionView
 
 __all__ = ["SESSION_OPS", "DataPath", "SimError"]
 
@@ -89,11 +102,19 @@ class SimError(Exception):
 class _Endpoint:
     """A simulated offload endpoint: a real TCP connection made when it is created."""
 
-    def __init__(self, address: tuple[str, int]) -> None:
+    def __init__(self, address: tuple[str, int], *, connect: bool = True) -> None:
+        self.address = address
         self.sock: socket.socket | None = None
         self.disconnected = False
+        #: Waiting for the PATH_UPDATE that answers its PATH_REQ (bnx2i, qedi).
+        self.pending = not connect
+        if connect:
+            self.connect()
+
+    def connect(self) -> None:
+        self.pending = False
         try:
-            self.sock = socket.create_connection(address, timeout=2.0)
+            self.sock = socket.create_connection(self.address, timeout=2.0)
             self.sock.settimeout(None)
         except OSError:
             self.sock = None
@@ -131,10 +152,22 @@ def _read_exact(sock: socket.socket, size: int) -> bytes | None:
 class DataPath:
     """Endpoints and sessions of one simulated host; ``emit`` sends an async event."""
 
-    def __init__(self, host_no: int, handle: int, emit: Callable[[KernelEvent], None]) -> None:
+    def __init__(
+        self,
+        host_no: int,
+        handle: int,
+        emit: Callable[[KernelEvent], None],
+        view: SessionView | None = None,
+        *,
+        path_request: bool = False,
+    ) -> None:
         self.host_no = host_no
         self.handle = handle
         self.emit = emit
+        #: The sessions' sysfs entries (:mod:`.kernelview`); None: no sysfs side.
+        self.view = view
+        #: Endpoints wait for iscsiuio's PATH_UPDATE (cnic: bnx2i, qedi).
+        self.path_request = path_request
         self.endpoints: dict[int, _Endpoint] = {}
         self.sessions: dict[int, dict[int, _Conn]] = {}
         self._next_ep = 1
@@ -156,16 +189,44 @@ class DataPath:
         assert isinstance(req, EpConnect | EpConnectThroughHost)
         handle = self._next_ep
         self._next_ep += 1
-        self.endpoints[handle] = _Endpoint(req.address)
-        return [
-            EndpointConnected(transport_handle=self.handle, request_type=req.TYPE, handle=handle)
-        ]
+        ep = _Endpoint(req.address, connect=not self.path_request)
+        self.endpoints[handle] = ep
+        connected = EndpointConnected(
+            transport_handle=self.handle, request_type=req.TYPE, handle=handle
+        )
+        if self.path_request:
+            # cnic_cm_connect: the route's next hop is iscsiuio's to resolve (PATH_REQ to
+            # the UIP group); the offload connection waits for its PATH_UPDATE.
+            dst = ipaddress.ip_address(req.address[0])
+            path = IscsiPath(
+                handle=handle, ip_addr_len=len(dst.packed), src=bytes(len(dst.packed)),
+                dst=dst.packed, pmtu=1500,
+            )  # fmt: skip
+            self.emit(PathRequested(transport_handle=self.handle, host_no=self.host_no, path=path))
+        return [connected]
+
+    def path_update(self, req: Request) -> list[KernelMessage]:
+        """PATH_UPDATE: the endpoint it names connects; a MAC that is no unicast address
+        fails it (cnic completes the connect with an error)."""
+        assert isinstance(req, PathUpdate)
+        ep = self.endpoints.get(req.path.handle)
+        if ep is None or not ep.pending:
+            raise SimError(errno.EINVAL)
+        mac = req.path.mac_addr
+        if mac == bytes(6) or mac[0] & 1:
+            ep.pending = False  # EP_POLL: -1
+        else:
+            ep.connect()
+        return [self._done(req)]
 
     def ep_poll(self, req: Request) -> list[KernelMessage]:
         assert isinstance(req, EpPoll)
         ep = self.endpoints.get(req.ep_handle)
         if ep is None:
             raise SimError(errno.EINVAL)
+        if ep.pending:
+            time.sleep(min(req.timeout_ms, 50) / 1000)  # the kernel waits for the change
+            return [self._done(req, 0)]
         return [self._done(req, 1 if ep.sock is not None else -1)]
 
     def ep_disconnect(self, req: Request) -> list[KernelMessage]:
@@ -185,6 +246,8 @@ class DataPath:
         sid = self._next_sid
         self._next_sid += 1
         self.sessions[sid] = {}
+        if self.view is not None:
+            self.view.created(sid)
         created = SessionCreated(
             transport_handle=self.handle, request_type=req.TYPE, sid=sid, host_no=self.host_no
         )
@@ -195,6 +258,8 @@ class DataPath:
         if req.sid not in self.sessions:
             raise SimError(errno.EINVAL)
         self.sessions[req.sid][req.cid] = _Conn(req.sid, req.cid)
+        if self.view is not None:
+            self.view.conn_created(req.sid, req.cid)
         return [
             ConnCreated(
                 transport_handle=self.handle, request_type=req.TYPE, sid=req.sid, cid=req.cid
@@ -208,6 +273,8 @@ class DataPath:
         if ep is None or ep.sock is None:
             raise SimError(errno.EINVAL)
         conn.endpoint, conn.logged_out, conn.started = ep, False, False
+        if self.view is not None:
+            self.view.bound(req.sid, req.cid, ep.address)
         threading.Thread(
             target=self._read, args=(conn, ep), daemon=True, name=f"simhba-conn{conn.sid}"
         ).start()
@@ -236,11 +303,15 @@ class DataPath:
     def set_param(self, req: Request) -> list[KernelMessage]:
         assert isinstance(req, SetParam)
         self._conn(req.sid, req.cid).params[req.param] = req.value
+        if self.view is not None:
+            self.view.param(req.sid, req.cid, req.param, req.value)
         return [self._done(req)]
 
     def start_conn(self, req: Request) -> list[KernelMessage]:
         assert isinstance(req, StartConn)
         self._conn(req.sid, req.cid).started = True
+        if self.view is not None:
+            self.view.started(req.sid, req.cid)
         return [self._done(req)]
 
     def stop_conn(self, req: Request) -> list[KernelMessage]:
@@ -250,6 +321,8 @@ class DataPath:
         if conn.endpoint is not None:
             conn.endpoint.disconnected = True
             conn.endpoint = None
+        if self.view is not None:
+            self.view.stopped(req.sid, req.cid, req.flag)
         return [self._done(req)]
 
     def unbind_session(self, req: Request) -> list[KernelMessage]:
@@ -263,12 +336,16 @@ class DataPath:
         assert isinstance(req, DestroyConn)
         self._conn(req.sid, req.cid)
         del self.sessions[req.sid][req.cid]
+        if self.view is not None:
+            self.view.conn_destroyed(req.sid, req.cid)
         return [self._done(req)]
 
     def destroy_session(self, req: Request) -> list[KernelMessage]:
         assert isinstance(req, DestroySession)
         if self.sessions.pop(req.sid, None) is None:
             raise SimError(errno.EINVAL)
+        if self.view is not None:
+            self.view.destroyed(req.sid)
         return [self._done(req)]
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ import errno
 import ipaddress
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -57,9 +57,13 @@ from iscsikit.sysfs.fake import FakeSysfs
 
 from .datapath import DataPath, SimError
 from .flashnode import apply_flashnode_params
+from .kernelview import SessionView
 from .profiles import PROFILES, DriverProfile
 
 __all__ = ["SimulatedHba"]
+
+#: The simulated neighbour table: the loopback target the tests use has a next hop.
+_NEIGHBOURS: Mapping[str, str] = {"127.0.0.1": "52:54:00:00:00:01"}
 
 #: A handle the transport has in sysfs (any u64; this one is recognisable in dumps).
 _HANDLE_BASE = 0xFFFF_A000_0000_0000
@@ -114,6 +118,7 @@ class SimulatedHba:
         ipaddress: str = "192.0.2.50",
         netdev: str = "eth2",
         initiatorname: str = "iqn.2000-04.com.qlogic:isp8214.000e1e0493a0.4",
+        neighbours: Mapping[str, str] | None = None,
     ) -> None:
         self.profile: DriverProfile = PROFILES[transport]
         self.root = Path(root)
@@ -134,14 +139,34 @@ class SimulatedHba:
         #: Async events not answering a request (RECV_PDU, CONN_ERROR...) go here; the
         #: server replaces it to send them to every connected channel.
         self.emit: Callable[[KernelEvent], None] = self.events.append
-        self.datapath = DataPath(host_no, self.transport_handle, self._emit)
         self._lock = threading.Lock()
         self._build(ipaddress, netdev, initiatorname)
+        self.write_neighbours(_NEIGHBOURS if neighbours is None else neighbours, netdev)
+        self.datapath = DataPath(
+            host_no,
+            self.transport_handle,
+            self._emit,
+            SessionView(self.fake, host_no),
+            path_request=self.profile.uses_iscsiuio,
+        )
 
     def _emit(self, event: KernelEvent) -> None:
         self.emit(event)  # looked up on each call: the server replaces ``emit``
 
     # -- the sysfs tree ----------------------------------------------------------------
+
+    def write_neighbours(self, neighbours: Mapping[str, str], device: str) -> None:
+        """``<root>/proc/net/arp``: the kernel's IPv4 neighbour table as the file shows
+        it (what iscsiuio would learn by ARP for a PATH_REQ; simulated, so loopback
+        targets get an entry too)."""
+        arp = self.root / "proc/net/arp"
+        arp.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["IP address       HW type     Flags       HW address            Mask     Device"]
+        lines += [
+            f"{ip:<16} 0x1         0x2         {mac:<21} *        {device}"
+            for ip, mac in neighbours.items()
+        ]
+        arp.write_text("\n".join(lines) + "\n")
 
     def _build(self, ip: str, netdev: str, initiatorname: str) -> None:
         p = self.profile
@@ -361,7 +386,6 @@ class SimulatedHba:
         UEvent.LOGOUT_FLASHNODE: _flashnode_op,
         UEvent.LOGOUT_FLASHNODE_SID: _ok,
         UEvent.SET_HOST_PARAM: _ok,
-        UEvent.PATH_UPDATE: _ok,
     }
 
 
@@ -381,4 +405,5 @@ _DATAPATH: dict[UEvent, str] = {
     UEvent.UNBIND_SESSION: "unbind_session",
     UEvent.DESTROY_CONN: "destroy_conn",
     UEvent.DESTROY_SESSION: "destroy_session",
+    UEvent.PATH_UPDATE: "path_update",
 }
