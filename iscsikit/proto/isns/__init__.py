@@ -4,7 +4,8 @@ This module owns the iSNSP wire format an initiator needs for discovery: the 12-
 header (RFC 4171 §5.1), TLV attributes (§5.5, §6), the requests DevAttrReg,
 DevAttrQry, DevDereg, SCNReg and SCNDereg (§5.6.5), the responses (function id |
 0x8000, a 4-byte status first, §5.7), reassembly of a response sent as several PDUs
-(§5.4), and turning the Portal Group objects of a DevAttrQryRsp into
+(§5.4), the SCN and ESI messages a server sends and their responses (:mod:`.scn`),
+and turning the Portal Group objects of a DevAttrQryRsp into
 :class:`~iscsikit.proto.sendtargets.DiscoveredTarget` records as open-iscsi's
 ``discovery_isns_query`` does.  No sockets, no clocks: :class:`IsnsClient` hands out
 bytes to send and takes the bytes received.
@@ -24,6 +25,18 @@ from iscsikit.proto.isns.messages import (
     discovered_targets,
     encode_request,
     portal_groups,
+)
+from iscsikit.proto.isns.scn import (
+    EntityStatusInquiry,
+    ScnBits,
+    ServerMessageReader,
+    ServerRequest,
+    StateChange,
+    StateChangeNotification,
+    encode_esi_response,
+    encode_scn_response,
+    parse_esi,
+    parse_scn,
 )
 from iscsikit.proto.isns.wire import (
     DEFAULT_PORT,
@@ -50,6 +63,7 @@ __all__ = [
     "MAX_PDU_PAYLOAD",
     "QUERY_ATTRIBUTES",
     "Attribute",
+    "EntityStatusInquiry",
     "Flags",
     "FunctionId",
     "Header",
@@ -59,11 +73,20 @@ __all__ = [
     "PortalGroup",
     "Response",
     "ResponseAssembler",
+    "ScnBits",
+    "ServerMessageReader",
+    "ServerRequest",
+    "StateChange",
+    "StateChangeNotification",
     "Status",
     "Tag",
     "decode_attributes",
     "discovered_targets",
     "encode_attributes",
+    "encode_esi_response",
     "encode_request",
+    "encode_scn_response",
+    "parse_esi",
+    "parse_scn",
     "portal_groups",
 ]

@@ -230,6 +230,8 @@ def discovered_targets(response: Response) -> list[DiscoveredTarget]:
 
 # -- the client ---------------------------------------------------------------------------
 
+_ENTITY_PROTOCOL_ISCSI = 2  # RFC 4171 §6.2.2
+
 
 class IsnsClient:
     """An initiator's iSNS conversation, one request at a time: each ``*_request``
@@ -278,6 +280,33 @@ class IsnsClient:
                 Attribute.string(Tag.ISCSI_NAME, self.initiator_name),
                 Attribute.uint32(Tag.ISCSI_NODE_TYPE, NodeType.INITIATOR),
             ],
+        )
+
+    def register_entity_request(self, entity: str, address: str, port: int, scn_port: int) -> bytes:
+        """DevAttrReg replacing entity ``entity`` (protocol iSCSI) with one portal
+        ``address:port`` whose SCN port is ``scn_port`` (TCP) and this initiator's
+        node, as open-iscsi's discoveryd registers (usr/discoveryd.c ``isns_build_objs``):
+        the server then sends SCNs to ``address:scn_port``."""
+        eid = Attribute.string(Tag.ENTITY_IDENTIFIER, entity)
+        return self._request(
+            FunctionId.DEV_ATTR_REG,
+            [eid],
+            [
+                eid,
+                Attribute.uint32(Tag.ENTITY_PROTOCOL, _ENTITY_PROTOCOL_ISCSI),
+                Attribute.ip(Tag.PORTAL_IP_ADDRESS, address),
+                Attribute.uint32(Tag.PORTAL_TCP_UDP_PORT, port),
+                Attribute.uint32(Tag.SCN_PORT, scn_port),
+                Attribute.string(Tag.ISCSI_NAME, self.initiator_name),
+                Attribute.uint32(Tag.ISCSI_NODE_TYPE, NodeType.INITIATOR),
+            ],
+            replace=True,
+        )
+
+    def deregister_entity_request(self, entity: str) -> bytes:
+        """DevDereg of entity ``entity`` (its portals and nodes go with it)."""
+        return self._request(
+            FunctionId.DEV_DEREG, [], [Attribute.string(Tag.ENTITY_IDENTIFIER, entity)]
         )
 
     def deregister_request(self) -> bytes:
