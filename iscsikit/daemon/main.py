@@ -6,8 +6,10 @@
 It owns every session the command line logs in: ``iscsikit-adm -m node -l`` asks it
 over ``<run_dir>/iscsikitd.sock`` (docs/ipc.md).  A userspace session's LUNs are
 served over NBD under ``<run_dir>/nbd/`` (:mod:`iscsikit.daemon.exports`).  At start it
-logs in every record with ``node.startup = automatic``; SIGTERM/SIGINT (and
-``iscsikit-adm -k 0``) log every session out and exit 0; SIGHUP re-reads iscsid.conf.
+logs in every record with ``node.startup = automatic`` and starts discoveryd for the
+discovery records with ``use_discoveryd = Yes`` (:mod:`iscsikit.daemon.discoveryd`);
+SIGTERM/SIGINT (and ``iscsikit-adm -k 0``) log every session out and exit 0; SIGHUP
+re-reads iscsid.conf.
 
 Without ``-f`` it detaches (double fork, ``setsid``) and logs to syslog; with ``-f`` it
 logs to stderr, one line per event and no timestamps when the journal collects them
@@ -107,6 +109,7 @@ async def run(
     gid: int | None = None,
 ) -> int:
     """Serve until stopped; 0 after an orderly stop."""
+    from iscsikit.daemon.discoveryd import Discoveryd
     from iscsikit.daemon.server import IpcServer
     from iscsikit.daemon.service import OPERATIONS, Daemon
     from iscsikit.manager.sessions import daemon_socket
@@ -128,6 +131,7 @@ async def run(
         server = IpcServer(daemon_socket(paths), daemon.handle, **options)
     await server.start()
     startup: asyncio.Task[None] | None = None
+    discoveryd = Discoveryd(daemon)
     try:
         # Everything that needs root happens before the privileges go.
         daemon.exports.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -146,6 +150,7 @@ async def run(
         await daemon.adopt_kernel_sessions()
         daemon.watch_devices()
         startup = asyncio.create_task(daemon.login_automatic())
+        discoveryd.start()  # records with use_discoveryd = Yes (iscsid's discoveryd_start)
         await daemon.stopping.wait()
         log.info("stopping: logging out %d session(s)", len(daemon.manager.sessions()))
     finally:
@@ -153,6 +158,7 @@ async def run(
             startup.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await startup
+        await discoveryd.stop()
         await daemon.stop()
         await server.close()
         if pidfile is not None:

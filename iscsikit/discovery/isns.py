@@ -29,13 +29,22 @@ from iscsikit.proto.isns import (
     IsnsClient,
     IsnsProtocolError,
     Response,
+    ScnBits,
     Status,
     discovered_targets,
 )
 from iscsikit.proto.sendtargets import DiscoveredTarget
 from iscsikit.records.model import DiscoveryRecord
 
-__all__ = ["CALL_TIMEOUT", "DEFAULT_PORT", "IsnsQueryError", "isns_query", "isns_targets"]
+__all__ = [
+    "CALL_TIMEOUT",
+    "DEFAULT_PORT",
+    "IsnsQueryError",
+    "isns_query",
+    "isns_scn_deregister",
+    "isns_scn_register",
+    "isns_targets",
+]
 
 #: Seconds for connecting and for each response (libisns ``call_timeout``).
 CALL_TIMEOUT = 60.0
@@ -156,3 +165,50 @@ def isns_targets(
     """:func:`isns_query` at an iSNS discovery record's server (its
     ``discovery.sendtargets.address/port``, open-iscsi's key names for iSNS too)."""
     return isns_query(Portal(record.address, record.port), initiator_name, timeout=timeout)
+
+
+def isns_scn_register(
+    portal: Portal,
+    initiator_name: str,
+    *,
+    entity: str,
+    address: str,
+    scn_port: int,
+    bitmap: int = ScnBits.initiator_default(),
+    timeout: float = CALL_TIMEOUT,
+) -> None:
+    """Register entity ``entity`` with a portal ``address:scn_port`` whose SCN port is
+    ``scn_port`` and the initiator's node (replacing an earlier registration), then
+    SCNReg the node with ``bitmap``, as open-iscsi's discoveryd (``isns_scn_register``).
+    A refused DevAttrReg or SCNReg raises :class:`IsnsQueryError` (26, ISNS_REG_FAILED)
+    with the server's status."""
+    client = IsnsClient(initiator_name)
+    with _Channel(portal, timeout) as channel:
+        reg = channel.call(
+            client, client.register_entity_request(entity, address, scn_port, scn_port)
+        )
+        if reg.status is not Status.SUCCESSFUL:
+            raise IsnsQueryError(
+                f"Could not register {initiator_name} with iSNS server: {reg.status.text}.",
+                status=reg.status,
+                code=IscsiErr.ISNS_REG_FAILED,
+            )
+        scn = channel.call(client, client.scn_register_request(bitmap))
+        if scn.status is not Status.SUCCESSFUL:
+            raise IsnsQueryError(
+                f"SCN registration for node {initiator_name} failed: {scn.status.text}",
+                status=scn.status,
+                code=IscsiErr.ISNS_REG_FAILED,
+            )
+
+
+def isns_scn_deregister(
+    portal: Portal, initiator_name: str, *, entity: str, timeout: float = CALL_TIMEOUT
+) -> None:
+    """SCNDereg of the node, then DevDereg of ``entity`` (its portal and node go with
+    it).  A failure status of either is ignored (the registration is gone either way);
+    a server that cannot be reached raises :class:`IsnsQueryError`."""
+    client = IsnsClient(initiator_name)
+    with _Channel(portal, timeout) as channel:
+        channel.call(client, client.scn_deregister_request())
+        channel.call(client, client.deregister_entity_request(entity))
