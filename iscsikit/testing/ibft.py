@@ -14,7 +14,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-__all__ = ["IbftNic", "IbftTarget", "build_ibft", "ip16"]
+__all__ = ["IbftNic", "IbftTarget", "build_ibft", "ip16", "vm_boot_table"]
 
 
 @dataclass(frozen=True)
@@ -157,3 +157,30 @@ def build_ibft(
     if corrupt == "checksum":
         table[9] ^= 0x01
     return bytes(table)
+
+
+# -- the VM tier's boot firmware -------------------------------------------------------------
+
+#: The NIC the VM tier's guest gets for its iBFT (qemu ``-device virtio-net-pci`` at
+#: slot 10 of bus 0, away from the slots qemu gives its other devices; no backend: nothing
+#: can leave the guest through it).
+VM_NIC_MAC = "52:54:00:1b:f7:01"
+VM_NIC_SLOT = 10
+VM_NIC_PCI_ADDR = f"{VM_NIC_SLOT:02x}.0"
+VM_INITIATOR = "iqn.2026-12.test.iscsikit.vm:ibft-initiator"
+VM_TARGET = "iqn.2026-12.test.iscsikit.vm:ibft-boot"
+#: The initiator's and the target's addresses: both go on the guest's iBFT NIC.
+VM_INITIATOR_IP = "10.98.0.2"
+VM_TARGET_IP = "10.98.0.1"
+VM_TARGET_PORT = 3260
+
+
+def vm_boot_table() -> bytes:
+    """The iBFT every VM-tier guest boots with (``-acpitable``): one NIC, one target with
+    CHAP, LUN 1; tests/vm/test_ibft.py brings up the target it names."""
+    nic = IbftNic(0, VM_NIC_MAC, ip=VM_INITIATOR_IP, prefix=24, origin=1, pci_bdf=VM_NIC_SLOT << 3)
+    target = IbftTarget(
+        0, VM_TARGET, VM_TARGET_IP, port=VM_TARGET_PORT, lun=b"\x00\x01" + bytes(6),
+        chap_type=1, chap_name="bootuser", chap_secret="bootsecret123",
+    )  # fmt: skip
+    return build_ibft(VM_INITIATOR, [nic], [target])

@@ -47,6 +47,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from iscsikit.testing.ibft import VM_NIC_MAC, VM_NIC_PCI_ADDR, vm_boot_table
 from iscsikit.testing.vmguest import GUEST_INIT, INITRAMFS_INIT
 
 __all__ = [
@@ -80,6 +81,8 @@ HARNESS_FILES = frozenset({"junit.xml", "uname", "rc"})
 PASSED_ENV = ("CI", "ISCSIKIT_ALLOW_SKIPS", "ISCSIKIT_KEEP_TGTD")
 
 _DEB_DIR = "debs"
+#: The guest's ACPI iBFT (:func:`iscsikit.testing.ibft.vm_boot_table`), in the run directory.
+IBFT_FILE = "ibft.bin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +308,8 @@ def _guest_env(
 
 
 def qemu_argv(config: VmConfig, kernel: Kernel, initrd: Path, run: Path) -> list[str]:
-    """The qemu command line: TCG, no NIC, host root read-only + the results share."""
+    """The qemu command line: TCG, no network (one NIC without a backend, for the iBFT),
+    host root read-only + the results share."""
     for path in (run, Path("/")):
         if "," in str(path):
             raise ValueError(f"qemu cannot share a path with a comma: {path}")
@@ -321,6 +325,9 @@ def qemu_argv(config: VmConfig, kernel: Kernel, initrd: Path, run: Path) -> list
         "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
         "-virtfs",
         f"local,path={run / 'out'},mount_tag=results,security_model=none",
+        # Boot firmware for tests/vm/test_ibft.py: an iBFT naming a NIC with no backend.
+        *("-acpitable", f"file={run / IBFT_FILE}"),
+        *("-device", f"virtio-net-pci,addr={VM_NIC_PCI_ADDR},mac={VM_NIC_MAC}"),
     ]
 
 
@@ -373,6 +380,7 @@ def run_tier(
     out.mkdir()
     command = guest_command(out, pytest_args, run_command)
     (run / "guest-init.sh").write_text(GUEST_INIT)
+    (run / IBFT_FILE).write_bytes(vm_boot_table())
     own = run_command is not None
     (run / "guest.env").write_text(_guest_env(run, kernel, repo, command, own_command=own))
     print(f"iscsikit-vm: kernel {kernel.version} (Debian), run directory {run}", flush=True)

@@ -112,6 +112,11 @@ def test_qemu_has_no_network_device_and_a_read_only_root(tmp_path: Path) -> None
     kernel = Kernel("6.1.0-1-amd64", tmp_path / "vmlinuz", tmp_path / "modules")
     argv = qemu_argv(VmConfig(tmp_path), kernel, tmp_path / "initrd", tmp_path / "run")
     assert argv[argv.index("-nic") + 1] == "none"
+    # The iBFT's NIC has no backend: no -netdev, and the device names none.
+    assert "-netdev" not in argv
+    (nic,) = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
+    assert nic.startswith("virtio-net-pci,") and "netdev=" not in nic
+    assert argv[argv.index("-acpitable") + 1] == f"file={tmp_path / 'run' / 'ibft.bin'}"
     assert argv[argv.index("-accel") + 1].startswith("tcg")
     shares = [argv[i + 1] for i, a in enumerate(argv) if a == "-virtfs"]
     assert "path=/,mount_tag=hostroot" in shares[0] and "readonly=on" in shares[0]
