@@ -29,9 +29,8 @@ from iscsikit.plugin import (
     KernelTransportSession,
     Transport,
 )
-from iscsikit.proto.address import Portal
 from iscsikit.proto.ffp import ConnectionFailed
-from iscsikit.proto.login import LoginAccepted, TargetRedirected
+from iscsikit.proto.login import TargetRedirected
 from iscsikit.proto.sendtargets import DiscoveredTarget
 
 from .endpoint import Connector, TcpConnector
@@ -72,16 +71,8 @@ class KernelTcpSession(KernelTransportSession):
         self._missed: ConnectionFailed | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self._took(spec, kernel.accepted)
+        self.took_login(spec, kernel.accepted)
         kernel.on_conn_error = self._conn_failed
-
-    def _took(self, spec: ConnectSpec, accepted: LoginAccepted | None) -> None:
-        self.portal: Portal = spec.portal
-        self.target = spec.login.target_name
-        self.isid = spec.login.isid
-        self.params: Mapping[str, str] = dict(accepted.params) if accepted else {}
-        self.tsih = accepted.tsih if accepted else 0
-        self.tpgt = accepted.target_portal_group_tag if accepted else None
 
     def _conn_failed(self, event: ConnFailed) -> None:
         """From the event reader: the current connection failed."""
@@ -118,7 +109,7 @@ class KernelTcpSession(KernelTransportSession):
         result = self.kernel.connect(spec)
         if isinstance(result, TargetRedirected):
             return result
-        self._took(spec, result)
+        self.took_login(spec, result)
         return self
 
     def scan(self) -> None:
