@@ -18,7 +18,12 @@ needs), and the exchange is the one SendTargets runner,
 from __future__ import annotations
 
 from iscsikit import net
-from iscsikit.errors import ConnectionFailedError, IscsiErr, TransportTimeoutError
+from iscsikit.errors import (
+    ConnectionFailedError,
+    IscsiErr,
+    TransportError,
+    TransportTimeoutError,
+)
 from iscsikit.netlink.events import ConnFailed, PduReceived
 from iscsikit.proto.address import Portal
 from iscsikit.proto.pdu import Pdu, decode_pdu, encode_pdu
@@ -69,7 +74,7 @@ class KernelPduConnection(net.PduConnection):
     def send(
         self, pdu: Pdu, deadline: net.Deadline, *, timeout_code: IscsiErr = IscsiErr.TRANS_TIMEOUT
     ) -> None:
-        self._check_open()
+        self._require_open()
         raw = encode_pdu(pdu)
         self._itt = int.from_bytes(raw[16:20], "big")
         self.session.send_raw(raw, len(getattr(pdu, "data", b"")))
@@ -78,7 +83,7 @@ class KernelPduConnection(net.PduConnection):
     def recv(
         self, deadline: net.Deadline, *, timeout_code: IscsiErr = IscsiErr.TRANS_TIMEOUT
     ) -> Pdu:
-        self._check_open()
+        self._require_open()
         raw = self.session.next_pdu(max(0.0, deadline.remaining()))
         if raw is None:
             raise TransportTimeoutError(
@@ -88,6 +93,10 @@ class KernelPduConnection(net.PduConnection):
 
     def close(self) -> None:
         self._closed = True
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise TransportError(f"discovery connection to {self.portal} is closed")
 
 
 def _answer_to(pdu: bytes, itt: int) -> bytes:
