@@ -30,7 +30,7 @@ from iscsikit.config.paths import Paths
 from iscsikit.errors import DatabaseError
 from iscsikit.migrate.legacy_files import fstab_line
 from iscsikit.migrate.mapping import MigrationPlan, section_matches
-from iscsikit.records import Records
+from iscsikit.records import DiscoveryRecord, Records
 from iscsikit.records.bindings import Bindings
 
 __all__ = ["BEGIN", "END", "MigrationResult", "apply_plan"]
@@ -107,10 +107,10 @@ def apply_plan(
     # 1. discovery records
     for section, record in plan.discoveries:
         act(f"{would}add discovery record sendtargets {record.portal} (from line {section.line})")
+        fresh = DiscoveryRecord.new("sendtargets", record.address, record.port).values
         for name, value in record.values.items():
-            if name.startswith("discovery.sendtargets.") and not name.endswith(("address", "port")):
-                shown = "********" if "password" in name and value else value
-                act(f"  {name} = {shown}")
+            if fresh.get(name) != value:
+                act("  " + _mask(f"{name} = {value}"))
         if not dry_run:
             store.add_discovery(record)
 
