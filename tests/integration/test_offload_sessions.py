@@ -6,6 +6,7 @@ with the offload transport's name; a restarted driver adopts it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -133,3 +134,36 @@ def test_another_drivers_host_is_not_adopted(
             other.adopt(sid, spec)
     finally:
         session.logout()  # type: ignore[union-attr]
+
+
+def test_iscsikitd_adopts_an_offload_session(tgtd: Tgtd) -> None:
+    """A restarted iscsikitd takes over the offload session it finds in sysfs (through
+    the plugin's adopt(), on the test seam), lists it, and leaves it when it stops.
+    (``-m session -r N -u`` does not reach it: the CLI looks for an iface record named
+    as the session's iface, ``qla4xxx.<mac>.ipv4.0``, and finds none.)"""
+    from iscsikit.ipc.iscsid import iscsid_running
+    from iscsikit.testing.daemon import RunningDaemon, short_root
+
+    if iscsid_running():
+        pytest.skip("open-iscsi's iscsid runs here: iscsikitd leaves kernel sessions to it")
+    root = short_root("ikoff")
+    try:
+        sim = SimulatedHba(root, "qla4xxx")
+        with HbaServer(sim) as server:
+            sock = server.listen(root / "nl.sock")
+            first = _driver(sim, server).login(_spec(tgtd))
+            sid = first.kernel_sid  # type: ignore[union-attr]
+            first.release()  # type: ignore[union-attr]  # as a daemon that stops
+            env = {"ISCSIKIT_OFFLOAD_NETLINK": str(sock)}
+            with RunningDaemon(root, env=env) as daemon:
+                listed = daemon.adm("-m", "session")
+                assert listed.returncode == 0, (listed.stderr, daemon.log)
+                assert listed.stdout.startswith(f"qla4xxx: [{sid}] "), listed.stdout
+                assert f"adopted kernel session {sid}" in daemon.log
+                # SIGTERM: a kernel session is left for the next daemon, as iscsid leaves it.
+                assert daemon.stop() == 0, daemon.log
+            assert SysfsContext(root).session(sid) is not None, daemon.log
+            _driver(sim, server).adopt(sid, _spec(tgtd)).logout()
+        assert SysfsContext(root).session(sid) is None
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
