@@ -47,8 +47,8 @@ from iscsikit.netlink import NetlinkRequestError
 
 if TYPE_CHECKING:
     from iscsikit.cli.env import CliEnv
-    from iscsikit.plugin.transport import OffloadDriver, OffloadHostOps
     from iscsikit.cli.options import ParsedArgs
+    from iscsikit.plugin.transport import OffloadDriver, OffloadHostOps
     from iscsikit.records import IfaceRecord, NodeRecord
 
 __all__ = ["iface_flat", "iface_tree", "run"]
