@@ -150,12 +150,12 @@ class RecordWorker:
                 self._scn_pending = False
                 run = self.poller.scn(clock()) or run
             while run:
-                await self._discover_once()
+                failed = not await self._discover_once()
                 self.runs_finished += 1
                 if self._scn_pending:
                     self._scn_pending = False
                     self.poller.scn(clock())
-                run = self.poller.finished(clock())
+                run = self.poller.finished(clock(), failed=failed)
             if self.poller.state is State.DONE:
                 break
             due = self.poller.get_timer()
@@ -172,21 +172,22 @@ class RecordWorker:
         self._scn_pending = True
         self._wake.set()
 
-    async def _discover_once(self) -> None:
-        """One discovery and its logins and logouts; every error is logged."""
+    async def _discover_once(self) -> bool:
+        """One discovery and its logins and logouts; every error is logged (False)."""
         try:
             nodes = await asyncio.to_thread(self._discover)
         except IscsiError as exc:
             log.error("discoveryd: %s discovery at %s failed: %s (retried at the next poll)",
                       self.record.type, self.record.portal, exc)  # fmt: skip
-            return
+            return False
         except Exception:  # a bug must not end the worker
             log.exception("discoveryd: %s discovery at %s", self.record.type, self.record.portal)
-            return
+            return False
         try:
-            await self._update_sessions(nodes)
+            return await self._update_sessions(nodes)
         except Exception:
             log.exception("discoveryd: sessions of %s", self.record.portal)
+            return False
 
     def _discover(self) -> list[NodeRecord]:
         """The discovery (worker thread): a node record per returned portal and binding
@@ -218,7 +219,8 @@ class RecordWorker:
                     nodes.append(stored.get(node.id, node))
         return nodes
 
-    async def _update_sessions(self, nodes: list[NodeRecord]) -> None:
+    async def _update_sessions(self, nodes: list[NodeRecord]) -> bool:
+        """Log in and out as :func:`plan_sessions` says; False if a login failed."""
         daemon = self.owner.daemon
         infos = [daemon.manager.info(s) for s in daemon.manager.sessions()]
         returned = {_key(n): n for n in nodes}
@@ -240,10 +242,13 @@ class RecordWorker:
         for node in logins:
             log.info("discoveryd: logging in to %s at %s", node.target, node.portal)
         results = await asyncio.gather(*(daemon.login(n) for n in logins), return_exceptions=True)
+        failed = False
         for node, result in zip(logins, results, strict=True):
             if isinstance(result, BaseException):
+                failed = True
                 log.error("discoveryd: login to %s at %s failed: %s",
                           node.target, node.portal, result)  # fmt: skip
+        return not failed
 
     # -- iSNS: registration and the SCN listener ---------------------------------------
 
@@ -286,8 +291,8 @@ class RecordWorker:
                     scn = parse_scn(request)
                     writer.write(encode_scn_response(scn.xid, scn.destination))
                     for change in scn.changes:
-                        log.info("discoveryd: SCN for %s: %s %s", scn.destination,
-                                 change.name, change.bits)  # fmt: skip
+                        log.info("discoveryd: SCN for %s: %s %s", scn.destination, change.name,
+                                 (change.bits.name or hex(change.bits)).lower())  # fmt: skip
                     self.notify()
                 await writer.drain()
         except IsnsProtocolError as exc:

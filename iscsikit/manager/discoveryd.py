@@ -12,7 +12,8 @@ driver (:mod:`iscsikit.daemon.discoveryd`) runs what these objects ask for.
 * :class:`RecordPoller` -- one record's state machine, a table
   ``{(state, input): (effect, next state)}``: never two discoveries of one record at
   once; an SCN during a discovery runs one more right after it; a failure is retried
-  at the next interval; a run-once record stops after its run.
+  at the next interval (after :data:`RETRY_INTERVAL` for an SCN-only record); a
+  run-once record stops after its run.
 * :func:`plan_sessions` -- iscsid's ``update_sessions``: log in to every returned
   portal that has no session, log out of the portals this record returned before and
   no longer does.  Records are not written here: discoveryd never writes the node
@@ -30,6 +31,7 @@ __all__ = [
     "Effect",
     "Input",
     "PortalKey",
+    "RETRY_INTERVAL",
     "RecordPoller",
     "Schedule",
     "SessionPlan",
@@ -40,6 +42,9 @@ __all__ = [
 
 #: iscsid's ``DISC_DEF_POLL_INVL``: a SendTargets ``discoveryd_poll_inval`` below 0.
 DEFAULT_POLL_INTERVAL = 30.0
+#: Seconds before a failed discovery (or login) of a record without a poll interval
+#: (iSNS, SCNs only) is tried again (iscsid's registration retry is 5 s).
+RETRY_INTERVAL = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,8 @@ class State(enum.Enum):
 class Input(enum.Enum):
     DUE = "due"  # the poll interval elapsed (or the first run)
     SCN = "scn"  # the iSNS server announced a change
-    FINISHED = "finished"  # the discovery (and its logins/logouts) ended, well or not
+    FINISHED = "finished"  # the discovery and its logins/logouts ended well
+    FAILED = "failed"  # the discovery, or a login it asked for, failed
     STOP = "stop"
 
 
@@ -83,6 +89,7 @@ class Effect(enum.Enum):
     NONE = "none"
     RUN = "run"  # start a discovery
     ARM = "arm"  # set the timer to now + interval (or finish a run-once record)
+    RETRY = "retry"  # as ARM, but a record without interval retries after RETRY_INTERVAL
 
 
 #: Every (state, input) pair; a pair not here cannot happen (a LookupError says so).
@@ -93,10 +100,12 @@ TRANSITIONS: dict[tuple[State, Input], tuple[Effect, State]] = {
     (State.RUNNING, Input.DUE): (Effect.NONE, State.RUNNING),
     (State.RUNNING, Input.SCN): (Effect.NONE, State.RUNNING_AGAIN),
     (State.RUNNING, Input.FINISHED): (Effect.ARM, State.WAITING),
+    (State.RUNNING, Input.FAILED): (Effect.RETRY, State.WAITING),
     (State.RUNNING, Input.STOP): (Effect.NONE, State.STOPPED),
     (State.RUNNING_AGAIN, Input.DUE): (Effect.NONE, State.RUNNING_AGAIN),
     (State.RUNNING_AGAIN, Input.SCN): (Effect.NONE, State.RUNNING_AGAIN),
     (State.RUNNING_AGAIN, Input.FINISHED): (Effect.RUN, State.RUNNING),
+    (State.RUNNING_AGAIN, Input.FAILED): (Effect.RUN, State.RUNNING),
     (State.RUNNING_AGAIN, Input.STOP): (Effect.NONE, State.STOPPED),
     (State.DONE, Input.DUE): (Effect.NONE, State.DONE),
     (State.DONE, Input.SCN): (Effect.NONE, State.DONE),
@@ -104,6 +113,7 @@ TRANSITIONS: dict[tuple[State, Input], tuple[Effect, State]] = {
     (State.STOPPED, Input.DUE): (Effect.NONE, State.STOPPED),
     (State.STOPPED, Input.SCN): (Effect.NONE, State.STOPPED),
     (State.STOPPED, Input.FINISHED): (Effect.NONE, State.STOPPED),
+    (State.STOPPED, Input.FAILED): (Effect.NONE, State.STOPPED),
     (State.STOPPED, Input.STOP): (Effect.NONE, State.STOPPED),
 }
 
@@ -133,9 +143,12 @@ class RecordPoller:
         flight)."""
         return self._feed(Input.SCN, now)
 
-    def finished(self, now: float) -> bool:
-        """The discovery ended (an error too: it is retried at the next interval)."""
-        return self._feed(Input.FINISHED, now)
+    def finished(self, now: float, *, failed: bool = False) -> bool:
+        """The discovery ended; ``failed``: it, or a login it asked for, failed -- tried
+        again at the next interval, or after :data:`RETRY_INTERVAL` when the record has
+        none (SCN-only iSNS: the SCN that announced a target may come before the target
+        accepts logins).  A run-once record is not retried (iscsid's neither)."""
+        return self._feed(Input.FAILED if failed else Input.FINISHED, now)
 
     def stop(self) -> None:
         self._feed(Input.STOP, 0.0)
@@ -146,10 +159,12 @@ class RecordPoller:
             self._due = None
             self.runs += 1
             return True
-        if effect is Effect.ARM:
+        if effect in (Effect.ARM, Effect.RETRY):
             if self.schedule.once:
                 self.state = State.DONE
             interval = self.schedule.interval
+            if interval is None and effect is Effect.RETRY:
+                interval = RETRY_INTERVAL
             self._due = None if interval is None or self.schedule.once else now + interval
         return False
 

@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from iscsikit.manager.discoveryd import (
+    RETRY_INTERVAL,
     TRANSITIONS,
     Input,
     RecordPoller,
@@ -57,8 +58,26 @@ def test_never_two_runs_of_one_record_and_scn_during_a_run_runs_once_more() -> N
 def test_failed_run_is_retried_at_the_next_interval() -> None:
     poller = RecordPoller(Schedule(5.0))
     assert poller.handle_timer(0.0)
-    poller.finished(1.0)  # the driver reports a failure the same way
+    assert not poller.finished(1.0, failed=True)
     assert poller.get_timer() == 6.0 and poller.handle_timer(6.0)
+
+
+def test_scn_only_record_retries_a_failure_after_the_retry_interval() -> None:
+    poller = RecordPoller(Schedule(None, scn=True))
+    assert poller.handle_timer(0.0)
+    poller.finished(1.0)
+    assert poller.get_timer() is None  # success: wait for the next SCN
+    assert poller.scn(10.0)
+    poller.finished(11.0, failed=True)
+    assert poller.get_timer() == 11.0 + RETRY_INTERVAL
+    assert poller.handle_timer(11.0 + RETRY_INTERVAL)
+
+
+def test_failed_run_once_is_not_retried() -> None:
+    poller = RecordPoller(Schedule(None, once=True))
+    assert poller.handle_timer(0.0)
+    poller.finished(1.0, failed=True)
+    assert poller.state is State.DONE and poller.get_timer() is None
 
 
 def test_run_once_record_stops_after_its_run() -> None:
@@ -77,8 +96,12 @@ def test_stop_ends_everything() -> None:
 
 
 def test_table_covers_every_pair_that_can_happen() -> None:
-    # FINISHED only arrives while a run is in flight (or after a stop during one).
-    impossible = {(State.WAITING, Input.FINISHED), (State.DONE, Input.FINISHED)}
+    # FINISHED/FAILED only arrive while a run is in flight (or after a stop during one).
+    impossible = {
+        (state, event)
+        for state in (State.WAITING, State.DONE)
+        for event in (Input.FINISHED, Input.FAILED)
+    }
     for pair in itertools.product(State, Input):
         assert (pair in TRANSITIONS) != (pair in impossible), pair
     poller = RecordPoller(Schedule(1.0))

@@ -1,0 +1,130 @@
+"""discoveryd in iscsikitd against real peers: a SendTargets record polled against
+tgtd, an iSNS record driven by open-isns isnsd's SCNs with tgtd registering its targets
+through iSNS.  A target added later is found and logged in, one that vanishes is logged
+out; every wait is bounded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from iscsikit.testing.daemon import RunningDaemon
+from iscsikit.testing.isnsd import Isnsd, enable_isns, isns_missing
+from iscsikit.testing.tgtd import Tgtd
+
+pytestmark = pytest.mark.integration
+
+IQN = "iqn.2026-12.test.discoveryd"
+LUN_SIZE = 4 << 20
+
+
+def ok(result: object) -> str:
+    code, out = result.returncode, result.stdout  # type: ignore[attr-defined]
+    assert code == 0, f"exit {code}: {out}{result.stderr}"  # type: ignore[attr-defined]
+    return str(out)
+
+
+def wait_for(what: Callable[[], bool], timeout: float, d: RunningDaemon) -> float:
+    """Seconds until ``what()`` held; fails with the daemon's log after ``timeout``."""
+    start = time.monotonic()
+    while not what():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"not within {timeout} s; daemon log:\n{d.log[-4000:]}")
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def discoveryd_record(d: RunningDaemon, kind: str, portal: str, poll: int) -> None:
+    key = "sendtargets" if kind == "st" else "isns"
+    ok(d.adm("-m", "discoverydb", "-t", kind, "-p", portal, "-o", "new"))
+    for name, value in ((f"discovery.{key}.use_discoveryd", "Yes"),
+                        (f"discovery.{key}.discoveryd_poll_inval", str(poll))):  # fmt: skip
+        ok(d.adm("-m", "discoverydb", "-t", kind, "-p", portal, "-o", "update",
+                 "-n", name, "-v", value))  # fmt: skip
+
+
+@pytest.fixture
+def daemon() -> Iterator[RunningDaemon]:
+    d = RunningDaemon(start=False)
+    try:
+        yield d
+    finally:
+        d.cleanup()
+
+
+def test_sendtargets_record_polled_logs_in_new_and_out_of_vanished(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    with Tgtd(tmp_path / "tgtd") as tgtd:
+        tgtd.add_target(f"{IQN}:st1", tid=1, lun_size=LUN_SIZE)
+        discoveryd_record(daemon, "st", tgtd.portal, 2)
+        daemon.start()
+        # The first discovery runs at start and logs in what it finds.
+        wait_for(lambda: len(tgtd.sessions(1)) == 1, 20, daemon)
+        # Not written to the node database: discoveryd logs in with what it found.
+        assert daemon.adm("-m", "node").returncode == 21
+        tgtd.add_target(f"{IQN}:st2", tid=2, lun_size=LUN_SIZE)
+        took = wait_for(lambda: len(tgtd.sessions(2)) == 1, 15, daemon)
+        assert took < 10  # the next poll (2 s) found it
+        assert f"{IQN}:st2" in ok(daemon.adm("-m", "session"))
+        # st1 no longer offered to this initiator (its ACL gone; its session stays up
+        # on tgtd's side): discoveryd logs it out.
+        tgtd.unbind_address(1, "ALL")
+        wait_for(lambda: tgtd.sessions(1) == [], 15, daemon)
+        assert len(tgtd.sessions(2)) == 1
+        assert "no longer returned" in daemon.log
+        assert daemon.stop() == 0
+        assert tgtd.sessions(2) == []
+
+
+def test_sendtargets_failure_is_retried_and_daemon_survives(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    with Tgtd(tmp_path / "tgtd") as tgtd:
+        portal = tgtd.portal
+        tgtd.add_target(f"{IQN}:late", tid=1, lun_size=LUN_SIZE)
+        tgtd.unbind_address(1, "ALL")
+        discoveryd_record(daemon, "st", portal, 1)
+        tgtd.stop()
+        daemon.start()
+        wait_for(lambda: daemon.log.count("discovery at") >= 2, 30, daemon)  # retried
+        assert "retried at the next poll" in daemon.log
+        assert daemon.adm("-m", "session").returncode == 21  # the daemon still serves
+    assert daemon.stop() == 0
+
+
+@pytest.fixture
+def isnsd(tmp_path: Path) -> Iterator[Isnsd]:
+    if missing := isns_missing():
+        pytest.skip(f"open-isns not installed: {missing}")
+    with Isnsd(tmp_path / "isnsd") as server:
+        yield server
+
+
+def test_isns_scn_triggers_discovery_login_and_logout(
+    daemon: RunningDaemon, isnsd: Isnsd, tmp_path: Path
+) -> None:
+    with Tgtd(tmp_path / "tgtd") as tgtd:
+        enable_isns(tgtd, isnsd)
+        tgtd.add_target(f"{IQN}:isns1", tid=1, lun_size=LUN_SIZE)
+        # poll_inval -1: SCNs only, no polling at all -- whatever is found after the
+        # first discovery was found because of an SCN.
+        discoveryd_record(daemon, "isns", isnsd.portal, -1)
+        daemon.start()
+        wait_for(lambda: len(tgtd.sessions(1)) == 1, 30, daemon)
+        wait_for(lambda: "registered iscsikitd:" in daemon.log, 10, daemon)
+        tgtd.add_target(f"{IQN}:isns2", tid=2, lun_size=LUN_SIZE)  # tgtd registers it
+        took = wait_for(lambda: len(tgtd.sessions(2)) == 1, 15, daemon)
+        assert took < 10
+        assert "SCN for" in daemon.log and f"{IQN}:isns2" in daemon.log
+        # The server forgets isns1 (its session is still up at tgtd): SCN, logout.
+        isnsd.deregister(f"{IQN}:isns1")
+        wait_for(lambda: tgtd.sessions(1) == [], 15, daemon)
+        assert len(tgtd.sessions(2)) == 1
+        assert "iscsikitd:" in isnsd.isnsadm("--list", "entities")
+        assert daemon.stop() == 0
+        # At stop the daemon deregistered: the server no longer knows the initiator.
+        assert "iscsikitd:" not in isnsd.isnsadm("--list", "entities")
