@@ -121,6 +121,7 @@ FAILOVER_KEYS = {
     "PreferredSubnet": "failover.preferred_subnet",
 }
 
+_NO_SLP = "open-iscsi has no SLP discovery (iscsiadm -t slp: not implemented)"
 #: Why a key is not migrated (in the context where it has no equivalent).
 NOT_MIGRATED: dict[str, str] = {
     "ActiveTimeout": "open-iscsi has one NOP-Out interval (IdleTimeout ->"
@@ -130,9 +131,9 @@ NOT_MIGRATED: dict[str, str] = {
     "SendAsyncText": "open-iscsi never asks for SendTargets async events; discoveryd polls",
     "Multipath": "open-iscsi makes one session per node record (= per portal); keep"
     " node.startup=automatic on the portals to use and run dm-multipath over them",
-    "SLPMulticast": "open-iscsi has no SLP discovery (-t slp is refused)",
-    "SLPUnicast": "open-iscsi has no SLP discovery (-t slp is refused)",
-    "SLPScopes": "open-iscsi has no SLP discovery (-t slp is refused)",
+    "SLPMulticast": _NO_SLP,
+    "SLPUnicast": _NO_SLP,
+    "SLPScopes": _NO_SLP,
     "PollInterval": "the SLP poll interval; open-iscsi has no SLP discovery",
     "DiscoveryFile": "open-iscsi has no file-based discovery; add static records"
     " (iscsikit-adm -m node -o new) for its targets",
@@ -209,7 +210,9 @@ class MigrationPlan:
         matching = [s for s in conf.sections if section_matches(s, node)]
         if found_by is None and not matching:
             return None
-        values = dict(self.template)
+        # The template (globals, startup) only for what a migrated discovery found:
+        # a record made otherwise was never linux-iscsi's target.
+        values = dict(self.template) if found_by is not None else {}
         if found_by is not None:
             values.update(_node_auth(found_by.effective()))
         for section in matching:

@@ -103,9 +103,10 @@ def test_node_records_get_linux_iscsi_resolution(root: Path) -> None:
         NodeRecord.new("iqn.2026-12.test:disk1", "192.0.2.10", 3261, 1),
         NodeRecord.new("iqn.2026-12.test:disk2", "192.0.2.10", 3261, 1),
         NodeRecord.new("iqn.2026-12.test:disk3", "198.51.100.5", 3260, 1),
+        NodeRecord.new("iqn.2026-12.test:disk4", "192.0.2.44", 3260, 1),
     ]
     records.add_nodes(nodes[:2], discovery=disc)
-    records.add_nodes(nodes[2:])  # static, outside every section
+    records.add_nodes(nodes[2:])  # static: outside every section / in the Subnet
     result = migrate(root)
     assert not any("pending" in r for r in result.reports)
     one = records.node("iqn.2026-12.test:disk1")
@@ -129,6 +130,10 @@ def test_node_records_get_linux_iscsi_resolution(root: Path) -> None:
     three = records.node("iqn.2026-12.test:disk3")
     assert three.get("node.startup") == "manual"  # untouched
     assert three.get("node.session.auth.authmethod") == "None"
+    four = records.node("iqn.2026-12.test:disk4")  # static, but in the Subnet section
+    assert four.get("node.session.err_timeo.abort_timeout") == "20"
+    assert four.get("node.startup") == "manual"  # no template: no discovery found it
+    assert four.get("node.conn[0].iscsi.HeaderDigest") == "None"
     # A second run changes nothing more.
     again = migrate(root)
     assert not any(a.startswith("update node") for a in again.actions)
