@@ -178,6 +178,11 @@ class NetlinkChannel:
             # Multicast events overran the buffer and some were dropped: what is queued
             # after the overrun is still good, so read on.
             return
+        if not data:
+            # A netlink socket never reads empty; a connected stand-in for the kernel
+            # (a simulator's SOCK_SEQPACKET) does once its end is closed, and would read
+            # empty forever: the channel is gone.
+            raise ConnectionResetError(errno.ECONNRESET, f"the kernel's end closed ({what})")
         self._decoder.receive_data(data)
 
     def close(self) -> None:

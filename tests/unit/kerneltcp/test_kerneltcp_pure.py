@@ -157,3 +157,13 @@ def test_if_error_raises_and_timeouts_are_bounded(
     with pytest.raises(TransportTimeoutError):
         channel.request(msg, 0.2)  # nobody answers
     assert channel.wait_event(lambda e: True, 0.1) is None
+
+
+def test_a_closed_peer_ends_the_channel_instead_of_reading_empty_forever() -> None:
+    """A connected stand-in for the kernel (a simulator's SOCK_SEQPACKET end) reads
+    empty once closed: the event reader must stop, not spin at 100% CPU until its
+    deadline and then start over."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    theirs.close()
+    with NetlinkChannel(ours) as channel, pytest.raises(ConnectionResetError):
+        channel.next_message(timeout=30.0)
