@@ -68,6 +68,8 @@ LAYERS: dict[str, int] = {
     # 6 - what a session gives: LUN I/O, NBD export.
     "iscsikit.lun": 6,
     "iscsikit.nbd": 6,
+    # linux-iscsi's configuration turned into records and settings (iscsikit-migrate).
+    "iscsikit.migrate": 6,
     # 7 - the Python API; the package itself re-exports it.
     "iscsikit.api": 7,
     "iscsikit": 7,
