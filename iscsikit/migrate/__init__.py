@@ -40,6 +40,8 @@ CONF_FILE = "/etc/iscsi.conf"
 #: linux-iscsi's bindings file: the first that exists (4.x, then 3.x).
 BINDINGS_FILES = ("/var/iscsi/bindings", "/etc/iscsi.bindings")
 FSTAB_FILE = "/etc/fstab.iscsi"
+#: linux-iscsi's initiator name (open-iscsi's is /etc/iscsi/initiatorname.iscsi).
+INITIATORNAME_FILE = "/etc/initiatorname.iscsi"
 
 
 def _read(path: Path, shown: str, required: bool) -> str | None:
@@ -81,6 +83,11 @@ def plan_migration(
         plan.fstab, problems = parse_fstab(text, fstab_path)
         plan.fstab_path = fstab_path
         plan.problems += problems
+    text = _read(under(root, INITIATORNAME_FILE), INITIATORNAME_FILE, False)
+    for line in (text or "").splitlines():  # the last InitiatorName= line, as its reader
+        words = line.strip().removeprefix("InitiatorName=").split()
+        if line.strip().startswith("InitiatorName=") and words:
+            plan.initiator_name, plan.initiator_path = words[0], INITIATORNAME_FILE
     if plan.conf is None and not plan.bindings_path and not plan.fstab_path:
         raise InvalidParameterError(
             f"nothing to migrate: none of {CONF_FILE}, {', '.join(BINDINGS_FILES)},"
@@ -93,6 +100,7 @@ def migrate(
     root: str | Path = "/",
     *,
     dry_run: bool = False,
+    discover: bool = False,
     conf: str | None = None,
     bindings: str | None = None,
     fstab: str | None = None,
@@ -109,4 +117,4 @@ def migrate(
     base = Path(root).absolute()
     plan = plan_migration(base, conf=conf, bindings=bindings, fstab=fstab)
     where = paths if paths is not None else resolve_paths(root=base)
-    return apply_plan(plan, where, dry_run=dry_run, records=records)
+    return apply_plan(plan, where, dry_run=dry_run, discover=discover, records=records)

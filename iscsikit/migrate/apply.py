@@ -2,11 +2,16 @@
 
 What is written, in order (each step prints what it does, or would do):
 
+0. linux-iscsi's InitiatorName (``/etc/initiatorname.iscsi``) into open-iscsi's
+   initiatorname.iscsi when that file has none (a different name there is reported:
+   targets' ACLs may name the old one);
 1. discovery records, through :class:`~iscsikit.records.Records` (replacing a record at
    the same portal);
 2. iscsid.conf: one block between ``# BEGIN iscsikit-migrate`` / ``# END
    iscsikit-migrate`` lines holding the template (a block from an earlier run is
    replaced; the last assignment of a key wins in iscsid.conf, so the block overrides);
+2b. with ``discover``: SendTargets with each migrated record (iscsikit.discovery), so
+   the node records exist before step 3 (a dry run asks the targets but stores nothing);
 3. node records already in the database that a migrated setting concerns
    (:meth:`~iscsikit.migrate.mapping.MigrationPlan.node_values`), changed keys only;
    TargetName / Subnet sections that match no record yet are reported;
@@ -26,11 +31,17 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iscsikit.config.initiatorname import read_initiator_name
+from iscsikit.config.iscsid_conf import IscsidConf
 from iscsikit.config.paths import Paths
-from iscsikit.errors import DatabaseError
+from iscsikit.config.registry import RecordType
+from iscsikit.discovery.sendtargets import discover as discover_at
+from iscsikit.discovery.sendtargets import send_targets
+from iscsikit.errors import DatabaseError, IscsiError
 from iscsikit.migrate.legacy_files import fstab_line
 from iscsikit.migrate.mapping import MigrationPlan, section_matches
-from iscsikit.records import DiscoveryRecord, Records
+from iscsikit.proto.address import Portal
+from iscsikit.records import DiscoveryRecord, NodeRecord, Records
 from iscsikit.records.bindings import Bindings
 
 __all__ = ["BEGIN", "END", "MigrationResult", "apply_plan"]
@@ -92,9 +103,15 @@ def with_block(text: str, lines: list[str]) -> str:
 
 
 def apply_plan(
-    plan: MigrationPlan, paths: Paths, *, dry_run: bool = False, records: Records | None = None
+    plan: MigrationPlan,
+    paths: Paths,
+    *,
+    dry_run: bool = False,
+    discover: bool = False,
+    records: Records | None = None,
 ) -> MigrationResult:
-    """Write ``plan`` under ``paths`` (nothing when ``dry_run``); see the module doc."""
+    """Write ``plan`` under ``paths`` (nothing when ``dry_run``); see the module doc.
+    ``discover`` runs SendTargets with each migrated record before the node step."""
     result = MigrationResult(dry_run=dry_run)
     would = "would " if dry_run else ""
     act = result.actions.append
@@ -103,6 +120,10 @@ def apply_plan(
         result.reports.append(str(problem))
     for item in plan.unmapped:
         result.reports.append(f"not migrated: {item}")
+
+    # 0. the initiator name (targets' ACLs name it)
+    if plan.initiator_name:
+        _apply_initiator_name(plan, paths, result, dry_run)
 
     # 1. discovery records
     for section, record in plan.discoveries:
@@ -123,31 +144,38 @@ def apply_plan(
         if not dry_run:
             _write_atomic(paths.iscsid_conf, with_block(_read(paths.iscsid_conf), lines))
 
-    # 3. existing node records
+    # 2b. discovery with the migrated records (--discover)
+    found: list[NodeRecord] = []
+    if discover and plan.discoveries:
+        found = _discover(plan, paths, store, result, dry_run)
+
+    # 3. node records (existing ones; with --dry-run --discover also those it would add)
     if plan.conf is not None:
         matched_sections: set[int] = set()
         changed = []
-        for node in store.nodes():
+        for node in [*store.nodes(), *found]:
             values = plan.node_values(node)
             matched_sections.update(s.line for s in plan.conf.sections if section_matches(s, node))
             if not values:
                 continue
             diff = {k: v for k, v in values.items() if node.values.get(k) != v}
-            if not diff:
+            is_new = any(node is n for n in found)
+            if not diff and not is_new:
                 continue
-            act(f"{would}update node {node.target} {node.portal},{node.tpgt} {node.iface}:")
+            verb = "add" if is_new else "update"
+            act(f"{would}{verb} node {node.target} {node.portal},{node.tpgt} {node.iface}:")
             for k, v in diff.items():
                 act(f"  {_mask(f'{k} = {v}')}")
                 node.set(k, v)
             changed.append(node)
         if changed and not dry_run:
-            store.update_nodes(changed)
+            store.update_nodes(changed)  # (found is empty unless dry_run)
         for section in plan.conf.sections:
             if section.kind != "discovery" and section.line not in matched_sections:
                 result.reports.append(
                     f"pending: {plan.conf.path}:{section.line}: {section.label}: no node"
-                    " record matches yet; run iscsikit-migrate again after discovery to"
-                    " apply this section"
+                    " record matches yet; run iscsikit-migrate again after discovery (or"
+                    " with --discover) to apply this section"
                 )
 
     # 4. iscsikit.conf failover preferences
@@ -189,6 +217,65 @@ def apply_plan(
 
     result.exit_code = 1 if result.reports else 0
     return result
+
+
+def _discover(
+    plan: MigrationPlan, paths: Paths, store: Records, result: MigrationResult, dry_run: bool
+) -> list[NodeRecord]:
+    """SendTargets with each migrated record: stored nodes (or, for a dry run, the
+    records it would add, returned).  A failed discovery is reported, not raised."""
+    initiator = plan.initiator_name or read_initiator_name(paths.initiatorname_file)
+    conf = IscsidConf.load(paths.iscsid_conf)
+    template = {**conf.template(RecordType.NODE), **plan.template}
+    would_add: list[NodeRecord] = []
+    for _, record in plan.discoveries:
+        try:
+            if dry_run:
+                targets = send_targets(record, initiator_name=initiator)
+                stored = set(store.node_ids())
+                for t in targets:
+                    node = NodeRecord.new(
+                        t.name, t.host, t.port, t.tpgt, discovery=record, template=template
+                    )
+                    if node.id not in stored:
+                        would_add.append(node)
+                result.actions.append(f"discovery at {record.portal}: {len(targets)} portal(s)")
+                continue
+            outcome = discover_at(
+                store, conf, Portal(record.address, record.port), initiator_name=initiator
+            )
+        except IscsiError as exc:
+            result.reports.append(
+                f"discovery at {record.portal} failed ({int(exc.code)}): {exc}; its nodes get"
+                " their settings when iscsikit-migrate runs after a discovery"
+            )
+            continue
+        result.actions.append(
+            f"discovered {len(outcome.found)} portal(s) at {record.portal}:"
+            f" {len(outcome.added)} node record(s) added, {len(outcome.updated)} updated"
+        )
+    return would_add
+
+
+def _apply_initiator_name(
+    plan: MigrationPlan, paths: Paths, result: MigrationResult, dry_run: bool
+) -> None:
+    name = plan.initiator_name
+    have = read_initiator_name(paths.initiatorname_file)
+    if have == name:
+        return
+    if have is not None:
+        result.reports.append(
+            f"not migrated: {plan.initiator_path}: InitiatorName={name}:"
+            f" {paths.initiatorname_file} already names {have} (targets' ACLs may name the"
+            " old one)"
+        )
+        return
+    result.actions.append(
+        f"{'would ' if dry_run else ''}write {paths.initiatorname_file}: InitiatorName={name}"
+    )
+    if not dry_run:
+        _write_atomic(paths.initiatorname_file, f"InitiatorName={name}\n")
 
 
 def _mask(line: str) -> str:

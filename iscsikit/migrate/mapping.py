@@ -188,6 +188,8 @@ class MigrationPlan:
     bindings_path: str = ""
     fstab: list[FstabEntry] = field(default_factory=list)
     fstab_path: str = ""
+    initiator_name: str = ""  # linux-iscsi's /etc/initiatorname.iscsi
+    initiator_path: str = ""
     unmapped: list[Unmapped] = field(default_factory=list)
     problems: list[ConfProblem] = field(default_factory=list)
 

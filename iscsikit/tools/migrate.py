@@ -1,6 +1,7 @@
 """``iscsikit-migrate``: move a host's linux-iscsi configuration to open-iscsi / iscsikit.
 
-``iscsikit-migrate [--root DIR] [--dry-run] [--conf F] [--bindings F] [--fstab F]``
+``iscsikit-migrate [--root DIR] [--dry-run] [--discover] [--conf F] [--bindings F]
+[--fstab F]``
 reads ``/etc/iscsi.conf``, ``/var/iscsi/bindings`` (or ``/etc/iscsi.bindings``) and
 ``/etc/fstab.iscsi`` and writes what :func:`iscsikit.migrate.migrate` writes, printing
 each action on stdout and each setting it could not migrate on stderr.
@@ -39,6 +40,11 @@ def _parser() -> ArgumentParser:
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be written; write nothing"
     )
+    parser.add_argument(
+        "--discover",
+        action="store_true",
+        help="run SendTargets with the migrated records first (a dry run stores nothing)",
+    )
     parser.add_argument("--conf", help="linux-iscsi's iscsi.conf (default /etc/iscsi.conf)")
     parser.add_argument("--bindings", help="its bindings file (default /var/iscsi/bindings)")
     parser.add_argument("--fstab", help="its fstab.iscsi (default /etc/fstab.iscsi)")
@@ -57,6 +63,7 @@ def _main(args: list[str]) -> int:
     result = migrate(
         root,
         dry_run=opts.dry_run,
+        discover=opts.discover,
         conf=opts.conf,
         bindings=opts.bindings,
         fstab=opts.fstab,

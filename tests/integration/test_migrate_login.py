@@ -24,6 +24,8 @@ pytestmark = pytest.mark.integration
 
 IQN = "iqn.2026-12.test.migrate:disk1"
 OTHER = "iqn.2026-12.test.migrate:disk2"
+NAMED = "iqn.2026-12.test.migrate:named"
+HOST_NAME = "iqn.2026-12.test.migrate:linux-iscsi-host"
 USER, SECRET = "migrate-user", "migrate-secret-1"
 TUSER, TSECRET = "migrate-target", "migrate-target-secret-2"
 
@@ -44,6 +46,12 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tgtd, int
         tgtd.set_target_param(tid, "HeaderDigest", "CRC32C")
         tgtd.set_target_param(tid, "DataDigest", "CRC32C")
         tgtd.set_target_param(tid, "MaxRecvDataSegmentLength", 32768)
+        # Only the migrated initiator name may see and log in to this one.
+        named = tgtd.add_target(NAMED, luns=1, lun_size=4 << 20, acl=None)
+        tgtd.bind_initiator_name(named, HOST_NAME)
+        # linux-iscsi logs in with the CHAP of the discovery that found the target.
+        tgtd.bind_account(USER, tid=named)
+        tgtd.bind_account(TUSER, tid=named, outgoing=True)
         yield tgtd, tid
 
 
@@ -147,3 +155,41 @@ def test_migrated_settings_discover_and_log_in(target: tuple[Tgtd, int], tmp_pat
         # iscsikit-adm prints the same record as iscsiadm does.
         ours = _ok(daemon.adm("-m", "node", "-T", IQN, "-o", "show"))
         assert ours == nodes.stdout
+
+
+def test_discover_in_one_run_with_the_old_initiator_name(target: tuple[Tgtd, int]) -> None:
+    tgtd, _ = target
+    with RunningDaemon() as daemon:
+        root = daemon.root
+        (root / "etc").mkdir(parents=True, exist_ok=True)
+        conf = _conf(tgtd) + f"TargetName={NAMED}\n    DataDigest=prefer-on\n"
+        (root / "etc/iscsi.conf").write_text(conf)
+        (root / "etc/initiatorname.iscsi").write_text(f"InitiatorName={HOST_NAME}\n")
+        before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+        dry = _migrate(root, "--dry-run", "--discover")
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
+        assert f"would add node {IQN} {tgtd.portal},1 default:" in dry.stdout
+        assert f"would add node {NAMED} {tgtd.portal},1 default:" in dry.stdout
+        assert "node.conn[0].iscsi.DataDigest = CRC32C,None" in dry.stdout
+        assert f"would write {root}/etc/iscsi/initiatorname.iscsi" in dry.stdout
+        run = _migrate(root, "--discover")
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "discovered 3 portal(s)" in run.stdout  # NAMED seen: the name migrated
+        assert not any("pending" in line for line in run.stderr.splitlines())
+        node = _ok(daemon.adm("-m", "node", "-T", IQN, "-o", "show"))
+        assert "node.conn[0].iscsi.HeaderDigest = CRC32C" in node
+        for name in (IQN, NAMED):
+            _ok(daemon.adm("-m", "node", "-T", name, "-p", tgtd.portal, "-l"))
+        listing = _ok(daemon.adm("-m", "session"))
+        assert IQN in listing and NAMED in listing
+        _ok(daemon.adm("-m", "node", "-u"))
+
+
+def test_discover_failure_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/iscsi.conf").write_text("DiscoveryAddress=127.0.0.1:1\n")
+    run = _migrate(tmp_path, "--discover")
+    assert run.returncode == 1
+    assert "discovery at 127.0.0.1:1 failed (" in run.stderr
+    assert "add discovery record sendtargets 127.0.0.1:1" in run.stdout

@@ -203,3 +203,23 @@ def test_bad_input_exits_7(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     _write(tmp_path, "etc/iscsi.conf", "DiscoveryAddress=10.0.0.1\n")
     assert main(["--root", str(tmp_path)]) == 0
     assert "nope.conf: no such file" in capsys.readouterr().err
+
+
+def test_initiator_name_carried_over_once(tmp_path: Path) -> None:
+    # linux-iscsi read /etc/initiatorname.iscsi; open-iscsi reads /etc/iscsi/...
+    _write(
+        tmp_path,
+        "etc/initiatorname.iscsi",
+        "## generated\nInitiatorName=iqn.1987-05.com.cisco:01.abc\n",
+    )
+    _write(tmp_path, "etc/iscsi.conf", "DiscoveryAddress=10.0.0.1\n")
+    result = migrate(tmp_path)
+    assert result.exit_code == 0
+    assert (tmp_path / "etc/iscsi/initiatorname.iscsi").read_text() == (
+        "InitiatorName=iqn.1987-05.com.cisco:01.abc\n"
+    )
+    _write(tmp_path, "etc/iscsi/initiatorname.iscsi", "InitiatorName=iqn.2026-12.new:host\n")
+    result = migrate(tmp_path)
+    assert result.exit_code == 1
+    assert "already names iqn.2026-12.new:host" in result.reports[0]
+    assert (tmp_path / "etc/iscsi/initiatorname.iscsi").read_text().endswith("new:host\n")
