@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING
 from iscsikit.config.initiatorname import default_initiator_name, read_initiator_name
 from iscsikit.config.registry import RecordType
 from iscsikit.discovery.db import binding_ifaces
-from iscsikit.discovery.isns import isns_scn_deregister, isns_scn_register, isns_targets
+from iscsikit.discovery.isns import (
+    IsnsQueryError,
+    isns_scn_deregister,
+    isns_scn_register,
+    isns_targets,
+)
 from iscsikit.discovery.sendtargets import send_targets
 from iscsikit.errors import IscsiError
 from iscsikit.manager.discoveryd import PortalKey, RecordPoller, Schedule, State, plan_sessions
@@ -38,6 +43,7 @@ from iscsikit.proto.isns import (
     FunctionId,
     IsnsProtocolError,
     ServerMessageReader,
+    Status,
     encode_esi_response,
     encode_scn_response,
     parse_esi,
@@ -132,6 +138,7 @@ class RecordWorker:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._registered: str | None = None  # the entity, once registered
+        self._needs_register = False  # a discovery failed: register again first
         self.entity = f"iscsikitd:{owner.initiator_name()}"
 
     @property
@@ -173,12 +180,22 @@ class RecordWorker:
         self._wake.set()
 
     async def _discover_once(self) -> bool:
-        """One discovery and its logins and logouts; every error is logged (False)."""
+        """One discovery and its logins and logouts; every error is logged (False).
+        After a failed one an SCN record registers again first (the server may have
+        restarted and forgotten it)."""
+        if self._needs_register:
+            try:
+                await self._register()
+            except (IscsiError, OSError) as exc:
+                log.error("discoveryd: iSNS registration with %s failed: %s",
+                          self.record.portal, exc)  # fmt: skip
+                return False
         try:
             nodes = await asyncio.to_thread(self._discover)
         except IscsiError as exc:
             log.error("discoveryd: %s discovery at %s failed: %s (retried at the next poll)",
                       self.record.type, self.record.portal, exc)  # fmt: skip
+            self._needs_register = self.schedule.scn
             return False
         except Exception:  # a bug must not end the worker
             log.exception("discoveryd: %s discovery at %s", self.record.type, self.record.portal)
@@ -270,13 +287,24 @@ class RecordWorker:
         if self._server is None:
             self._server = await asyncio.start_server(self._serve, address, 0)
         scn_port = int(self._server.sockets[0].getsockname()[1])
-        await asyncio.to_thread(
+        answer = await asyncio.to_thread(
             isns_scn_register, server, self.owner.initiator_name(),
             entity=self.entity, address=address, scn_port=scn_port, timeout=ISNS_TIMEOUT,
         )  # fmt: skip
         self._registered = self.entity
+        self._needs_register = False
         log.info("discoveryd: registered %s with iSNS server %s (SCNs to %s:%d)",
                  self.entity, server, address, scn_port)  # fmt: skip
+        if answer.scn_status is not Status.SUCCESSFUL:
+            message = f"SCN registration with {server} failed: {answer.scn_status.text}"
+            if self.schedule.interval is None:  # SCNs only: nothing would happen (iscsid)
+                raise IsnsQueryError(message, status=answer.scn_status)
+            log.warning("discoveryd: %s; polling every %g s", message, self.schedule.interval)
+        refreshed = self.schedule.refreshing(answer.period)
+        if refreshed != self.poller.schedule:
+            log.info("discoveryd: registration period %d s: discovering every %g s",
+                     answer.period, refreshed.interval)  # fmt: skip
+            self.poller.schedule = refreshed
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One connection from the server: SCNs and ESIs, each answered."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from dataclasses import dataclass
 from types import TracebackType
 
 from iscsikit.errors import IscsiErr, IscsiError, TransportError
@@ -31,6 +32,7 @@ from iscsikit.proto.isns import (
     Response,
     ScnBits,
     Status,
+    Tag,
     discovered_targets,
 )
 from iscsikit.proto.sendtargets import DiscoveredTarget
@@ -40,6 +42,7 @@ __all__ = [
     "CALL_TIMEOUT",
     "DEFAULT_PORT",
     "IsnsQueryError",
+    "ScnRegistration",
     "isns_query",
     "isns_scn_deregister",
     "isns_scn_register",
@@ -167,6 +170,16 @@ def isns_targets(
     return isns_query(Portal(record.address, record.port), initiator_name, timeout=timeout)
 
 
+@dataclass(frozen=True, slots=True)
+class ScnRegistration:
+    """What the server answered: the SCNReg status (open-isns refuses SCNReg for a
+    node without an SCN port, 17) and the entity's Registration Period in seconds
+    (None: the registration does not expire, RFC 4171 §6.2.6)."""
+
+    scn_status: Status
+    period: int | None
+
+
 def isns_scn_register(
     portal: Portal,
     initiator_name: str,
@@ -176,12 +189,12 @@ def isns_scn_register(
     scn_port: int,
     bitmap: int = ScnBits.initiator_default(),
     timeout: float = CALL_TIMEOUT,
-) -> None:
+) -> ScnRegistration:
     """Register entity ``entity`` with a portal ``address:scn_port`` whose SCN port is
     ``scn_port`` and the initiator's node (replacing an earlier registration), then
     SCNReg the node with ``bitmap``, as open-iscsi's discoveryd (``isns_scn_register``).
-    A refused DevAttrReg or SCNReg raises :class:`IsnsQueryError` (26, ISNS_REG_FAILED)
-    with the server's status."""
+    A refused DevAttrReg raises :class:`IsnsQueryError` (26, ISNS_REG_FAILED) with the
+    server's status; a refused SCNReg is returned (the caller may poll instead)."""
     client = IsnsClient(initiator_name)
     with _Channel(portal, timeout) as channel:
         reg = channel.call(
@@ -193,13 +206,13 @@ def isns_scn_register(
                 status=reg.status,
                 code=IscsiErr.ISNS_REG_FAILED,
             )
+        period = None
+        for attr in reg.operating:
+            if attr.tag == Tag.REGISTRATION_PERIOD and len(attr.value) == 4:
+                period = attr.as_uint32() or None
+                break
         scn = channel.call(client, client.scn_register_request(bitmap))
-        if scn.status is not Status.SUCCESSFUL:
-            raise IsnsQueryError(
-                f"SCN registration for node {initiator_name} failed: {scn.status.text}",
-                status=scn.status,
-                code=IscsiErr.ISNS_REG_FAILED,
-            )
+        return ScnRegistration(scn.status, period)
 
 
 def isns_scn_deregister(

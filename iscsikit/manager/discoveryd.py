@@ -68,6 +68,16 @@ class Schedule:
             return cls(None, once=True)
         return cls(float(poll_inval) if poll_inval > 0 else DEFAULT_POLL_INTERVAL)
 
+    def refreshing(self, period: int | None) -> Schedule:
+        """This schedule, polling often enough to keep an iSNS registration of
+        ``period`` seconds alive: every half period at most (any message refreshes
+        it, RFC 4171 §6.2.6; usr/discoveryd.c ``isns_setup_registration_refresh``)."""
+        if not period or self.once:
+            return self
+        half = float(period // 2 or period)
+        interval = half if self.interval is None else min(self.interval, half)
+        return Schedule(interval, once=self.once, scn=self.scn)
+
 
 class State(enum.Enum):
     WAITING = "waiting"  # for the timer or an SCN

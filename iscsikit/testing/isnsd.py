@@ -68,7 +68,9 @@ class Isnsd:
     """A running private isnsd on ``127.0.0.1:<port>`` with an in-memory database.
 
     Construct it (it waits up to ``start_timeout`` s for the port) and use it as a
-    context manager or call :meth:`stop`.  ``default_dd`` is DefaultDiscoveryDomain.
+    context manager or call :meth:`stop`.  ``default_dd`` is DefaultDiscoveryDomain;
+    ``registration_period`` (seconds, 0: never) is how long a registration lives
+    without a message from its client (RFC 4171 §6.2.6).
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class Isnsd:
         workdir: Path,
         *,
         default_dd: bool = True,
+        registration_period: int = 0,
         port: int | None = None,
         start_timeout: float = 10.0,
     ) -> None:
@@ -91,7 +94,7 @@ class Isnsd:
             f"BindAddress = {self.host}:{self.port}\n"
             f"ControlSocket = {self.workdir / 'isnsctl'}\n"
             f"PIDFile = {self.workdir / 'isnsd.pid'}\n"
-            "RegistrationPeriod = 0\n"
+            f"RegistrationPeriod = {registration_period}\n"
             f"DefaultDiscoveryDomain = {int(default_dd)}\n"
             "SLPRegister = 0\nSecurity = 0\nESIRetries = 0\n"
         )

@@ -128,3 +128,21 @@ def test_isns_scn_triggers_discovery_login_and_logout(
         assert daemon.stop() == 0
         # At stop the daemon deregistered: the server no longer knows the initiator.
         assert "iscsikitd:" not in isnsd.isnsadm("--list", "entities")
+
+
+def test_isns_registration_kept_alive_within_the_registration_period(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    """The server gives the entity a 4 s Registration Period; an SCN-only record then
+    discovers every 2 s (any message refreshes the registration, RFC 4171 §6.2.6), so
+    the initiator is still registered -- and still told of changes -- long after."""
+    if missing := isns_missing():
+        pytest.skip(f"open-isns not installed: {missing}")
+    with Isnsd(tmp_path / "isnsd", registration_period=4) as isnsd:
+        discoveryd_record(daemon, "isns", isnsd.portal, -1)
+        daemon.start()
+        wait_for(lambda: "registered iscsikitd:" in daemon.log, 10, daemon)
+        assert "registration period 4 s: discovering every 2 s" in daemon.log
+        time.sleep(9)
+        assert "iscsikitd:" in isnsd.isnsadm("--list", "entities")
+        assert daemon.stop() == 0

@@ -34,6 +34,14 @@ def test_poll_interval_as_iscsid_reads_it(kind: str, inval: int, expected: Sched
     assert Schedule.for_record(kind, inval) == expected
 
 
+def test_registration_period_refreshed_by_polling_at_half_of_it() -> None:
+    assert Schedule(None, scn=True).refreshing(60) == Schedule(30.0, scn=True)
+    assert Schedule(10.0, scn=True).refreshing(60) == Schedule(10.0, scn=True)
+    assert Schedule(None, scn=True).refreshing(1) == Schedule(1.0, scn=True)
+    assert Schedule(None, scn=True).refreshing(None) == Schedule(None, scn=True)
+    assert Schedule(None, once=True).refreshing(60) == Schedule(None, once=True)
+
+
 def test_polls_every_interval_after_each_run_ends() -> None:
     poller = RecordPoller(Schedule(30.0))
     assert poller.get_timer() == 0.0 and poller.handle_timer(100.0)  # first run at once
