@@ -309,7 +309,13 @@ def _parse_subnet(value: str) -> ipaddress.IPv4Network | None:
 
 
 def _split_portal(value: str) -> tuple[str, int]:
-    """DiscoveryAddress's ``host[:port]`` (the driver splits at the first ``:``)."""
+    """DiscoveryAddress's ``host[:port]`` (the driver splits at the first ``:``; a
+    bracketed IPv6 ``[addr]:port``, which it could not read, is taken as RFC 3720 writes
+    it)."""
+    if value.startswith("[") and "]" in value:
+        host, _, rest = value[1:].partition("]")
+        port = rest.removeprefix(":")
+        return host, int(port) if port.isdigit() and int(port) > 0 else 3260
     host, _, port = value.partition(":")
     digits = ""
     for ch in port:

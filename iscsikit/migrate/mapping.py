@@ -339,9 +339,13 @@ def build_plan(conf: LinuxIscsiConf | None) -> MigrationPlan:
     # Continuous in the global part changes the default of sections after it only.
     for section in conf.discoveries():
         values = _discovery_values(section)
-        record = DiscoveryRecord.new("sendtargets", section.address, section.port)
-        for name, value in values.items():
-            record.set(name, value)
+        try:
+            record = DiscoveryRecord.new("sendtargets", section.address, section.port)
+            for name, value in values.items():
+                record.set(name, value)
+        except InvalidParameterError as exc:  # an address or value records refuse
+            plan.problems.append(ConfProblem(path, section.line, section.text, str(exc)))
+            continue
         plan.discoveries.append((section, record))
     # Template: the final globals' node keys, node.startup automatic unless Enabled.
     plan.template["node.startup"] = "automatic"

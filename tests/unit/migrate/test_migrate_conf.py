@@ -180,3 +180,19 @@ def test_parse_time_suffixes() -> None:
         None,
         None,
     ]
+
+
+def test_discovery_addresses() -> None:
+    from iscsikit.migrate.mapping import build_plan
+
+    conf = parse_conf(
+        "DiscoveryAddress=192.0.2.1:3261trailing\n"  # the driver keeps the leading digits
+        "DiscoveryAddress=[2001:db8::1]:3270\n"
+        "DiscoveryAddress=host.example\n"
+        "DiscoveryAddress=x/y\n"  # no record can have this name
+        "    Username=" + "u" * 300 + "\n"
+    )
+    plan = build_plan(conf)
+    got = [(r.address, r.port) for _, r in plan.discoveries]
+    assert got == [("192.0.2.1", 3261), ("2001:db8::1", 3270), ("host.example", 3260)]
+    assert [p.line for p in plan.problems] == [4]
