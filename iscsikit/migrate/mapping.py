@@ -238,14 +238,6 @@ class MigrationPlan:
                     values.update(_node_auth(own_auth))
         return values
 
-    @property
-    def exit_code(self) -> int:
-        """1 when a line was rejected or ignored or a setting is not migrated, else 0.
-
-        (A rejected line is reported, not fatal: linux-iscsi ignored it too, so the
-        migrated configuration behaves as the old one did.)"""
-        return 1 if self.unmapped or self.problems else 0
-
 
 def section_matches(section: Section, node: NodeRecord) -> bool:
     """Whether a TargetName / Subnet section applies to ``node`` (IPv4 subnets only,
