@@ -50,11 +50,19 @@ def adm(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Adm]:
 
 
 def test_iface_auto_created_for_the_host(adm: Adm) -> None:
+    # One record per kernel iface (ipv4-iface-7-0, ipv6-iface-7-0, ipv6-iface-7-1), named
+    # and filled as iface_setup_binding_from_kern_iface does (2.1.8 iface.c:482-523): the
+    # host's initiatorname is read into each (iscsi_sysfs_read_iface); qla4xxx shows no
+    # netdev.  Format: iscsiadm.c's "%s %s,%s,%s,%s,%s" listing with <empty>.
     listed = adm("-m", "iface")
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.splitlines()[0] == (
-        f"qla4xxx.{MAC} qla4xxx,{MAC},192.0.2.50,<empty>,<empty>"
-    )
+    iname = _iname()
+    assert listed.stdout.splitlines()[:3] == [
+        f"qla4xxx.{MAC}.ipv4.0 qla4xxx,{MAC},192.0.2.50,<empty>,{iname}",
+        f"qla4xxx.{MAC}.ipv6.0 qla4xxx,{MAC},::,<empty>,{iname}",
+        f"qla4xxx.{MAC}.ipv6.1 qla4xxx,{MAC},::,<empty>,{iname}",
+    ]
+    assert f"qla4xxx.{MAC} " not in listed.stdout  # only hosts without kernel ifaces
     host = adm("-m", "host")
     assert host.stdout == f"qla4xxx: [7] 192.0.2.50,[{MAC}],<empty> {_iname()}\n"
 
@@ -111,8 +119,8 @@ def test_flashnode_list_new_delete(adm: Adm) -> None:
 
 
 def test_iface_apply_and_ping(adm: Adm) -> None:
-    name = f"qla4xxx.{MAC}"
-    assert adm("-m", "iface").returncode == 0  # creates the iface record
+    name = f"qla4xxx.{MAC}.ipv4.0"
+    assert adm("-m", "iface").returncode == 0  # creates the iface records
     for key, value in (("iface.ipaddress", "10.1.1.9"), ("iface.subnet_mask", "255.255.0.0"),
                        ("iface.vlan_id", "12"), ("iface.vlan_state", "enable")):  # fmt: skip
         assert (
@@ -124,7 +132,7 @@ def test_iface_apply_and_ping(adm: Adm) -> None:
     assert (iface / "ipaddress").read_text() == "10.1.1.9\n"
     assert (iface / "subnet").read_text() == "255.255.0.0\n"
     assert (iface / "vlan_id").read_text() == "12\n"
-    assert (iface / "vlan_enabled").read_text() == "enabled\n"
+    assert (iface / "vlan_enabled").read_text() == "enable\n"  # OP_STATE, ql4_def.h:185
     every = adm("-m", "iface", "-o", "applyall", "-H", "7")
     assert (every.returncode, every.stdout) == (
         0,

@@ -138,9 +138,9 @@ def test_another_drivers_host_is_not_adopted(
 
 def test_iscsikitd_adopts_an_offload_session(tgtd: Tgtd) -> None:
     """A restarted iscsikitd takes over the offload session it finds in sysfs (through
-    the plugin's adopt(), on the test seam), lists it, and leaves it when it stops.
-    (``-m session -r N -u`` does not reach it: the CLI looks for an iface record named
-    as the session's iface, ``qla4xxx.<mac>.ipv4.0``, and finds none.)"""
+    the plugin's adopt(), on the test seam), lists it, and leaves it when it stops; then
+    ``-m session -r N -u`` logs it out (the session's iface, ``qla4xxx.<mac>.ipv4.0``,
+    is the record iscsiadm makes for the host's kernel iface ``ipv4-iface-H-0``)."""
     from iscsikit.ipc.iscsid import iscsid_running
     from iscsikit.testing.daemon import RunningDaemon, short_root
 
@@ -163,7 +163,11 @@ def test_iscsikitd_adopts_an_offload_session(tgtd: Tgtd) -> None:
                 # SIGTERM: a kernel session is left for the next daemon, as iscsid leaves it.
                 assert daemon.stop() == 0, daemon.log
             assert SysfsContext(root).session(sid) is not None, daemon.log
-            _driver(sim, server).adopt(sid, _spec(tgtd)).logout()
+            with RunningDaemon(root, env=env) as daemon:
+                out = daemon.adm("-m", "session", "-r", str(sid), "-u")
+                assert out.returncode == 0, (out.stdout, out.stderr, daemon.log)
+                assert "successful" in out.stdout, out.stdout
+                assert SysfsContext(root).session(sid) is None, daemon.log
         assert SysfsContext(root).session(sid) is None
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -351,13 +351,15 @@ def run_logins(
 
 def _check_iface(env: CliEnv, name: str) -> None:
     """iscsiadm builds a record from the session before acting on it; an iface it cannot
-    read fails that (idbm_create_rec, reported as ISCSI_ERR_NOMEM)."""
+    read fails that (idbm_create_rec, reported as ISCSI_ERR_NOMEM).  Reading it sets up
+    the offload ifaces first when it is missing, as ``iface_conf_read`` does."""
     from iscsikit.errors import NoObjectsFoundError
+    from iscsikit.manager.ifaces import read_iface
 
     if name in ("default", "iser"):
         return
     try:
-        env.records().iface(name)
+        read_iface(env.records(), name, root=env.paths.root)
     except NoObjectsFoundError:
         raise IscsiError(f"Could not read iface info for {name}.", code=IscsiErr.NOMEM) from None
 

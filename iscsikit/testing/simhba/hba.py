@@ -83,7 +83,31 @@ _NET_ATTR: dict[int, str] = {
     NetParam.IPV6_ROUTER: "router_addr",
 }
 _BOOTPROTO = {1: "static", 2: "dhcp"}
-_STATE = {1: "disabled", 2: "enabled"}
+#: ISCSI_IFACE_DISABLE / ENABLE as qla4xxx (``OP_STATE``, ql4_def.h:185-187) and
+#: be2iscsi (be_iscsi.c:546-548, 603-607) print them.
+_STATE = {1: "disable", 2: "enable"}
+
+#: A fresh kernel iface's attributes, as the drivers print them (VLAN off, iface on).
+_IFACE_DEFAULTS: Mapping[str, str] = {
+    "subnet": "255.255.255.0",
+    "gateway": "0.0.0.0",
+    "bootproto": "static",
+    "enabled": _STATE[2],
+    "vlan_id": "0",
+    "vlan_priority": "0",
+    "vlan_enabled": _STATE[1],
+    "mtu": "1500",
+    "port": "3260",
+    "link_local_addr": "fe80::20e:1eff:fe04:93a0",
+    "router_addr": "::",
+    "ipaddr_autocfg": "nd",
+    "link_local_autocfg": "auto",
+}
+
+
+def _iface_values(attrs: tuple[str, ...], *, ip: str) -> dict[str, str]:
+    """The attributes ``attrs`` of a new kernel iface whose address is ``ip``."""
+    return {k: ip if k == "ipaddress" else _IFACE_DEFAULTS.get(k, "") for k in attrs}
 
 
 def _u(value: bytes) -> int:
@@ -186,19 +210,11 @@ class SimulatedHba:
             parent=f"devices/pci0000:00/0000:00:{self.host_no:02x}.0",
         )
         if p.iface_attrs:
-            defaults = {
-                "ipaddress": ip,
-                "subnet": "255.255.255.0",
-                "gateway": "0.0.0.0",
-                "bootproto": "static",
-                "enabled": "enabled",
-                "vlan_id": "0",
-                "vlan_priority": "0",
-                "vlan_enabled": "disabled",
-                "mtu": "1500",
-                "port": "3260",
-            }
-            self.fake.add_iface(self.host_no, attrs={k: defaults.get(k, "") for k in p.iface_attrs})
+            self.fake.add_iface(self.host_no, attrs=_iface_values(p.iface_attrs, ip=ip))
+        for num in range(p.ipv6_ifaces):
+            self.fake.add_iface(
+                self.host_no, ipv6=True, num=num, attrs=_iface_values(p.iface6_attrs, ip="::")
+            )
 
     def iface_dir(self, iface_type: int, num: int = 0) -> Path:
         """The directory of kernel iface ``<ipv4|ipv6>-iface-H-num``."""

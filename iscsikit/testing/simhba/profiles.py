@@ -57,6 +57,16 @@ _FLASHNODE: Final = frozenset(
 _CHAP: Final = frozenset({UEvent.GET_CHAP, UEvent.SET_CHAP, UEvent.DELETE_CHAP})
 _IPV4_IFACE: Final = ("ipaddress", "subnet", "gateway", "bootproto", "enabled")
 _VLAN_MTU: Final = ("vlan_id", "vlan_priority", "vlan_enabled", "mtu", "port")
+#: What an IPv6 kernel iface shows (iscsi_iface_attr_is_visible: the IPv6-only names
+#: only on ``ipv6-iface-*``, scsi_transport_iscsi.c:441-610).
+_IPV6_IFACE: Final = (
+    "ipaddress",
+    "link_local_addr",
+    "router_addr",
+    "ipaddr_autocfg",
+    "link_local_autocfg",
+    "enabled",
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -73,8 +83,11 @@ class DriverProfile:
     ops: frozenset[UEvent]
     #: The ``iscsi_host`` attributes it shows.
     host_attrs: tuple[str, ...]
-    #: The ``iscsi_iface`` attributes it exports (empty: it makes no kernel iface).
+    #: The attributes of its ``ipv4-iface-H-0`` (empty: it makes no kernel iface).
     iface_attrs: tuple[str, ...] = ()
+    #: The attributes of its ``ipv6-iface-H-N`` ifaces, and how many it makes.
+    iface6_attrs: tuple[str, ...] = ()
+    ipv6_ifaces: int = 0
     #: ``bnx2i`` and ``qedi`` need iscsiuio for ARP/DHCP (the ``set_path`` callback).
     uses_iscsiuio: bool = False
 
@@ -121,6 +134,9 @@ PROFILES: Final[dict[str, DriverProfile]] = {
             | {UEvent.SET_IFACE_PARAMS, UEvent.PING, UEvent.GET_HOST_STATS},
             host_attrs=("hwaddress", "ipaddress", "initiatorname", "port_state", "port_speed"),
             iface_attrs=(*_IPV4_IFACE, *_VLAN_MTU),
+            # ipv4-iface-H-0, ipv6-iface-H-0 and ipv6-iface-H-1 (ql4_os.c:1962-1998).
+            iface6_attrs=(*_IPV6_IFACE, *_VLAN_MTU),
+            ipv6_ifaces=2,
         ),
         DriverProfile(
             transport="bnx2i",
@@ -151,6 +167,10 @@ PROFILES: Final[dict[str, DriverProfile]] = {
             ops=_EP | {UEvent.SET_IFACE_PARAMS},
             host_attrs=("hwaddress", "ipaddress", "initiatorname", "port_state", "port_speed"),
             iface_attrs=(*_IPV4_IFACE, "vlan_id", "vlan_priority", "vlan_enabled"),
+            # ipv4-iface-H-0 and ipv6-iface-H-0 (be_iscsi.c:240-288); NET visibility
+            # be_iscsi.c:1351-1362 (IPV6_ADDR, IFACE_ENABLE, VLAN_*).
+            iface6_attrs=("ipaddress", "enabled", "vlan_id", "vlan_priority", "vlan_enabled"),
+            ipv6_ifaces=1,
         ),
         DriverProfile(
             transport="qedi",
