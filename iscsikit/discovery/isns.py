@@ -117,6 +117,16 @@ class _Channel:
         self.close()
 
 
+def _registered(reg: Response, initiator_name: str) -> None:
+    """A DevAttrReg response: refused raises :class:`IsnsQueryError` (26)."""
+    if reg.status is not Status.SUCCESSFUL:
+        raise IsnsQueryError(
+            f"Could not register {initiator_name} with iSNS server: {reg.status.text}.",
+            status=reg.status,
+            code=IscsiErr.ISNS_REG_FAILED,
+        )
+
+
 def isns_query(
     portal: Portal,
     initiator_name: str,
@@ -132,13 +142,7 @@ def isns_query(
         response = channel.call(client, client.query_request(target))
         registered = False
         if response.status is Status.SOURCE_UNKNOWN:
-            reg = channel.call(client, client.register_request())
-            if reg.status is not Status.SUCCESSFUL:
-                raise IsnsQueryError(
-                    f"Could not register {initiator_name} with iSNS server: {reg.status.text}.",
-                    status=reg.status,
-                    code=IscsiErr.ISNS_REG_FAILED,
-                )
+            _registered(channel.call(client, client.register_request()), initiator_name)
             registered = True
             response = channel.call(client, client.query_request(target))
         try:
@@ -200,12 +204,7 @@ def isns_scn_register(
         reg = channel.call(
             client, client.register_entity_request(entity, address, scn_port, scn_port)
         )
-        if reg.status is not Status.SUCCESSFUL:
-            raise IsnsQueryError(
-                f"Could not register {initiator_name} with iSNS server: {reg.status.text}.",
-                status=reg.status,
-                code=IscsiErr.ISNS_REG_FAILED,
-            )
+        _registered(reg, initiator_name)
         period = None
         for attr in reg.operating:
             if attr.tag == Tag.REGISTRATION_PERIOD and len(attr.value) == 4:
