@@ -88,8 +88,14 @@ class Discoveryd:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        """Start a worker for each record that asks for discoveryd (none: nothing)."""
-        for record in self.daemon.records.discoveries():
+        """Start a worker for each record that asks for discoveryd (none: nothing).
+        Records that cannot be read are logged; the daemon runs on without them."""
+        try:
+            records = self.daemon.records.discoveries()
+        except (IscsiError, OSError) as exc:
+            log.error("discoveryd: cannot read the discovery records: %s", exc)
+            return
+        for record in records:
             if record.type not in ("sendtargets", "isns"):
                 continue
             if record.get(f"discovery.{record.type}.use_discoveryd") != "Yes":
