@@ -26,7 +26,6 @@ Text files are replaced atomically (temporary file, fsync, rename).
 
 from __future__ import annotations
 
-import fcntl
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ from iscsikit.migrate.legacy_files import fstab_line
 from iscsikit.migrate.mapping import MigrationPlan, section_matches
 from iscsikit.proto.address import Portal
 from iscsikit.records import DiscoveryRecord, NodeRecord, Records
-from iscsikit.records.bindings import Bindings
+from iscsikit.records.bindings import Binding, Bindings
 
 __all__ = ["BEGIN", "END", "MigrationResult", "apply_plan"]
 
@@ -288,43 +287,16 @@ def _apply_bindings(
 ) -> None:
     would = "would " if dry_run else ""
     bindings = Bindings.under(paths.root)
-    # Bindings has no "add with these ids" (bind() picks the smallest free id), so
-    # the line is written here under the same lock file and rename protocol.
-    lock = None
-    if not dry_run:
-        bindings.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(bindings.path.with_name(bindings.path.name + ".lock"), "a")  # noqa: SIM115
-    try:
-        if lock is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        existing = bindings.read()
-        by_name = {b.name: b for b in existing}
-        by_id = {(b.bus, b.target): b.name for b in existing}
-        new = []
-        for b in plan.bindings:
-            have = by_name.get(b.name)
-            if have is not None and (have.bus, have.target) == (b.bus, b.target):
-                continue
-            other = by_id.get((b.bus, b.target))
-            if have is not None or other is not None:
-                why = (
-                    f"already bound to {have.bus} {have.target}"
-                    if have is not None
-                    else f"{b.bus} {b.target} is bound to {other}"
-                )
-                result.reports.append(
-                    f"not migrated: {plan.bindings_path}:{b.line}: {b.name}: {why} in"
-                    f" {bindings.path}"
-                )
-                continue
-            new.append(f"{b.bus} {b.target} {b.name}")
-            by_id[(b.bus, b.target)] = b.name
-            result.actions.append(f"{would}bind {b.name} to bus {b.bus} target {b.target}")
-        if new and not dry_run:
-            old = _read(bindings.path)
-            if old and not old.endswith("\n"):
-                old += "\n"
-            _write_atomic(bindings.path, old + "\n".join(new) + "\n")
-    finally:
-        if lock is not None:
-            lock.close()
+    wanted = {Binding(b.bus, b.target, b.name): b for b in plan.bindings}
+    before = set(bindings.read())
+    refused = dict(bindings.add(wanted, dry_run=dry_run))
+    for binding, legacy in wanted.items():
+        if binding in refused:
+            result.reports.append(
+                f"not migrated: {plan.bindings_path}:{legacy.line}: {binding.name}: "
+                f"{refused[binding]} in {bindings.path}"
+            )
+        elif binding not in before:
+            result.actions.append(
+                f"{would}bind {binding.name} to bus {binding.bus} target {binding.target}"
+            )

@@ -13,8 +13,10 @@ concurrent helpers (udev runs one per device) never lose or duplicate an entry.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,32 +78,72 @@ class Bindings:
         found = self.lookup(name)
         if found is not None:
             return found
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        with open(lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            existing = self.read()
+        with self._locked() as existing:
             found = next((b for b in existing if b.name == name), None)
             if found is not None:  # another helper bound it meanwhile
                 return found
             binding = _first_free(existing, name)
-            try:
-                old = self.path.read_text(encoding="utf-8", errors="surrogateescape")
-            except FileNotFoundError:
-                old = ""
-            if old and not old.endswith("\n"):
-                old += "\n"
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-            try:
-                with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
-                    f.write(f"{old}{binding.bus} {binding.target} {binding.name}\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                raise DatabaseError(f"cannot write {self.path}: {exc.strerror}") from exc
+            self._append([binding])
             return binding
+
+    def add(self, wanted: Iterable[Binding], *, dry_run: bool = False) -> list[tuple[Binding, str]]:
+        """Add bindings with their own ids (a migration keeps linux-iscsi's); returns
+        those refused, with why: a name bound elsewhere, or an id bound to another name.
+        One already present as asked is neither added nor refused."""
+        refused: list[tuple[Binding, str]] = []
+        with self._locked(take=not dry_run) as existing:
+            by_name = {b.name: b for b in existing}
+            by_id = {(b.bus, b.target): b.name for b in existing}
+            new = []
+            for b in wanted:
+                have = by_name.get(b.name)
+                if have is not None and (have.bus, have.target) == (b.bus, b.target):
+                    continue
+                other = by_id.get((b.bus, b.target))
+                if have is not None:
+                    refused.append((b, f"already bound to {have.bus} {have.target}"))
+                elif other is not None:
+                    refused.append((b, f"{b.bus} {b.target} is bound to {other}"))
+                else:
+                    new.append(b)
+                    by_name[b.name] = b
+                    by_id[(b.bus, b.target)] = b.name
+            if new and not dry_run:
+                self._append(new)
+        return refused
+
+    @contextlib.contextmanager
+    def _locked(self, *, take: bool = True) -> Iterator[list[Binding]]:
+        """The current bindings, read under the exclusive lock (``take=False``: no lock,
+        nothing created: a dry run only reads)."""
+        if not take:
+            yield self.read()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            yield self.read()
+
+    def _append(self, bindings: list[Binding]) -> None:
+        """Lines added under the lock: written to a temporary file, renamed into place."""
+        try:
+            old = self.path.read_text(encoding="utf-8", errors="surrogateescape")
+        except FileNotFoundError:
+            old = ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        lines = "".join(f"{b.bus} {b.target} {b.name}\n" for b in bindings)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        try:
+            with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(old + lines)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise DatabaseError(f"cannot write {self.path}: {exc.strerror}") from exc
 
 
 def _first_free(existing: list[Binding], name: str) -> Binding:
