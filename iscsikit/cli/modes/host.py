@@ -403,8 +403,7 @@ def _submode(
             )
         found["flashnodes"] = [flashnode_json(node, show_secrets=args.show)]
         if text:
-            attrs = sorted(_flashnode_attrs(node).items())
-            env.out("".join(f"flashnode.{k} = {v or EMPTY}\n" for k, v in attrs))
+            env.out(flashnode_record_text(node))
         return 0
     if not nodes:
         raise IscsiError(f"No flashnodes attached to host {host_no}.", code=IscsiErr.NO_OBJS_FOUND)
@@ -441,6 +440,46 @@ def chap_json(record: ChapRecord, *, show_secrets: bool = False) -> dict[str, An
 
 
 _FLASHNODE_SECRETS = ("password", "password_in")
+
+#: Record keys whose sysfs attribute has another name (iscsi_sysfs.c
+#: ``iscsi_sysfs_get_flashnode_info``); every other key reads the attribute of its name.
+_FLASHNODE_ATTR = {
+    "session.chap_auth_en": "chap_auth",
+    "session.discovery_logout_en": "discovery_logout",
+    "session.bidi_chap_en": "bidi_chap",
+    "conn[0].header_digest_en": "header_digest",
+    "conn[0].data_digest_en": "data_digest",
+    "conn[0].snack_req_en": "snack_req",
+    "conn[0].tcp_timestamp_en": "tcp_timestamp_enable",
+}
+_UINT_BITS = {"uint8": 8, "uint16": 16, "uint32": 32}
+
+
+def flashnode_record_text(node: Flashnode) -> str:
+    """``-C flashnode -x N`` as iscsiadm prints it (``idbm_print_flashnode_info``:
+    ``idbm_recinfo_flashnode``'s keys in order, shown in the clear).  Values are read as
+    ``iscsi_sysfs_get_flashnode_info`` reads them: numbers by ``atoi`` cut to the field,
+    all bits set when the attribute is missing (``sysfs_get_uint*`` store -1 first);
+    strings as they are, ``<empty>`` when empty or missing."""
+    from iscsikit.config.keytable import FLASHNODE_SPECS
+    from iscsikit.sysfs.attrs import c_int
+
+    sess, conn = node, node.conn()
+    lines = [f"{BEGIN_PREFIX} {RECORD_VERSION}"]
+    for spec in FLASHNODE_SPECS:
+        short = spec.name.removeprefix("flashnode.")
+        device = conn if short.startswith("conn[0].") else sess
+        attr = _FLASHNODE_ATTR.get(short, short.partition(".")[2])
+        text = device.attr(attr)
+        bits = _UINT_BITS.get(spec.vtype)
+        if bits is None:
+            value = text or EMPTY
+        else:
+            number = c_int(text)
+            value = str((-1 if number is None else number) & ((1 << bits) - 1))
+        lines.append(f"{spec.name} = {value}")
+    lines.append(END_LINE)
+    return "".join(f"{line}\n" for line in lines)
 
 
 def _flashnode_attrs(node: Flashnode) -> dict[str, str]:

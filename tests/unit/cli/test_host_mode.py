@@ -60,7 +60,26 @@ def test_flashnodes_listed(tmp_path: Path) -> None:
     code, out, _ = run(tmp_path, ["-m", "host", "-C", "flashnode", "-H", "5"])
     assert (code, out) == (0, "qla4xxx: [0] 10.1.1.1:3260,1 iqn.t:flash\n")
     code, out, _ = run(tmp_path, ["-m", "host", "-C", "flashnode", "-H", "5", "-x", "0"])
-    assert code == 0 and "flashnode.targetname = iqn.t:flash\n" in out
+    # iscsiadm's record (idbm_print_flashnode_info, 2.1.8 idbm.c:728-877): every key of
+    # idbm_recinfo_flashnode in order; a missing numeric attribute reads as -1 cut to the
+    # field (sysfs_get_uint8/16/uint store -1 before the read), a missing string <empty>.
+    assert code == 0
+    lines = out.splitlines()
+    assert (lines[0], lines[-1]) == ("# BEGIN RECORD 2.1.8", "# END RECORD")
+    assert len(lines) == 2 + 33 + 26  # session keys, conn[0] keys
+    assert lines[1:4] == [
+        "flashnode.session.auto_snd_tgt_disable = 255",
+        "flashnode.session.discovery_session = 255",
+        "flashnode.session.portal_type = <empty>",
+    ]
+    assert "flashnode.session.targetname = iqn.t:flash" in lines
+    assert "flashnode.session.tpgt = 1" in lines
+    assert "flashnode.session.first_burst_len = 4294967295" in lines
+    assert "flashnode.session.tsid = 65535" in lines
+    assert lines[34] == "flashnode.conn[0].is_fw_assigned_ipv6 = 255"
+    assert "flashnode.conn[0].port = 3260" in lines
+    assert "flashnode.conn[0].ipaddress = 10.1.1.1" in lines
+    assert lines[-2] == "flashnode.conn[0].exp_statsn = 4294967295"
 
 
 def test_offload_iface_block(tmp_path: Path) -> None:

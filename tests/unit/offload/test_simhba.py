@@ -7,6 +7,7 @@ socketpair), so what is checked is what a driver sees.
 from __future__ import annotations
 
 import errno
+import shutil
 import socket
 import struct
 from collections.abc import Iterator
@@ -72,7 +73,8 @@ def test_sysfs_tree_is_the_drivers(tmp_path: Path) -> None:
     assert q.proc_name == "qla4xxx" and b.proc_name == "bnx2i"
     transport = q.transport()
     assert transport is not None and transport.caps == PROFILES["qla4xxx"].caps
-    assert [i.name for i in q.ifaces()] == ["ipv4-iface-5-0"]
+    # qla4xxx makes ipv4 iface 0 and ipv6 ifaces 0 and 1 (ql4_os.c:1962-1998).
+    assert [i.name for i in q.ifaces()] == ["ipv4-iface-5-0", "ipv6-iface-5-0", "ipv6-iface-5-1"]
     assert q.ifaces()[0].attr("bootproto") == "static"
     assert q.hwaddress == "00:0e:1e:04:93:a0" and q.netdev is None  # qla4xxx hides netdev
     assert b.ifaces() == [] and b.netdev == "eth2"  # bnx2i: no kernel iface, a netdev
@@ -102,6 +104,10 @@ def test_set_iface_params_enable_creates_an_ipv6_iface(
     sim: tuple[SimulatedHba, NetlinkChannel],
 ) -> None:
     hba, channel = sim
+    for num in (0, 1):  # a qla4xxx with IPv6 off has no ipv6 iface (ql4_os.c:2000-2004)
+        gone = hba.iface_dir(IfaceType.IPV6, num)
+        shutil.rmtree(gone)
+        (hba.fake.sys / "class/iscsi_iface" / gone.name).unlink()
     attrs = (
         _net(NetParam.IFACE_ENABLE, b"\x02", iface_type=IfaceType.IPV6),
         _net(NetParam.IPV6_ADDR, socket.inet_pton(socket.AF_INET6, "fd00::7"),
