@@ -5,6 +5,8 @@ out; every wait is bounded."""
 
 from __future__ import annotations
 
+import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -146,3 +148,35 @@ def test_isns_registration_kept_alive_within_the_registration_period(
         time.sleep(9)
         assert "iscsikitd:" in isnsd.isnsadm("--list", "entities")
         assert daemon.stop() == 0
+
+
+def test_scn_port_answers_scn_and_drops_a_bad_peer(daemon: RunningDaemon, isnsd: Isnsd) -> None:
+    """The SCN listener by hand: a well-formed SCN gets its SCNRsp (destination name
+    back) and a discovery; a peer sending a query (not a server message) is dropped at
+    once; the daemon serves on."""
+    from iscsikit.proto.isns import Attribute, FunctionId, Header, Tag, encode_attributes
+
+    discoveryd_record(daemon, "isns", isnsd.portal, -1)
+    daemon.start()
+    wait_for(lambda: "SCNs to 127.0.0.1:" in daemon.log, 10, daemon)
+    port = int(re.search(r"SCNs to 127\.0\.0\.1:(\d+)", daemon.log).group(1))  # type: ignore[union-attr]
+    me = "iqn.2026-12.test.discoveryd:dest"
+    payload = encode_attributes([
+        Attribute.string(Tag.ISCSI_NAME, me),
+        Attribute(Tag.TIMESTAMP, (1_765_000_000).to_bytes(8, "big")),
+        Attribute.uint32(Tag.ISCSI_SCN_BITMAP, 0x08),
+        Attribute.string(Tag.ISCSI_NAME, f"{IQN}:by-hand"),
+    ])  # fmt: skip
+    scn = Header(FunctionId.SCN, len(payload), 0x4C00, 77, 0).encode() + payload
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(scn)
+        reply = sock.recv(4096)
+    assert reply[2:4] == b"\x80\x08" and reply[8:10] == (77).to_bytes(2, "big")
+    assert reply[12:16] == bytes(4) and me.encode() in reply[16:]
+    wait_for(lambda: f"{IQN}:by-hand" in daemon.log, 5, daemon)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(Header(FunctionId.DEV_ATTR_QRY, 0, 0x4C00, 1, 0).encode())
+        assert sock.recv(4096) == b""  # closed on us
+    wait_for(lambda: "bad message" in daemon.log, 5, daemon)
+    assert daemon.adm("-m", "session").returncode == 21
+    assert daemon.stop() == 0
