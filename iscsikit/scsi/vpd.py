@@ -33,6 +33,9 @@ __all__ = [
     "parse_vpd_logical_block_provisioning",
     "parse_vpd_supported_pages",
     "parse_vpd_unit_serial",
+    "relative_target_port",
+    "target_port_group",
+    "lu_identity",
     "vpd_page_length",
 ]
 
@@ -180,6 +183,61 @@ def parse_vpd_device_identification(data: bytes) -> list[Designator]:
         )
         offset += 4 + length
     return designators
+
+
+def _lu_rank(d: Designator) -> int | None:
+    """Where a logical-unit designator stands in the order Linux's scsi_vpd_lu_id (the
+    WWID dm-multipath groups by) prefers: SCSI name string, NAA IEEE Registered Extended,
+    16-byte EUI-64, NAA IEEE Registered, 12-byte EUI-64, 8-byte EUI-64, other NAA, T10
+    vendor ID (SPC-4 §7.8.6: the stronger the naming authority, the better).  None for
+    designators that do not name the LU."""
+    if d.association != Association.LOGICAL_UNIT or not d.designator:
+        return None
+    kind, size = d.designator_type, len(d.designator)
+    if kind == DesignatorType.SCSI_NAME_STRING and d.code_set in _TEXT_CODE_SETS:
+        return 0
+    if kind == DesignatorType.NAA:
+        naa = d.designator[0] >> 4
+        return 1 if naa == 6 else 3 if naa == 5 else 6
+    if kind == DesignatorType.EUI64:
+        return {16: 2, 12: 4, 8: 5}.get(size)
+    if kind == DesignatorType.T10_VENDOR_ID:
+        return 7
+    return None
+
+
+def lu_identity(designators: list[Designator]) -> Designator | None:
+    """The designator that names the logical unit itself, the best one by
+    :func:`_lu_rank`'s order (the first of equal rank), or None when the page has none.
+
+    Two paths reach the same LU when their identities are equal (type, code set and
+    bytes); a multipath initiator groups by it and refuses to group anything else.
+    """
+    ranked = [(rank, i, d) for i, d in enumerate(designators) if (rank := _lu_rank(d)) is not None]
+    return min(ranked)[2] if ranked else None
+
+
+def _port_number(designators: list[Designator], kind: DesignatorType) -> int | None:
+    for d in designators:
+        if (
+            d.association == Association.TARGET_PORT
+            and d.designator_type == kind
+            and len(d.designator) >= 4
+        ):
+            return int.from_bytes(d.designator[2:4], "big")
+    return None
+
+
+def relative_target_port(designators: list[Designator]) -> int | None:
+    """RELATIVE TARGET PORT IDENTIFIER of the port the page was read through
+    (SPC-4 §7.8.6.5), or None."""
+    return _port_number(designators, DesignatorType.RELATIVE_TARGET_PORT)
+
+
+def target_port_group(designators: list[Designator]) -> int | None:
+    """TARGET PORT GROUP of the port the page was read through (SPC-4 §7.8.6.6): the
+    group whose state REPORT TARGET PORT GROUPS gives; None without ALUA."""
+    return _port_number(designators, DesignatorType.TARGET_PORT_GROUP)
 
 
 # -- Block Limits (0xB0) -----------------------------------------------------------------
