@@ -49,6 +49,7 @@ from .connector import PathAnsweringConnector, ThroughHostConnector
 from .discovery import DiscoverySession, KernelPduConnection
 from .host import OffloadHost
 from .ifacecfg import net_config_attrs
+from .session import HbaKernelSession
 
 __all__ = ["OffloadTransport", "offload_capabilities", "plugin_hooks"]
 
@@ -189,7 +190,7 @@ class OffloadTransport(KernelTransport, OffloadDriver):
         raise NotSupportedError(f"{self.name}: the endpoint is made through the iface's host")
 
     def _connect(
-        self, spec: ConnectSpec, cls: type[KernelSession] = KernelSession
+        self, spec: ConnectSpec, cls: type[KernelSession] = HbaKernelSession
     ) -> tuple[KernelSession, LoginAccepted | TargetRedirected]:
         """A kernel session (of ``cls``) on an endpoint made through the iface's host,
         logged in and started, or its redirect (the session then destroyed)."""
@@ -216,6 +217,8 @@ class OffloadTransport(KernelTransport, OffloadDriver):
             endpoint.close(clean=False)
             channel.close()
             raise
+        if isinstance(kernel, HbaKernelSession):
+            kernel.channels = self.channel_factory
         try:
             result = kernel.connect(spec, endpoint)
         except BaseException:
@@ -241,7 +244,7 @@ class OffloadTransport(KernelTransport, OffloadDriver):
         if host is None or host not in {h.host_no for h in self.hosts()}:
             raise ConnectionFailedError(f"{self.name}: no kernel session {sid} on its hosts")
         conn = found.connection() if found is not None else None
-        kernel = KernelSession(
+        kernel = HbaKernelSession(
             self.channel_factory(),
             self.transport_handle(),
             sid,
@@ -252,6 +255,7 @@ class OffloadTransport(KernelTransport, OffloadDriver):
             connector=self._connector(host),
         )
         kernel.started = True  # running: its endpoint is the kernel's alone
+        kernel.channels = self.channel_factory
         return KernelTcpSession(kernel, spec)
 
     def discover_sendtargets(

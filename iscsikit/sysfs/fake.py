@@ -214,6 +214,26 @@ class FakeSysfs:
         prints it (``"%s\\n"``); a simulated driver uses it to reflect a change."""
         _write(device / key, value)
 
+    def unreadable_attr(self, device: Path, key: str) -> None:
+        """Attribute ``key`` of ``device`` exists but its read fails, as one whose
+        ``show`` returns an error does (be2iscsi's ``vlan_id`` while VLAN is off:
+        -EINVAL).  Modelled as a dangling symlink: it is listed, and opening it fails
+        with an ``OSError``, which readers treat as a failed read."""
+        path = device / key
+        if path.is_symlink() or path.exists():
+            path.unlink()
+        path.symlink_to(f".{key}.unreadable")
+
+    def remove_iface(self, host_no: int, *, ipv6: bool = False, num: int = 0) -> None:
+        """Destroy kernel iface ``<ipv4|ipv6>-iface-H-N`` (iscsi_destroy_iface)."""
+        name = f"{'ipv6' if ipv6 else 'ipv4'}-iface-{host_no}-{num}"
+        link = self.sys / "class/iscsi_iface" / name
+        if link.is_symlink():
+            link.unlink()
+        dev = self.host_dir(host_no) / "iscsi_iface" / name
+        if dev.is_dir():
+            shutil.rmtree(dev)
+
     def add_iface(
         self, host_no: int, *, ipv6: bool = False, num: int = 0, attrs: Mapping[str, str]
     ) -> Path:

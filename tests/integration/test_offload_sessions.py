@@ -164,6 +164,12 @@ def test_iscsikitd_adopts_an_offload_session(tgtd: Tgtd) -> None:
                 assert daemon.stop() == 0, daemon.log
             assert SysfsContext(root).session(sid) is not None, daemon.log
             with RunningDaemon(root, env=env) as daemon:
+                # -s: GET_STATS on the driver's channel (every offload driver answers it;
+                # the qla4xxx firmware counts the login PDUs, ql4_os.c:1849-1870).
+                st = daemon.adm("-m", "session", "-r", str(sid), "-s")
+                assert st.returncode == 0, (st.stdout, st.stderr, daemon.log)
+                assert st.stdout.startswith(f"Stats for session [sid: {sid}, target: "), st.stdout
+                assert "\tlogin_pdus: 1\n" in st.stdout, st.stdout
                 out = daemon.adm("-m", "session", "-r", str(sid), "-u")
                 assert out.returncode == 0, (out.stdout, out.stderr, daemon.log)
                 assert "successful" in out.stdout, out.stdout

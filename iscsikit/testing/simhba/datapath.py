@@ -47,17 +47,21 @@ from iscsikit.netlink.events import (
     RequestDone,
     SessionCreated,
     SessionUnbound,
+    StatsReceived,
 )
 from iscsikit.netlink.messages import (
     BindConn,
     CreateBoundSession,
     CreateConn,
+    CreateSession,
     DestroyConn,
     DestroySession,
+    DestroySessionAsync,
     EpConnect,
     EpConnectThroughHost,
     EpDisconnect,
     EpPoll,
+    GetStats,
     PathUpdate,
     SendPdu,
     SetParam,
@@ -85,8 +89,33 @@ SESSION_OPS = frozenset(
         UEvent.UNBIND_SESSION,
         UEvent.DESTROY_CONN,
         UEvent.DESTROY_SESSION,
+        # All six set .get_stats (cxgb4i.c:144, cxgb3i.c:127, be_main.c:5821,
+        # qedi_iscsi.c:1490, bnx2i_iscsi.c:2296, ql4_os.c:273).
+        UEvent.GET_STATS,
+        # All six set .create_session and return NULL without an endpoint (libcxgbi.c:2736,
+        # be_iscsi.c:49, qedi_iscsi.c:247, bnx2i_iscsi.c:1293, ql4_os.c:3101): -ENOMEM.
+        UEvent.CREATE_SESSION,
+        # Needs no callback of its own (scsi_transport_iscsi.c:3975-3991).
+        UEvent.DESTROY_SESSION_ASYNC,
     }
 )
+#: PDUs the qla4xxx firmware counts (qla4xxx_conn_get_stats, ql4_os.c:1849-1870), by
+#: opcode: sent, then received.
+_TX_COUNTERS = {
+    0x00: "noptx_pdus",
+    0x03: "login_pdus",
+    0x04: "text_pdus",
+    0x06: "logout_pdus",
+    0x10: "snack_pdus",
+}
+_RX_COUNTERS = {
+    0x20: "noprx_pdus",
+    0x24: "textrsp_pdus",
+    0x26: "logoutrsp_pdus",
+    0x31: "r2t_pdus",
+    0x32: "async_pdus",
+    0x3F: "rjt_pdus",
+}
 _BHS = 48
 _LOGIN_REQUEST, _LOGOUT_RESPONSE = 0x03, 0x26
 
@@ -137,6 +166,15 @@ class _Conn:
         self.exp_cmdsn = 0
         self.next_itt = 0x100
         self.params: dict[int, str] = {}
+        #: ``struct iscsi_stats`` counters GET_STATS answers with (tests may set more).
+        self.stats: dict[str, int] = {}
+
+    def count(self, name: str | None, octets: int = 0, direction: str = "tx") -> None:
+        if name is not None:
+            self.stats[name] = self.stats.get(name, 0) + 1
+        if octets:
+            key = f"{direction}data_octets"
+            self.stats[key] = self.stats.get(key, 0) + octets
 
 
 def _read_exact(sock: socket.socket, size: int) -> bytes | None:
@@ -160,6 +198,8 @@ class DataPath:
         view: SessionView | None = None,
         *,
         path_request: bool = False,
+        firmware_stats: bool = False,
+        custom_stats: tuple[str, ...] = (),
     ) -> None:
         self.host_no = host_no
         self.handle = handle
@@ -168,6 +208,11 @@ class DataPath:
         self.view = view
         #: Endpoints wait for iscsiuio's PATH_UPDATE (cnic: bnx2i, qedi).
         self.path_request = path_request
+        #: qla4xxx's firmware counts every PDU; the libiscsi drivers count only the SCSI
+        #: data path (none here), so their counters stay 0.
+        self.firmware_stats = firmware_stats
+        #: The driver's custom counters (``eh_abort_cnt`` for the libiscsi ones).
+        self.custom_stats = custom_stats
         self.endpoints: dict[int, _Endpoint] = {}
         self.sessions: dict[int, dict[int, _Conn]] = {}
         self._next_ep = 1
@@ -298,7 +343,33 @@ class DataPath:
             ep.sock.sendall(bytes(hdr) + data)
         except OSError as exc:
             raise SimError(exc.errno or errno.EIO) from None
+        if self.firmware_stats:
+            conn.count(_TX_COUNTERS.get(hdr[0] & 0x3F), len(req.data))
         return [self._done(req)]
+
+    def get_stats(self, req: Request) -> list[KernelMessage]:
+        """GET_STATS: the connection's ``struct iscsi_stats`` (an unknown connection:
+        -EEXIST, scsi_transport_iscsi.c:2831-2833)."""
+        assert isinstance(req, GetStats)
+        conn = self.sessions.get(req.sid, {}).get(req.cid)
+        if conn is None:
+            raise SimError(errno.EEXIST)
+        custom = tuple((name, conn.stats.get(name, 0)) for name in self.custom_stats)
+        stats = StatsReceived(
+            transport_handle=self.handle,
+            request_type=req.TYPE,
+            sid=req.sid,
+            cid=req.cid,
+            counters=dict(conn.stats),
+            custom=custom,
+        )
+        return [stats]
+
+    def create_session(self, req: Request) -> list[KernelMessage]:
+        """CREATE_SESSION (no endpoint): every offload driver's ``create_session``
+        returns NULL without one, which the kernel answers -ENOMEM (:2960-2961)."""
+        assert isinstance(req, CreateSession)
+        raise SimError(errno.ENOMEM)
 
     def set_param(self, req: Request) -> list[KernelMessage]:
         assert isinstance(req, SetParam)
@@ -341,9 +412,14 @@ class DataPath:
         return [self._done(req)]
 
     def destroy_session(self, req: Request) -> list[KernelMessage]:
-        assert isinstance(req, DestroySession)
-        if self.sessions.pop(req.sid, None) is None:
+        """DESTROY_SESSION and DESTROY_SESSION_ASYNC: -EINVAL for an unknown session,
+        -EBUSY while it has connections (scsi_transport_iscsi.c:3966-3991)."""
+        assert isinstance(req, DestroySession | DestroySessionAsync)
+        if req.sid not in self.sessions:
             raise SimError(errno.EINVAL)
+        if self.sessions[req.sid]:
+            raise SimError(errno.EBUSY)
+        del self.sessions[req.sid]
         if self.view is not None:
             self.view.destroyed(req.sid)
         return [self._done(req)]
@@ -387,6 +463,8 @@ class DataPath:
             conn.exp_cmdsn = int.from_bytes(bhs[28:32], "big")
             if bhs[0] & 0x3F == _LOGOUT_RESPONSE:
                 conn.logged_out = True
+            if self.firmware_stats:
+                conn.count(_RX_COUNTERS.get(bhs[0] & 0x3F), int.from_bytes(bhs[5:8], "big"), "rx")
             self.emit(
                 PduReceived(
                     transport_handle=self.handle,

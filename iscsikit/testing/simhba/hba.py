@@ -49,6 +49,7 @@ from iscsikit.netlink.messages import (
     Ping,
     SetChap,
     SetFlashnodeParams,
+    SetHostParam,
     SetIfaceParams,
 )
 from iscsikit.netlink.params import ChapParam, NetParam
@@ -59,6 +60,7 @@ from .datapath import DataPath, SimError
 from .flashnode import apply_flashnode_params
 from .kernelview import SessionView
 from .profiles import PROFILES, DriverProfile
+from .quirks import Be2iscsiIfaces, cxgbi_set_host_param
 
 __all__ = ["SimulatedHba"]
 
@@ -164,7 +166,15 @@ class SimulatedHba:
         #: server replaces it to send them to every connected channel.
         self.emit: Callable[[KernelEvent], None] = self.events.append
         self._lock = threading.Lock()
-        self._build(ipaddress, netdev, initiatorname)
+        self._build(
+            ipaddress, f"host{host_no}" if self.profile.netdev_is_host else netdev, initiatorname
+        )
+        self._be2iscsi: Be2iscsiIfaces | None = None
+        if self.profile.be2iscsi_ifaces:
+            self._be2iscsi = Be2iscsiIfaces(
+                self.fake, host_no, self.iface_dir, self._write_net_attr
+            )
+            self._be2iscsi.show_vlan()
         self.write_neighbours(_NEIGHBOURS if neighbours is None else neighbours, netdev)
         self.datapath = DataPath(
             host_no,
@@ -172,6 +182,8 @@ class SimulatedHba:
             self._emit,
             SessionView(self.fake, host_no),
             path_request=self.profile.uses_iscsiuio,
+            firmware_stats=self.profile.firmware_stats,
+            custom_stats=self.profile.custom_stats,
         )
 
     def _emit(self, event: KernelEvent) -> None:
@@ -271,6 +283,9 @@ class SimulatedHba:
 
     def _set_iface_params(self, req: Request) -> list[KernelMessage]:
         assert isinstance(req, SetIfaceParams)
+        if self._be2iscsi is not None:
+            self._be2iscsi.apply(req.attrs)
+            return [self._done(req)]
         for attr in req.attrs:
             self._set_iface_param(attr)
         return [self._done(req)]
@@ -294,9 +309,18 @@ class SimulatedHba:
             self.fake.write_attr(path, "vlan_id", tag & 0xFFF)
             self.fake.write_attr(path, "vlan_priority", tag >> 13)
             return
-        name = _NET_ATTR.get(attr.param)
+        self._write_net_attr(path, attr.param, attr.value)
+
+    def _write_net_attr(self, path: Path, param: int, value: bytes) -> None:
+        """Write the iface attribute NET parameter ``param`` sets, as the driver prints it."""
+        name = _NET_ATTR.get(param)
         if name is not None:
-            self.fake.write_attr(path, name, _attr_text(attr.param, attr.value))
+            self.fake.write_attr(path, name, _attr_text(param, value))
+
+    def _set_host_param(self, req: Request) -> list[KernelMessage]:
+        assert isinstance(req, SetHostParam)
+        cxgbi_set_host_param(self.fake, self.host_no, req.param, req.value)
+        return [self._done(req)]
 
     def _ping(self, req: Request) -> list[KernelMessage]:
         assert isinstance(req, Ping)
@@ -401,7 +425,7 @@ class SimulatedHba:
         UEvent.LOGIN_FLASHNODE: _flashnode_op,
         UEvent.LOGOUT_FLASHNODE: _flashnode_op,
         UEvent.LOGOUT_FLASHNODE_SID: _ok,
-        UEvent.SET_HOST_PARAM: _ok,
+        UEvent.SET_HOST_PARAM: _set_host_param,  # only cxgb3i/cxgb4i have it
     }
 
 
@@ -421,5 +445,8 @@ _DATAPATH: dict[UEvent, str] = {
     UEvent.UNBIND_SESSION: "unbind_session",
     UEvent.DESTROY_CONN: "destroy_conn",
     UEvent.DESTROY_SESSION: "destroy_session",
+    UEvent.DESTROY_SESSION_ASYNC: "destroy_session",
+    UEvent.CREATE_SESSION: "create_session",
+    UEvent.GET_STATS: "get_stats",
     UEvent.PATH_UPDATE: "path_update",
 }

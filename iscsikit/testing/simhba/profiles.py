@@ -90,6 +90,15 @@ class DriverProfile:
     ipv6_ifaces: int = 0
     #: ``bnx2i`` and ``qedi`` need iscsiuio for ARP/DHCP (the ``set_path`` callback).
     uses_iscsiuio: bool = False
+    #: GET_STATS: qla4xxx's firmware counts every PDU; the others report libiscsi's
+    #: data-path counters and one custom counter, ``eh_abort_cnt``.
+    firmware_stats: bool = False
+    custom_stats: tuple[str, ...] = ("eh_abort_cnt",)
+    #: qedi's ``netdev`` host attribute is ``host<H>`` (qedi_iscsi.c:703-704).
+    netdev_is_host: bool = False
+    #: be2iscsi's SET_IFACE_PARAMS rules and adapter-wide VLAN, whose ``vlan_id`` /
+    #: ``vlan_priority`` cannot be read (-EINVAL) while it is disabled (:mod:`.quirks`).
+    be2iscsi_ifaces: bool = False
 
     def supports(self, op: UEvent) -> bool:
         """Whether the driver has the callback of request ``op``."""
@@ -113,7 +122,10 @@ _CXGBI_CAPS: Final = (
     | Cap.TEXT_NEGO
 )
 
-#: The six offload drivers open-iscsi knows (usr/transport.c), by transport name.
+#: The six in-tree offload drivers of Linux 6.1, by transport name (open-iscsi's
+#: usr/transport.c has seven offload templates: these and ``ocs``, which has no in-tree
+#: kernel driver; the 6.1 registrars of ``iscsi_register_transport`` are tcp, iser and
+#: these six).
 PROFILES: Final[dict[str, DriverProfile]] = {
     p.transport: p
     for p in (
@@ -137,6 +149,8 @@ PROFILES: Final[dict[str, DriverProfile]] = {
             # ipv4-iface-H-0, ipv6-iface-H-0 and ipv6-iface-H-1 (ql4_os.c:1962-1998).
             iface6_attrs=(*_IPV6_IFACE, *_VLAN_MTU),
             ipv6_ifaces=2,
+            firmware_stats=True,  # qla4xxx_conn_get_stats, ql4_os.c:1811-1870
+            custom_stats=(),
         ),
         DriverProfile(
             transport="bnx2i",
@@ -165,12 +179,14 @@ PROFILES: Final[dict[str, DriverProfile]] = {
             proc_name="be2iscsi",
             caps=int(_DATA_PATH_OFFLOAD | Cap.TEXT_NEGO),
             ops=_EP | {UEvent.SET_IFACE_PARAMS},
-            host_attrs=("hwaddress", "ipaddress", "initiatorname", "port_state", "port_speed"),
+            # beiscsi_attr_is_visible (be_iscsi.c:1366-1375): no ipaddress.
+            host_attrs=("hwaddress", "initiatorname", "port_state", "port_speed"),
             iface_attrs=(*_IPV4_IFACE, "vlan_id", "vlan_priority", "vlan_enabled"),
             # ipv4-iface-H-0 and ipv6-iface-H-0 (be_iscsi.c:240-288); NET visibility
             # be_iscsi.c:1351-1362 (IPV6_ADDR, IFACE_ENABLE, VLAN_*).
             iface6_attrs=("ipaddress", "enabled", "vlan_id", "vlan_priority", "vlan_enabled"),
             ipv6_ifaces=1,
+            be2iscsi_ifaces=True,
         ),
         DriverProfile(
             transport="qedi",
@@ -178,8 +194,10 @@ PROFILES: Final[dict[str, DriverProfile]] = {
             caps=int(_DATA_PATH_OFFLOAD | Cap.TEXT_NEGO),
             ops=_EP | {UEvent.PATH_UPDATE},
             host_attrs=("netdev", "hwaddress", "ipaddress"),
-            iface_attrs=("ipaddress", "subnet", "gateway", "bootproto", "vlan_id"),
+            # No iscsi_iface: no get/set_iface_param, no iscsi_create_iface in qedi/
+            # (qedi_iscsi.c:1392-1447).
             uses_iscsiuio=True,
+            netdev_is_host=True,
         ),
     )
 }
