@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from iscsikit.api import Chap, Session, discover, login
     from iscsikit.lun.aio import AsyncLun, open_lun_async
     from iscsikit.lun.lun import Lun, open_lun
+    from iscsikit.lun.multipath import MultipathLun, open_multipath_lun
     from iscsikit.nbd.session_lun import SessionLun, open_session_lun
     from iscsikit.proto.sendtargets import DiscoveredTarget
     from iscsikit.records.model import DiscoveryRecord, IfaceRecord, NodeRecord
@@ -49,6 +50,8 @@ _LAZY = {
     "open_lun": "iscsikit.lun.lun",
     "AsyncLun": "iscsikit.lun.aio",
     "open_lun_async": "iscsikit.lun.aio",
+    "MultipathLun": "iscsikit.lun.multipath",
+    "open_multipath_lun": "iscsikit.lun.multipath",
     "SessionLun": "iscsikit.nbd.session_lun",
     "open_session_lun": "iscsikit.nbd.session_lun",
     "DiscoveredTarget": "iscsikit.proto.sendtargets",
@@ -83,6 +86,7 @@ __all__ = [
     "IscsiError",
     "LoginError",
     "Lun",
+    "MultipathLun",
     "NodeRecord",
     "Records",
     "Session",
@@ -94,5 +98,6 @@ __all__ = [
     "login",
     "open_lun",
     "open_lun_async",
+    "open_multipath_lun",
     "open_session_lun",
 ]

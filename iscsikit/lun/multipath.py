@@ -1,0 +1,691 @@
+"""Userspace multipath: one logical unit over several sessions (one per portal).
+
+:func:`open_multipath_lun` logs a session in per URL, opens the LUN on each and checks,
+before any I/O, that every path reaches the *same* logical unit: the identity of VPD
+page 0x83 (:func:`~iscsikit.scsi.vpd.lu_identity`, the designator dm-multipath's WWID is
+made of) must be present and equal on all of them, else nothing is grouped (writing one
+LU's data through another's path is the one mistake a multipath layer must never make).
+
+:class:`MultipathLun` has the blocking :class:`~iscsikit.lun.lun.Lun`'s surface and sends
+each call down one path picked by a policy: ``failover`` (one path until it fails),
+``round-robin`` or ``queue-depth`` (least outstanding calls; calls from several threads
+run on several paths at once).  A call that fails on a path for a transport or session
+reason (:class:`~iscsikit.errors.TransportError`, a protocol error) is issued again,
+whole, on another path; the failed path rests for a back-off, then the next call polls
+its session, which logs in again by itself, and the path is used again once it is
+logged in.  A SCSI error the LU itself reported is the caller's, never re-issued
+elsewhere, except NOT READY because of the port's ALUA state (04/0A-0C), which moves the
+call to another port group.  With no usable path, calls wait for one up to
+``no_path_timeout`` (dm-multipath's ``queue_if_no_path`` with a bound).
+
+ALUA (SPC-4 §5.16): when the LU reports TPGS, each path learns its port group from VPD
+0x83 and REPORT TARGET PORT GROUPS gives the groups' states, at open and again after a
+UNIT ATTENTION 2A/06 (seen on any path) or an ALUA NOT READY.  Active/optimized paths are
+used first, active/non-optimized only when no optimized one is up, standby, unavailable,
+offline and transitioning ones never.
+
+Each path's session is a :class:`~iscsikit.manager.blocking.BlockingManagedSession`
+with ``replacement_timeout`` 0 by default: a failed connection fails its call at once,
+so the call moves to another path instead of waiting for the same one (open-iscsi's
+advice for dm-multipath too).  Blocking only: the asyncio twin would need the same
+selection over :class:`~iscsikit.lun.aio.AsyncLun` paths and is not written yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+from iscsikit.errors import (
+    ConnectionFailedError,
+    InvalidParameterError,
+    IscsiError,
+    LocalProtocolError,
+    ProtocolError,
+    TaskManagementError,
+    TransportError,
+)
+from iscsikit.lun import ops
+from iscsikit.lun.lun import Lun, login_for_url, run_blocking
+from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
+from iscsikit.manager.blocking import BlockingManagedSession
+from iscsikit.manager.policy import State
+from iscsikit.manager.recovery import REISSUE_LIMIT
+from iscsikit.plugin.transport import CommandChannel
+from iscsikit.proto.task import ScsiTask, TmfTask
+from iscsikit.scsi import cdb as C
+from iscsikit.scsi.alua import (
+    AccessState,
+    is_alua_state_change,
+    is_alua_transition,
+    parse_report_target_port_groups,
+    report_target_port_groups,
+)
+from iscsikit.scsi.errors import ScsiCommandError
+from iscsikit.scsi.sense import decode_sense
+from iscsikit.scsi.vpd import (
+    Designator,
+    lu_identity,
+    parse_vpd_device_identification,
+    relative_target_port,
+    target_port_group,
+)
+
+_R = TypeVar("_R")
+
+Policy = Literal["failover", "round-robin", "queue-depth"]
+POLICIES: tuple[Policy, ...] = ("failover", "round-robin", "queue-depth")
+
+
+def path_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the path failed (worth the call on another path) rather than
+    the command (the LU's answer, or the caller's mistake)."""
+    if isinstance(exc, LocalProtocolError):
+        return False
+    return isinstance(exc, (TransportError, ProtocolError, TaskManagementError))
+
+
+class AluaWatch(CommandChannel):
+    """A path's command channel that reports a UNIT ATTENTION "asymmetric access state
+    changed" (2A/06-07) before :mod:`~iscsikit.lun.ops` retries it away."""
+
+    def __init__(self, inner: CommandChannel) -> None:
+        self.inner = inner
+        self.on_state_change: Callable[[], None] | None = None
+        self._watched: list[ScsiTask] = []
+
+    def submit(self, task: ScsiTask) -> None:
+        self._watched.append(task)
+        self.inner.submit(task)
+
+    def wait(self, task: ScsiTask | None = None) -> None:
+        try:
+            self.inner.wait(task)
+        finally:
+            self._look()
+
+    def _look(self) -> None:
+        pending: list[ScsiTask] = []
+        for task in self._watched:
+            if not task.done:
+                pending.append(task)
+            elif task.sense_data and self.on_state_change is not None:
+                with contextlib.suppress(ValueError):
+                    if is_alua_state_change(decode_sense(task.sense_data)):
+                        self.on_state_change()
+        self._watched = pending
+
+    def task_management(self, task: TmfTask) -> TmfTask:
+        return self.inner.task_management(task)
+
+    def statistics(self) -> Mapping[str, int]:
+        return self.inner.statistics()
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
+
+
+@dataclass(frozen=True, slots=True)
+class PathInfo:
+    """A path as ``-m session -P 3`` / JSON show it.
+
+    ``state``: ``active`` (used for I/O), ``standby`` (healthy, but ALUA says not
+    usable, or a better group is up) or ``failed`` (resting after a failure).
+    """
+
+    index: int
+    name: str
+    state: str
+    alua: str | None
+    group_id: int | None
+    relative_port: int | None
+    commands: int
+    failures: int
+    last_error: str | None
+
+
+class Path:
+    """One session to the LU: its :class:`Lun`, what VPD 0x83 said, and its health.
+
+    The multipath LUN changes the fields under its own lock; :meth:`busy` gives one
+    caller at a time the path's Lun (a session runs one call at a time).
+    """
+
+    def __init__(
+        self,
+        *,
+        index: int,
+        name: str,
+        lun: Lun,
+        identity: Designator | None,
+        relative_port: int | None = None,
+        group_id: int | None = None,
+        alua_capable: bool = False,
+    ) -> None:
+        self.index = index
+        self.name = name
+        self.lun = lun
+        self.identity = identity
+        self.relative_port = relative_port
+        self.group_id = group_id
+        self.alua_capable = alua_capable
+        self.alua: AccessState | int | None = None
+        self.healthy = True
+        self.outstanding = 0
+        self.commands = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.retry_at = 0.0
+        self._backoff = 0.0
+        self._mutex = threading.Lock()
+
+    @property
+    def identity_key(self) -> tuple[int, int, bytes] | None:
+        """What two paths of one LU have equal: designator type, code set, bytes."""
+        d = self.identity
+        return None if d is None else (d.designator_type, d.code_set, d.designator)
+
+    @property
+    def rank(self) -> int:
+        """ALUA preference, lower first (0 without ALUA)."""
+        if self.alua is None:
+            return 0
+        return AccessState(self.alua).rank if self.alua in AccessState._value2member_map_ else 2
+
+    @property
+    def state(self) -> str:
+        if not self.healthy:
+            return "failed"
+        if self.alua is not None and self.rank > 1:
+            return "standby"
+        return "active"
+
+    def info(self) -> PathInfo:
+        alua = None
+        if self.alua is not None:
+            known = self.alua in AccessState._value2member_map_
+            alua = AccessState(self.alua).text if known else f"0x{int(self.alua):x}"
+        return PathInfo(
+            self.index, self.name, self.state, alua, self.group_id, self.relative_port,
+            self.commands, self.failures, self.last_error,
+        )  # fmt: skip
+
+    @contextlib.contextmanager
+    def busy(self, *, counted: bool = False) -> Iterator[None]:
+        """Hold the path's Lun for one call (``counted``: a call of the data path)."""
+        with self._mutex:
+            yield
+            if counted:
+                self.commands += 1
+
+    def fail(self, exc: BaseException, now: float, first: float, cap: float) -> None:
+        """Take the path out of use for a back-off (``first``, doubling up to ``cap``)."""
+        self.healthy = False
+        self.failures += 1
+        self.last_error = str(exc)
+        self._backoff = first if self._backoff == 0 else min(self._backoff * 2, cap)
+        self.retry_at = now + self._backoff
+
+    def try_reconnect(self, now: float, first: float, cap: float) -> bool:
+        """Let the path's session do what is due (a login attempt, once its wait is
+        over); True when it is logged in again and the path is back in use."""
+        if not self._mutex.acquire(blocking=False):
+            return False
+        try:
+            session = self.lun.session
+            if isinstance(session, BlockingManagedSession):
+                with contextlib.suppress(IscsiError):
+                    session.poll()
+                back = session.state is State.LOGGED_IN
+            else:
+                back = not self.lun.channel.closed
+            if back:
+                self.healthy = True
+                self._backoff = 0.0
+                return True
+            self._backoff = min(max(self._backoff, first) * 2, cap)
+            self.retry_at = now + self._backoff
+            return False
+        finally:
+            self._mutex.release()
+
+
+class _Gate:
+    """Shared holds for whole-block calls, an exclusive one for a read-modify-write:
+    a partial-block write on one path must not interleave with a write of the same
+    blocks on another."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+
+    @contextlib.contextmanager
+    def hold(self, exclusive: bool) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive or (exclusive and self._shared):
+                self._cond.wait()
+            if exclusive:
+                self._exclusive = True
+            else:
+                self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                if exclusive:
+                    self._exclusive = False
+                else:
+                    self._shared -= 1
+                self._cond.notify_all()
+
+
+class MultipathLun(ops.GeometryView):
+    """One logical unit over several :class:`Path` objects (see the module docstring).
+
+    Thread-safe; each path runs one call at a time, so up to ``len(paths)`` calls run
+    at once.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        policy: Policy = "round-robin",
+        *,
+        no_path_timeout: float = 120.0,
+        retry_interval: float = 1.0,
+        max_retry_interval: float = 4.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if policy not in POLICIES:
+            raise InvalidParameterError(f"unknown multipath policy {policy!r} ({POLICIES})")
+        if not paths:
+            raise InvalidParameterError("a multipath LUN needs at least one path")
+        self._paths = list(paths)
+        self.policy: Policy = policy
+        self.geometry = self._paths[0].lun.geometry
+        self.no_path_timeout = no_path_timeout
+        self.retry_interval = retry_interval
+        self.max_retry_interval = max_retry_interval
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()  # path states and the policy's cursor
+        self._gate = _Gate()
+        self._next = 0
+        self._current: Path | None = None
+        self._alua_stale = False
+        self._closed = False
+        #: Calls issued again on another path after a path failed under them.
+        self.reissues = 0
+        #: Times ALUA states were read (REPORT TARGET PORT GROUPS).
+        self.alua_refreshes = 0
+        for path in self._paths:
+            if isinstance(path.lun.channel, AluaWatch):
+                path.lun.channel.on_state_change = self._alua_changed
+        if any(p.alua_capable for p in self._paths):
+            self.refresh_alua()
+
+    # -- paths and their states -----------------------------------------------------------
+
+    @property
+    def paths(self) -> tuple[PathInfo, ...]:
+        """Every path's state, in the order given (for ``-m session -P 3`` and JSON)."""
+        with self._lock:
+            return tuple(p.info() for p in self._paths)
+
+    def _alua_changed(self) -> None:
+        self._alua_stale = True
+
+    def refresh_alua(self) -> None:
+        """Read the port groups' states (RTPG through the first path that answers)
+        and set each path's state from its group."""
+        self._alua_stale = False
+        for path in self._candidates(alua=False) or self._paths:
+            try:
+                with path.busy():
+                    task = path.lun.execute(report_target_port_groups(), read_length=1024)
+            except IscsiError:
+                continue
+            groups = parse_report_target_port_groups(ops.data_of(task))
+            with self._lock:
+                self.alua_refreshes += 1
+                for p in self._paths:
+                    group = None
+                    if p.group_id is not None:
+                        group = groups.group(p.group_id)
+                    elif p.relative_port is not None:
+                        group = groups.group_of_port(p.relative_port)
+                    p.alua = None if group is None else group.state
+            return
+
+    def _candidates(self, *, alua: bool = True) -> list[Path]:
+        """The healthy paths of the best ALUA rank present (all healthy ones without
+        ALUA), in the order given."""
+        healthy = [p for p in self._paths if p.healthy]
+        if not alua:
+            return healthy
+        usable = [p for p in healthy if p.alua is None or AccessState(p.alua).usable]
+        if not usable:
+            return []
+        best = min(p.rank for p in usable)
+        return [p for p in usable if p.rank == best]
+
+    def _pick(self, exclude: set[int]) -> Path | None:
+        """The policy's choice among the candidates not in ``exclude`` (by index)."""
+        with self._lock:
+            ready = [p for p in self._candidates() if p.index not in exclude]
+            if not ready:
+                return None
+            if self.policy == "failover":
+                if self._current not in ready:
+                    self._current = ready[0]
+                assert self._current is not None
+                choice = self._current
+            elif self.policy == "queue-depth":
+                low = min(p.outstanding for p in ready)
+                ready = [p for p in ready if p.outstanding == low]
+                choice = self._rotate(ready)
+            else:
+                choice = self._rotate(ready)
+            choice.outstanding += 1
+            return choice
+
+    def _rotate(self, ready: list[Path]) -> Path:
+        """The first of ``ready`` at or after the cursor, in path order."""
+        n = len(self._paths)
+        for step in range(n):
+            index = (self._next + step) % n
+            for p in ready:
+                if p.index == index:
+                    self._next = index + 1
+                    return p
+        return ready[0]  # pragma: no cover - ready is never empty here
+
+    def _fail(self, path: Path, exc: BaseException) -> None:
+        with self._lock:
+            path.fail(exc, self._clock(), self.retry_interval, self.max_retry_interval)
+            if self._current is path:
+                self._current = None
+
+    def _revive_due(self) -> None:
+        """Poll the sessions of failed paths whose back-off is over; a session that
+        logged in again brings its path back (ALUA states are read again)."""
+        now = self._clock()
+        revived = False
+        for path in self._paths:
+            if path.healthy or path.retry_at > now:
+                continue
+            if path.try_reconnect(now, self.retry_interval, self.max_retry_interval):
+                revived = True
+        if revived and any(p.alua_capable for p in self._paths):
+            self._alua_stale = True
+
+    # -- running a call ----------------------------------------------------------------
+
+    def _call(self, work: Callable[[Lun], _R]) -> _R:
+        """Run ``work`` on a path; on a path failure, again on another one."""
+        if self._closed:
+            raise ConnectionFailedError("the multipath LUN is closed")
+        tried: set[int] = set()
+        waiting_since: float | None = None
+        while True:
+            self._revive_due()
+            if self._alua_stale:
+                self.refresh_alua()
+            path = self._pick(tried)
+            if path is None:
+                now = self._clock()
+                if waiting_since is None:
+                    waiting_since = now
+                if now - waiting_since >= self.no_path_timeout:
+                    raise ConnectionFailedError(
+                        f"no usable path within {self.no_path_timeout:g} s: "
+                        + "; ".join(f"{p.name}: {p.state}" for p in self._paths)
+                    )
+                tried.clear()  # every path gets another chance once it is back
+                self._sleep(self._wait_step())
+                continue
+            try:
+                with path.busy(counted=True):
+                    result = work(path.lun)
+            except ScsiCommandError as exc:
+                if not is_alua_transition(exc.sense):
+                    raise
+                # The port's group is standby / unavailable / transitioning now.
+                self._alua_stale = True
+                tried.add(path.index)
+                self.reissues += 1
+                continue
+            except IscsiError as exc:
+                if not path_failure(exc):
+                    raise
+                self._fail(path, exc)
+                tried.add(path.index)
+                self.reissues += 1
+                continue
+            finally:
+                with self._lock:
+                    path.outstanding -= 1
+            return result
+
+    def _wait_step(self) -> float:
+        now = self._clock()
+        due = [p.retry_at - now for p in self._paths if not p.healthy]
+        return min(max(min(due, default=0.1), 0.01), 0.5)
+
+    def _run(
+        self, make: Callable[[], Generator[list[ScsiTask], None, _R]], *, exclusive: bool = False
+    ) -> _R:
+        with self._gate.hold(exclusive):
+            return self._call(lambda lun: run_blocking(lun.channel, make()))
+
+    # -- the Lun surface ---------------------------------------------------------------
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self._run(lambda: ops.read(self.geometry, offset, length))
+
+    def readinto(self, offset: int, buffer: bytearray | memoryview) -> int:
+        """Read ``len(buffer)`` bytes at ``offset`` into ``buffer``."""
+        view = memoryview(buffer).cast("B")
+        bs = self.block_size
+        if offset % bs == 0 and len(view) % bs == 0:
+            self._run(lambda: ops.read_blocks(self.geometry, offset, view))
+        else:
+            view[:] = self.read(offset, len(view))
+        return len(view)
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview, *, fua: bool = False) -> int:
+        """Write any byte range; a partial-block write holds out every other call."""
+        length = memoryview(data).cast("B").nbytes
+        bs = self.block_size
+        whole = offset % bs == 0 and length % bs == 0
+        self._run(lambda: ops.write(self.geometry, offset, data, fua=fua), exclusive=not whole)
+        return length
+
+    def flush(self) -> None:
+        """SYNCHRONIZE CACHE (through one path: the cache is the LU's)."""
+        self._run(lambda: ops.flush(self.geometry))
+
+    def unmap(self, offset: int, length: int) -> None:
+        self._run(lambda: ops.unmap(self.geometry, offset, length))
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        self._run(lambda: ops.write_zeroes(self.geometry, offset, length))
+
+    def execute(
+        self,
+        cdb: bytes,
+        *,
+        read_length: int = 0,
+        write_data: bytes | bytearray | memoryview | None = None,
+    ) -> ScsiTask:
+        """Any SCSI command, on a path the policy picks."""
+        return self._run(
+            lambda: ops.command(cdb, lun=self.lun, read_length=read_length, write_data=write_data)
+        )
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Log every path out (a path that cannot log out is dropped); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        errors: list[BaseException] = []
+        for path in self._paths:
+            with path.busy():
+                try:
+                    path.lun.close()
+                except IscsiError as exc:
+                    errors.append(exc)
+        if errors and all(p.healthy for p in self._paths):
+            raise errors[0]
+
+    def __enter__(self) -> MultipathLun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        states = ", ".join(f"{p.name} {p.state}" for p in self._paths)
+        return f"<MultipathLun {self.lun} {self.policy} [{states}]>"
+
+
+# -- opening -------------------------------------------------------------------------------
+
+
+def open_path(url: IscsiUrl, index: int, *, reissue_limit: int | None, **options: Any) -> Path:
+    """Log in the session ``url`` names and open its LUN as path ``index``: probe,
+    VPD 0x83 identity, port and port group."""
+    session = login_for_url(url, reissue_limit=reissue_limit, **options)
+    try:
+        channel = AluaWatch(session.io)
+        geometry = run_blocking(channel, ops.probe(url.lun))
+        lun = Lun(session, channel, geometry, owns=True)
+        page = ops.data_of(
+            run_blocking(
+                channel,
+                ops.command(
+                    C.inquiry(evpd=True, page=0x83, allocation_length=1024),
+                    lun=url.lun,
+                    read_length=1024,
+                ),
+            )
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            session.logout()
+        session.close()
+        raise
+    designators = parse_vpd_device_identification(page)
+    return Path(
+        index=index,
+        name=f"{url.portal}",
+        lun=lun,
+        identity=lu_identity(designators),
+        relative_port=relative_target_port(designators),
+        group_id=target_port_group(designators),
+        alua_capable=geometry.inquiry.tpgs != 0,
+    )
+
+
+def check_same_lu(paths: Sequence[Path]) -> None:
+    """Refuse paths that do not provably reach one LU: a path without an LU designator
+    in VPD 0x83, different identities, or different block size / capacity."""
+    first = paths[0]
+    for path in paths:
+        if path.identity is None:
+            raise InvalidParameterError(
+                f"{path.name}: the LU reports no identifier in VPD page 0x83; "
+                "its paths cannot be proven to reach one LU"
+            )
+        if path.identity_key != first.identity_key:
+            raise InvalidParameterError(
+                f"{path.name} reaches LU {path.identity.value}, {first.name} reaches "
+                f"{first.identity.value if first.identity else '?'}: not paths of one LU"
+            )
+        if (path.lun.block_size, path.lun.size) != (first.lun.block_size, first.lun.size):
+            raise InvalidParameterError(
+                f"{path.name}: {path.lun.size} bytes in {path.lun.block_size}-byte blocks, "
+                f"{first.name}: {first.lun.size} in {first.lun.block_size}: not one LU"
+            )
+
+
+def open_multipath_lun(
+    urls: Sequence[str | IscsiUrl],
+    policy: Policy = "round-robin",
+    *,
+    no_path_timeout: float = 120.0,
+    retry_interval: float = 1.0,
+    max_retry_interval: float = 4.0,
+    reissue_limit: int | None = REISSUE_LIMIT,
+    **options: Any,
+) -> MultipathLun:
+    """Log in to every URL (one session each) and open their LUN as one multipath LUN.
+
+    Every URL must name the same LU (checked by VPD 0x83, see :func:`check_same_lu`);
+    every path must log in (a portal down at open fails the open).  ``options`` are
+    :func:`~iscsikit.lun.lun.open_lun`'s, for every path; ``replacement_timeout`` (per
+    path) is 0 unless given.  ``no_path_timeout``: how long a call waits for a usable
+    path; ``retry_interval``: the first back-off of a failed path (doubling up to
+    ``max_retry_interval``).
+    """
+    parsed: list[IscsiUrl] = []
+    for url in urls:
+        one = parse_iscsi_url(url) if isinstance(url, str) else url
+        if not isinstance(one, IscsiUrl):
+            raise InvalidParameterError(f"not an iSCSI URL: {url!r}")
+        parsed.append(one)
+    if not parsed:
+        raise InvalidParameterError("open_multipath_lun needs at least one URL")
+    if policy not in POLICIES:
+        raise InvalidParameterError(f"unknown multipath policy {policy!r} ({POLICIES})")
+    options.setdefault("replacement_timeout", 0.0)
+    paths: list[Path] = []
+    try:
+        for index, url in enumerate(parsed):
+            paths.append(open_path(url, index, reissue_limit=reissue_limit, **options))
+        check_same_lu(paths)
+        return MultipathLun(
+            paths,
+            policy,
+            no_path_timeout=no_path_timeout,
+            retry_interval=retry_interval,
+            max_retry_interval=max_retry_interval,
+        )
+    except BaseException:
+        for path in paths:
+            with contextlib.suppress(Exception):
+                path.lun.close()
+        raise
+
+
+__all__ = [
+    "POLICIES",
+    "AluaWatch",
+    "MultipathLun",
+    "Path",
+    "PathInfo",
+    "Policy",
+    "check_same_lu",
+    "open_multipath_lun",
+    "open_path",
+    "path_failure",
+]
