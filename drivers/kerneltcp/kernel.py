@@ -232,14 +232,16 @@ class KernelSession:
         cid: int = 0,
         settings: KernelSettings | None = None,
         *,
+        channel: NetlinkChannel | None = None,
         handle: int | None = None,
         events: KernelEvents | None = None,
         connector: Connector | None = None,
     ) -> KernelSession:
         """A running session another process (an earlier iscsikitd) made: started, its
-        endpoint held by the kernel alone."""
+        endpoint held by the kernel alone.  ``channel`` carries its requests (default: a
+        NETLINK_ISCSI socket of its own; an offload driver passes its factory's)."""
         session = cls(
-            NetlinkChannel(events=False),
+            channel or NetlinkChannel(events=False),
             transport_handle() if handle is None else handle,
             sid,
             host_no,
@@ -267,7 +269,9 @@ class KernelSession:
         On any failure (and on a redirect) what was created in the kernel is destroyed:
         no endpoint, connection or session is left.  A ``connector`` with
         :attr:`~.endpoint.Connector.bound_session` connects first and the session is made
-        on that endpoint.  ``events`` replaces the process's event reader (tests).
+        on that endpoint.  ``events`` replaces the process's event reader (an offload
+        driver's own, tests).  The session owns ``channel``: it is closed with it, or
+        when the login fails before there is a session.
         """
         connector = connector or TcpConnector()
         endpoint: Endpoint | None = None
@@ -275,7 +279,11 @@ class KernelSession:
             channel = channel or NetlinkChannel(events=False)
             handle = transport_handle() if handle is None else handle
             deadline = net.deadline_after(spec.timeouts.login)
-            endpoint = connector.connect(channel, handle, spec.portal, deadline)
+            try:
+                endpoint = connector.connect(channel, handle, spec.portal, deadline)
+            except BaseException:
+                channel.close()
+                raise
         try:
             session = cls.create(
                 spec.login.cmdsn,
@@ -289,6 +297,9 @@ class KernelSession:
         except BaseException:
             if endpoint is not None:
                 endpoint.close(clean=False)
+            if channel is not None:
+                with contextlib.suppress(OSError):
+                    channel.close()
             raise
         try:
             result = session.connect(spec, endpoint)
@@ -420,6 +431,11 @@ class KernelSession:
                 raise
             self.unsupported.append(param)
 
+    def stats_channel(self) -> NetlinkChannel:
+        """A new channel in the events group, where the kernel multicasts GET_STATS'
+        answer (a NETLINK_ISCSI socket; an offload driver's session uses its factory)."""
+        return NetlinkChannel()
+
     def stats(self, timeout: float = 10.0) -> dict[str, int]:
         """GET_STATS: the connection's counters by ``STATS_FIELDS`` name (and custom ones).
 
@@ -427,7 +443,7 @@ class KernelSession:
         to the sender), so it is asked on a socket of its own in that group, and the
         answer about this connection is picked from whatever else arrives.
         """
-        with NetlinkChannel() as channel:
+        with self.stats_channel() as channel:
             channel.sock.send(
                 GetStats(transport_handle=self.handle, sid=self.sid, cid=self.cid).encode(
                     pid=channel.pid, seq=0

@@ -32,7 +32,7 @@ from iscsikit.netlink.constants import Capability as KernelCap
 from iscsikit.netlink.wire import ParamAttr
 from iscsikit.plugin import Capability, ConnectSpec, TransportRegistry, hookimpl
 from iscsikit.plugin.transport import OffloadDriver, OffloadPort
-from iscsikit.proto.login import LoginAccepted, TargetRedirected
+from iscsikit.proto.login import TargetRedirected
 from iscsikit.proto.sendtargets import DiscoveredTarget
 from iscsikit.sysfs import IscsiHost, SysfsContext
 
@@ -189,50 +189,32 @@ class OffloadTransport(KernelTransport, OffloadDriver):
     def connector(self) -> Connector:
         raise NotSupportedError(f"{self.name}: the endpoint is made through the iface's host")
 
-    def _connect(
-        self, spec: ConnectSpec, cls: type[KernelSession] = HbaKernelSession
-    ) -> tuple[KernelSession, LoginAccepted | TargetRedirected]:
-        """A kernel session (of ``cls``) on an endpoint made through the iface's host,
-        logged in and started, or its redirect (the session then destroyed)."""
+    def login(self, spec: ConnectSpec) -> KernelTcpSession | TargetRedirected:
+        """kerneltcp's login, on an endpoint made through the iface's host, with this
+        driver's channels and event reader."""
+        kernel = self._login(spec, HbaKernelSession)
+        if isinstance(kernel, TargetRedirected):
+            return kernel
+        assert isinstance(kernel, HbaKernelSession)
+        kernel.channels = self.channel_factory
+        return KernelTcpSession(kernel, spec)
+
+    def _login(
+        self, spec: ConnectSpec, cls: type[KernelSession]
+    ) -> KernelSession | TargetRedirected:
+        """``cls.login`` (kerneltcp's) through the iface's host: a started session or
+        its redirect; nothing left in the kernel on a failure or a redirect."""
         connector = self._connector(self._host_no(spec.record))
         handle = self.transport_handle()
-        channel = self.channel_factory()
-        try:
-            deadline = net.deadline_after(spec.timeouts.login)
-            endpoint = connector.connect(channel, handle, spec.portal, deadline)
-        except BaseException:
-            channel.close()
-            raise
-        try:
-            kernel = cls.create(
-                spec.login.cmdsn,
-                kernel_settings(spec),
-                channel=channel,
-                handle=handle,
-                events=self._event_reader(),
-                connector=connector,
-                endpoint=endpoint,
-            )
-        except BaseException:
-            endpoint.close(clean=False)
-            channel.close()
-            raise
-        if isinstance(kernel, HbaKernelSession):
-            kernel.channels = self.channel_factory
-        try:
-            result = kernel.connect(spec, endpoint)
-        except BaseException:
-            kernel.destroy()
-            raise
-        if isinstance(result, TargetRedirected):
-            kernel.destroy()
-        return kernel, result
-
-    def login(self, spec: ConnectSpec) -> KernelTcpSession | TargetRedirected:
-        kernel, result = self._connect(spec)
-        if isinstance(result, TargetRedirected):
-            return result
-        return KernelTcpSession(kernel, spec)
+        events = self._event_reader()
+        return cls.login(
+            spec,
+            kernel_settings(spec),
+            channel=self.channel_factory(),  # the session's from here on
+            handle=handle,
+            connector=connector,
+            events=events,
+        )
 
     def adopt(self, sid: int, spec: ConnectSpec) -> KernelTcpSession:
         """Take over kernel session ``sid`` on one of this driver's hosts (a daemon's
@@ -244,17 +226,20 @@ class OffloadTransport(KernelTransport, OffloadDriver):
         if host is None or host not in {h.host_no for h in self.hosts()}:
             raise ConnectionFailedError(f"{self.name}: no kernel session {sid} on its hosts")
         conn = found.connection() if found is not None else None
-        kernel = HbaKernelSession(
-            self.channel_factory(),
-            self.transport_handle(),
+        handle = self.transport_handle()
+        events = self._event_reader()
+        connector = self._connector(host)
+        kernel = HbaKernelSession.adopt(
             sid,
             host,
             conn.cid if conn is not None else 0,
             kernel_settings(spec),
-            events=self._event_reader(),
-            connector=self._connector(host),
+            channel=self.channel_factory(),
+            handle=handle,
+            events=events,
+            connector=connector,
         )
-        kernel.started = True  # running: its endpoint is the kernel's alone
+        assert isinstance(kernel, HbaKernelSession)
         kernel.channels = self.channel_factory
         return KernelTcpSession(kernel, spec)
 
@@ -265,13 +250,13 @@ class OffloadTransport(KernelTransport, OffloadDriver):
         usr/discovery.c does for a CAP_TEXT_NEGO driver (:mod:`.discovery`)."""
         if not self.kernel_caps & KernelCap.TEXT_NEGO:
             raise NotSupportedError(f"{self.name}: the driver cannot carry Text PDUs")
-        kernel, result = self._connect(spec, DiscoverySession)
-        if isinstance(result, TargetRedirected):
-            return result
-        assert isinstance(kernel, DiscoverySession)
+        kernel = self._login(spec, DiscoverySession)
+        if isinstance(kernel, TargetRedirected):
+            return kernel
+        assert isinstance(kernel, DiscoverySession) and kernel.accepted is not None
         try:
             conn = KernelPduConnection(kernel, spec.portal)
-            state = net.session_state(spec, result)
+            state = net.session_state(spec, kernel.accepted)
             deadline = net.deadline_after(spec.timeouts.response)
             targets = net.sendtargets(conn, state, deadline, query)
         except BaseException:
