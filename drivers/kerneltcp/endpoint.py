@@ -22,9 +22,11 @@ import abc
 import contextlib
 import socket
 import struct
+from collections.abc import Mapping
 
 from iscsikit import net
 from iscsikit.errors import ConnectionFailedError, TransportError, TransportTimeoutError
+from iscsikit.net.connection import socket_binding
 from iscsikit.netlink import NetlinkRequestError
 from iscsikit.netlink.events import EndpointConnected, RequestDone
 from iscsikit.netlink.messages import EpConnect, EpDisconnect, EpPoll, Request
@@ -78,6 +80,12 @@ class Connector(abc.ABC):
         """Refuse a login outcome this carrier cannot run with (raise); default: accept."""
         return
 
+    def bound(self, binding: Mapping[str, str]) -> Connector:
+        """This connector for a session whose iface asks for ``binding``
+        (:attr:`ConnectSpec.binding <iscsikit.plugin.ConnectSpec.binding>`); the
+        default ignores it (the kernel, or an HBA, chooses the way out)."""
+        return self
+
     @abc.abstractmethod
     def connect(
         self, channel: NetlinkChannel, transport: int, portal: Portal, deadline: net.Deadline
@@ -112,12 +120,22 @@ class SocketEndpoint(Endpoint):
 
 
 class TcpConnector(Connector):
-    """iscsi_tcp's carrier: a TCP connection made in userspace (:mod:`iscsikit.net`)."""
+    """iscsi_tcp's carrier: a TCP connection made in userspace (:mod:`iscsikit.net`),
+    bound to the iface's netdev as iscsid's ``bind_conn_to_iface`` binds it: the netdev
+    with ``iface.hwaddress``, else ``iface.net_ifacename``; an ``iface.ipaddress``
+    alone is refused, as iscsid refuses it for iscsi_tcp (exit 4 either way)."""
+
+    def __init__(self, binding: Mapping[str, str] | None = None) -> None:
+        self.binding: Mapping[str, str] = dict(binding or {})
+
+    def bound(self, binding: Mapping[str, str]) -> TcpConnector:
+        return TcpConnector(binding)
 
     def connect(
         self, channel: NetlinkChannel, transport: int, portal: Portal, deadline: net.Deadline
     ) -> SocketEndpoint:
-        sock, _ = net.PduConnection.connect(portal, deadline).detach()
+        binding = socket_binding(self.binding, source_address=False)
+        sock, _ = net.PduConnection.connect(portal, deadline, binding=binding).detach()
         sock.setblocking(True)
         return SocketEndpoint(sock)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from iscsikit import net
 from iscsikit.net import PduConnection
+from iscsikit.net.connection import socket_binding
 from iscsikit.plugin import Capability, ConnectSpec, Transport, TransportRegistry, hookimpl
 from iscsikit.proto.login import TargetRedirected
 from iscsikit.proto.sendtargets import DiscoveredTarget
@@ -34,11 +35,15 @@ class UserTcpTransport(Transport):
     )
 
     def login(self, spec: ConnectSpec) -> UserTcpSession | TargetRedirected:
-        result = net.run_login(spec)
+        # net.run_login's steps, with the socket bound as the node's iface asks (a
+        # netdev by name or MAC, as iscsid binds; a source address, iscsikit's own).
+        deadline = net.deadline_after(spec.timeouts.login)
+        binding = socket_binding(spec.binding)
+        conn = PduConnection.connect(spec.portal, deadline, binding=binding)
+        result = net.log_in(conn, spec, deadline)
         if isinstance(result, TargetRedirected):
             return result
-        conn, accepted = result
-        return UserTcpSession(conn, accepted, spec)
+        return UserTcpSession(conn, result, spec)
 
     def discover_sendtargets(
         self, spec: ConnectSpec, query: str = "All"

@@ -10,10 +10,12 @@ with ``chap_algs``), the operational keys iscsid offers from the record
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from iscsikit.errors import InvalidParameterError
 from iscsikit.manager.spec import Chap, SessionSettings, session_settings
+from iscsikit.net.connection import BINDING_KEYS
 from iscsikit.proto.address import parse_portal
 from iscsikit.proto.ffp import Timers
 from iscsikit.records.model import NodeRecord
@@ -89,20 +91,30 @@ def login_arguments(node: NodeRecord) -> tuple[str, str, dict[str, Any]]:
     return node.portal, node.target, keys
 
 
+def binding_of(node: NodeRecord) -> dict[str, str]:
+    """The iface binding of ``node`` (``iface.hwaddress``, ``iface.net_ifacename``,
+    ``iface.ipaddress``), the keys that are set: what a TCP driver binds its socket to
+    (:func:`iscsikit.net.connection.socket_binding`)."""
+    values = ((key, node.get(key).strip()) for key in BINDING_KEYS)
+    return {key: value for key, value in values if value not in ("", "default", "<empty>")}
+
+
 def node_settings(node: NodeRecord, *, transport: str = "usertcp") -> SessionSettings:
     """The settings of every login of a session made from ``node``: what
     :func:`login_arguments` gives, plus the recovery timer
-    (``node.session.timeo.replacement_timeout``) and the initial login's retries
-    (``node.session.initial_login_retry_max``)."""
+    (``node.session.timeo.replacement_timeout``), the initial login's retries
+    (``node.session.initial_login_retry_max``) and the iface binding
+    (:func:`binding_of`)."""
     portal, target, arguments = login_arguments(node)
-    return session_settings(
+    settings = session_settings(
         parse_portal(portal),
         target,
         transport=transport,
         retries=int(_number(node, "node.session.initial_login_retry_max", 8)),
         replacement_timeout=_number(node, "node.session.timeo.replacement_timeout", 120),
         **arguments,
-    ).with_record(node.values)
+    )
+    return dataclasses.replace(settings, binding=binding_of(node)).with_record(node.values)
 
 
-__all__ = ["chap_of", "login_arguments", "node_settings", "timers_of"]
+__all__ = ["binding_of", "chap_of", "login_arguments", "node_settings", "timers_of"]

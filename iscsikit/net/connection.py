@@ -15,7 +15,9 @@ import contextlib
 import errno
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from iscsikit.errors import (
     InvalidParameterError,
@@ -26,6 +28,7 @@ from iscsikit.errors import (
 from iscsikit.proto.address import Portal
 from iscsikit.proto.framing import PduReader
 from iscsikit.proto.pdu import Pdu, encode_pdu
+from iscsikit.sysfs import SysfsContext
 
 #: The receive buffer; a data path will want bigger reads, login and discovery do not.
 _RECV_SIZE = 256 * 1024
@@ -75,6 +78,54 @@ def resolve(portal: Portal) -> list[tuple[int, tuple[object, ...]]]:
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
 
 
+#: The keys of :attr:`ConnectSpec.binding <iscsikit.plugin.ConnectSpec.binding>` a TCP
+#: connection obeys: the node record's iface keys, as open-iscsi names them.
+BINDING_KEYS = ("iface.hwaddress", "iface.net_ifacename", "iface.ipaddress")
+
+#: What an unset iface key holds (iscsi_settings.h DEFAULT_*; ``<empty>`` in records).
+_UNSET = frozenset({"", "default", "<empty>"})
+
+
+@dataclass(frozen=True, slots=True)
+class SocketBinding:
+    """Where a TCP connection leaves from: a network device (``SO_BINDTODEVICE``) and/or
+    a source address; empty strings leave it to the routing table."""
+
+    device: str = ""
+    source_address: str = ""
+
+
+def socket_binding(
+    binding: Mapping[str, str], *, source_address: bool = True, root: Path = Path("/")
+) -> SocketBinding:
+    """The socket binding an iface asks for, chosen as iscsid's ``bind_conn_to_iface``
+    chooses (2.1.8 usr/io.c): ``iface.hwaddress`` names the netdev with that MAC
+    (``<root>/sys/class/net/*/address``), else ``iface.net_ifacename`` is the netdev.
+
+    ``iface.ipaddress`` is a source address when ``source_address`` (iscsikit's userspace
+    TCP; the device binding still applies); without it, an address alone is refused with
+    iscsid's words, as iscsid refuses it for software iSCSI.  Raises
+    :class:`~iscsikit.errors.TransportError` (exit 4) when no netdev has the MAC.
+    """
+    hwaddress, netdev, address = (binding.get(k, "").strip() for k in BINDING_KEYS)
+    device = ""
+    if hwaddress not in _UNSET:
+        found = SysfsContext(root).netdev_by_mac(hwaddress)
+        if found is None:
+            raise TransportError(f"Cannot match {hwaddress} to net/scsi interface.")
+        device = found
+    elif netdev not in _UNSET:
+        device = netdev
+    if address in _UNSET:
+        return SocketBinding(device)
+    if not source_address and not device:
+        raise TransportError(
+            f"Cannot bind {address} to net/scsi interface. This is not supported with "
+            "software iSCSI (iscsi_tcp)."
+        )
+    return SocketBinding(device, address if source_address else "")
+
+
 class PduConnection:
     """One TCP connection to a target, sending and receiving whole PDUs.
 
@@ -94,13 +145,24 @@ class PduConnection:
 
     @classmethod
     def connect(
-        cls, portal: Portal, deadline: Deadline, *, source_address: str = "", device: str = ""
+        cls,
+        portal: Portal,
+        deadline: Deadline,
+        *,
+        source_address: str = "",
+        device: str = "",
+        binding: SocketBinding | None = None,
     ) -> PduConnection:
         """Connect to the first address of ``portal`` that answers before ``deadline``.
 
         ``source_address`` binds the socket to that local address first and ``device``
         to that network device (``SO_BINDTODEVICE``, root only): open-iscsi's
-        ``iface.ipaddress`` and ``iface.net_ifacename`` bindings."""
+        ``iface.ipaddress`` and ``iface.net_ifacename`` bindings; ``binding`` gives both
+        (:func:`socket_binding`).  A device or address that cannot be bound fails with
+        iscsid's words (exit 4)."""
+        if binding is not None:
+            source_address = source_address or binding.source_address
+            device = device or binding.device
         last: OSError | None = None
         for family, sockaddr in resolve(portal):
             remaining = deadline.remaining()
@@ -110,10 +172,7 @@ class PduConnection:
             try:
                 sock.settimeout(remaining)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if device:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
-                if source_address:
-                    sock.bind((source_address, 0))
+                _bind(sock, family, device, source_address)
                 sock.connect(sockaddr)
             except OSError as exc:
                 sock.close()
@@ -222,6 +281,26 @@ class PduConnection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _bind(sock: socket.socket, family: int, device: str, source_address: str) -> None:
+    """Bind ``sock`` to ``device`` and ``source_address``; a refusal closes it and raises
+    :class:`TransportError` with iscsid's message (it is no reason to try another
+    address of the portal)."""
+    try:
+        if device:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode() + b"\0")
+    except OSError as exc:
+        sock.close()
+        raise TransportError(f"Could not bind connection 0 to {device}: {_describe(exc)}") from None
+    if not source_address:
+        return
+    try:
+        host = source_address.strip("[]")
+        sock.bind((host, 0) if family == socket.AF_INET else (host, 0, 0, 0))
+    except (OSError, socket.gaierror) as exc:
+        sock.close()
+        raise TransportError(f"Could not bind {source_address} to conn: {_describe(exc)}") from None
 
 
 def _describe(exc: OSError) -> str:
