@@ -196,12 +196,11 @@ def _port_records(port: OffloadPort, ctx: SysfsContext) -> list[IfaceRecord]:
             if (text := host.attr(name)) is not None
         }
         return [_kernel_iface_record(port, host_attrs, k) for k in kifaces]
+    # No kernel ifaces: the name, the MAC and the transport, nothing else (iface.c
+    # iface_setup_binding_from_kern_iface with no kern_iface); the port's netdev and
+    # address are the host's, not settings of the record.
     iface = IfaceRecord.new(port.iface_name, transport=port.transport)
     iface.set("iface.hwaddress", mac)
-    if port.net_ifacename:
-        iface.set("iface.net_ifacename", port.net_ifacename)
-    if port.ipaddress:
-        iface.set("iface.ipaddress", port.ipaddress)
     return [iface]
 
 
