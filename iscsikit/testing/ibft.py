@@ -177,7 +177,7 @@ VM_TARGET_PORT = 3260
 
 def vm_boot_table() -> bytes:
     """The iBFT every VM-tier guest boots with (``-acpitable``): one NIC, one target with
-    CHAP, LUN 1; tests/vm/test_ibft.py brings up the target it names."""
+    CHAP, LUN 1; tests/vm/test_ibft_boot.py brings up the target it names."""
     nic = IbftNic(0, VM_NIC_MAC, ip=VM_INITIATOR_IP, prefix=24, origin=1, pci_bdf=VM_NIC_SLOT << 3)
     target = IbftTarget(
         0, VM_TARGET, VM_TARGET_IP, port=VM_TARGET_PORT, lun=b"\x00\x01" + bytes(6),

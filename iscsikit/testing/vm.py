@@ -325,7 +325,7 @@ def qemu_argv(config: VmConfig, kernel: Kernel, initrd: Path, run: Path) -> list
         "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
         "-virtfs",
         f"local,path={run / 'out'},mount_tag=results,security_model=none",
-        # Boot firmware for tests/vm/test_ibft.py: an iBFT naming a NIC with no backend.
+        # Boot firmware for tests/vm/test_ibft_boot.py: an iBFT naming a NIC with no backend.
         *("-acpitable", f"file={run / IBFT_FILE}"),
         *("-device", f"virtio-net-pci,addr={VM_NIC_PCI_ADDR},mac={VM_NIC_MAC}"),
     ]

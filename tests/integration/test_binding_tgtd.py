@@ -12,9 +12,6 @@ from typing import cast
 
 import pytest
 
-from drivers.kerneltcp.endpoint import TcpConnector
-from drivers.kerneltcp.netlink import NetlinkChannel
-from drivers.usertcp import UserTcpTransport
 from iscsikit.errors import IscsiErr, LoginError, TransportError
 from iscsikit.manager.node_login import node_settings
 from iscsikit.net import deadline_after
@@ -23,6 +20,9 @@ from iscsikit.proto.login import TargetRedirected
 from iscsikit.records.model import IfaceRecord, NodeRecord
 from iscsikit.testing.daemon import RunningDaemon
 from iscsikit.testing.tgtd import Tgtd
+from iscsikit_drivers.kerneltcp.endpoint import TcpConnector
+from iscsikit_drivers.kerneltcp.netlink import NetlinkChannel
+from iscsikit_drivers.usertcp import UserTcpTransport
 
 pytestmark = pytest.mark.integration
 

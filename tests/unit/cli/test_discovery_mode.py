@@ -511,7 +511,7 @@ def test_firmware_discovery(root: Path) -> None:
     sample_kernel(root)
     out = ok(root, "-m", "discovery", "-t", "fw", "-o", "nonpersistent")
     # tpgt 1: iscsiadm hard-codes it for firmware targets (checked against iscsiadm 2.1.8
-    # on a real iBFT in the VM tier: tests/vm/test_ibft.py).
+    # on a real iBFT in the VM tier: tests/vm/test_ibft_boot.py).
     assert out.startswith("192.168.0.5:3260,1 iqn.2003-01.org.example:boot\n")
     assert store(root).nodes() == []
     ok(root, "-m", "discoverydb", "-t", "fw", "-D")

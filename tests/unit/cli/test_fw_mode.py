@@ -38,7 +38,7 @@ def test_unreadable_firmware_dir(tmp_path: Path) -> None:
 
 def test_boot_node_record(root: Path) -> None:
     """idbm_create_rec_from_boot_context + fill_in_default_fw_values (checked against the
-    real iscsiadm on a real iBFT in the VM tier: tests/vm/test_ibft.py)."""
+    real iscsiadm on a real iBFT in the VM tier: tests/vm/test_ibft_boot.py)."""
     first = SysfsContext(root).ibft().targets()[0]
     record = boot_node(first, template={"node.startup": "automatic"})
     assert (record.target, record.address, record.port, record.tpgt) == (
