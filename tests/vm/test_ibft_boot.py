@@ -91,7 +91,12 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tgtd, int
         tid = tgtd.add_target(VM_TARGET, luns=1, lun_size=16 << 20)
         tgtd.add_account("bootuser", "bootsecret123")
         tgtd.bind_account("bootuser", tid=tid)
-        yield tgtd, tid
+        try:
+            yield tgtd, tid
+        finally:  # the next tests find the guest as it booted
+            subprocess.run(["ip", "addr", "flush", "dev", nic], timeout=WAIT, check=False)
+            subprocess.run(["modprobe", "-r", "iscsi_ibft"], timeout=WAIT, check=False)
+            subprocess.run(["modprobe", "-r", "virtio_net"], timeout=WAIT, check=False)
 
 
 def test_fw_equals_iscsiadm(target: tuple[Tgtd, int]) -> None:
