@@ -18,6 +18,7 @@ The tests run in file order and share one daemon, one tgtd and one multipathd.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -116,27 +117,37 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     with Tgtd(work / "tgtd", host=HOSTS[0], start_timeout=WAIT) as tgtd:
         tgtd.add_portal(HOSTS[1], tgtd.port)
         tid = tgtd.add_target(IQN, luns=1, lun_size=32 << 20)
-        with Multipathd(work / "multipathd.log") as multipathd:
-            _no_portal_failover()
+        with Multipathd(work / "multipathd.log") as multipathd, _no_portal_failover():
             daemon = RunningDaemon(Path("/"))
             try:
                 yield Setup(tgtd, tid, daemon, multipathd)
             finally:
                 for host in HOSTS:
-                    daemon.adm("-m", "node", "-T", IQN, "-p", f"{host}:{tgtd.port}", "-u")
+                    node = ("-m", "node", "-T", IQN, "-p", f"{host}:{tgtd.port}")
+                    daemon.adm(*node, "-u")
+                    daemon.adm(*node, "-o", "delete")
                 daemon.stop()
                 print(daemon.log[-20000:])
                 print(multipathd.log[-8000:])
 
 
-def _no_portal_failover() -> None:
-    """``failover = no`` in the guest's iscsikit.conf (docs/multipath.md): a path whose
-    portal is gone must fail, for dm-multipath to use the other one, rather than log in
-    again through the other portal (two paths on one portal would no longer be two)."""
+@contextlib.contextmanager
+def _no_portal_failover() -> Iterator[None]:
+    """``failover = no`` in the guest's iscsikit.conf (docs/multipath.md), for the
+    ``with`` block: a path whose portal is gone must fail, for dm-multipath to use the
+    other one, rather than log in again through the other portal (two paths on one
+    portal would no longer be two)."""
     conf = Path("/etc/iscsikit/iscsikit.conf")
     conf.parent.mkdir(parents=True, exist_ok=True)
-    kept = conf.read_text() if conf.exists() else ""
-    conf.write_text(kept + "\nfailover = no\n")
+    kept = conf.read_text() if conf.exists() else None
+    conf.write_text((kept or "") + "\nfailover = no\n")
+    try:
+        yield
+    finally:
+        if kept is None:
+            conf.unlink(missing_ok=True)
+        else:
+            conf.write_text(kept)
 
 
 def _report(record_property: Callable[[str, object], None], what: str, w: VerifiedWriter) -> None:

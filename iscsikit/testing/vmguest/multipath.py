@@ -57,6 +57,7 @@ blacklist {
 """
 
 _MODULES = ("dm_mod", "dm_multipath", "dm_round_robin")
+_CONF = Path("/etc/multipath.conf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ class Multipathd:
 
     def __enter__(self) -> Self:
         Path("/etc/multipath").mkdir(parents=True, exist_ok=True)
-        Path("/etc/multipath.conf").write_text(self.conf)
+        _CONF.write_text(self.conf)
         for module in _MODULES:
             subprocess.run(["modprobe", module], check=True, timeout=WAIT)
         with self.log_path.open("wb") as log:
@@ -120,6 +121,7 @@ class Multipathd:
             proc.kill()
             proc.wait(timeout=30)
         subprocess.run(["multipath", "-F"], capture_output=True, timeout=WAIT, check=False)
+        _CONF.unlink(missing_ok=True)  # the guest's later tests run without dm-multipath
 
     @property
     def log(self) -> str:
