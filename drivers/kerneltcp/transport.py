@@ -168,7 +168,7 @@ class KernelTransport(Transport):
             spec,
             kernel_settings(spec),
             handle=self.transport_handle(),
-            connector=self.connector(),
+            connector=self.connector().bound(spec.binding),
         )
         if isinstance(kernel, TargetRedirected):
             return kernel
@@ -188,7 +188,7 @@ class KernelTransport(Transport):
             cid,
             kernel_settings(spec),
             handle=self.transport_handle(),
-            connector=self.connector(),
+            connector=self.connector().bound(spec.binding),
         )
         return KernelTcpSession(kernel, spec)
 

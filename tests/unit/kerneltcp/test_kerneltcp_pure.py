@@ -16,7 +16,7 @@ from iscsikit.netlink.events import ConnFailed, RequestDone, RequestFailed, Sess
 from iscsikit.netlink.messages import CreateSession, SetParam
 from iscsikit.plugin import ConnectSpec
 from iscsikit.proto.address import parse_portal
-from iscsikit.proto.login import ChapSecrets, LoginAccepted, LoginConfig
+from iscsikit.proto.login import ChapSecrets, LoginAccepted, LoginConfig, TargetRedirected
 from iscsikit_drivers.kerneltcp import (
     KernelSettings,
     NetlinkChannel,
@@ -167,3 +167,29 @@ def test_a_closed_peer_ends_the_channel_instead_of_reading_empty_forever() -> No
     theirs.close()
     with NetlinkChannel(ours) as channel, pytest.raises(ConnectionResetError):
         channel.next_message(timeout=30.0)
+
+
+def test_the_kernel_transport_connects_as_the_iface_binds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A node's iface binding (ConnectSpec.binding) reaches the connector that makes the
+    socket the kernel is handed, at login and at adoption (for later reconnects)."""
+    import dataclasses
+
+    from iscsikit_drivers.kerneltcp import transport as kt
+
+    seen: list[object] = []
+
+    def fake(*_: object, connector: object, **__: object) -> TargetRedirected:
+        seen.append(connector)
+        return TargetRedirected(parse_portal("192.0.2.9:3260"), tpgt=None, permanent=False)
+
+    monkeypatch.setattr(kt.KernelSession, "login", staticmethod(fake))
+    monkeypatch.setattr(kt.KernelTransport, "transport_handle", lambda self: 1)
+    binding = {"iface.net_ifacename": "eth7"}
+    transport = kt.KernelTransport()
+    transport.login(dataclasses.replace(SPEC, binding=binding))
+    transport.login(SPEC)
+    bound, unbound = seen
+    assert isinstance(bound, kt.TcpConnector) and bound.binding == binding
+    assert isinstance(unbound, kt.TcpConnector) and unbound.binding == {}
