@@ -58,6 +58,8 @@ blacklist {
 
 _MODULES = ("dm_mod", "dm_multipath", "dm_round_robin")
 _CONF = Path("/etc/multipath.conf")
+#: multipath-tools' state: wwids (the WWIDs it made maps of), bindings (mpathN names).
+_STATE = Path("/etc/multipath")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,7 @@ class Multipathd:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Self:
-        Path("/etc/multipath").mkdir(parents=True, exist_ok=True)
+        _STATE.mkdir(parents=True, exist_ok=True)
         _CONF.write_text(self.conf)
         for module in _MODULES:
             subprocess.run(["modprobe", module], check=True, timeout=WAIT)
@@ -121,7 +123,16 @@ class Multipathd:
             proc.kill()
             proc.wait(timeout=30)
         subprocess.run(["multipath", "-F"], capture_output=True, timeout=WAIT, check=False)
-        _CONF.unlink(missing_ok=True)  # the guest's later tests run without dm-multipath
+        # The guest's later tests run without dm-multipath: no multipath.conf, and no
+        # remembered WWIDs -- multipath-tools' udev rules (``multipath -u``) would still
+        # claim a disk whose WWID is in /etc/multipath/wwids (tgtd's tid 1 LUN 1 has the
+        # same WWID in every tgtd), and udev then makes no partition links for it.
+        _CONF.unlink(missing_ok=True)
+        for name in ("wwids", "bindings", "prkeys"):
+            (_STATE / name).unlink(missing_ok=True)
+        subprocess.run(
+            ["udevadm", "settle", f"--timeout={int(WAIT)}"], timeout=WAIT + 5, check=False
+        )
 
     @property
     def log(self) -> str:
