@@ -34,6 +34,7 @@ selection over :class:`~iscsikit.lun.aio.AsyncLun` paths and is not written yet.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -51,11 +52,13 @@ from iscsikit.errors import (
     TransportError,
 )
 from iscsikit.lun import ops
-from iscsikit.lun.lun import Lun, login_for_url, run_blocking
+from iscsikit.lun.fence import FENCE_TIMEOUT, Fence, failure_mark, mark_of, reissue_at_once
+from iscsikit.lun.lun import Lun, run_blocking, settings_for_url
 from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
 from iscsikit.manager.blocking import BlockingManagedSession
 from iscsikit.manager.policy import State
 from iscsikit.manager.recovery import REISSUE_LIMIT
+from iscsikit.manager.spec import SessionSettings
 from iscsikit.plugin.transport import CommandChannel
 from iscsikit.proto.task import ScsiTask, TmfTask
 from iscsikit.scsi import cdb as C
@@ -256,6 +259,14 @@ class Path:
             self._mutex.release()
 
 
+class _NeedsFence(Exception):
+    """A call that may change the LU failed with its path: it waits for ``fence``."""
+
+    def __init__(self, fence: Fence) -> None:
+        super().__init__(f"waiting for the fence of path {fence.path}")
+        self.fence = fence
+
+
 class _Gate:
     """Shared holds for whole-block calls, an exclusive one for a read-modify-write:
     a partial-block write on one path must not interleave with a write of the same
@@ -301,6 +312,7 @@ class MultipathLun(ops.GeometryView):
         no_path_timeout: float = 120.0,
         retry_interval: float = 1.0,
         max_retry_interval: float = 4.0,
+        fence_timeout: float = FENCE_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -314,6 +326,9 @@ class MultipathLun(ops.GeometryView):
         self.no_path_timeout = no_path_timeout
         self.retry_interval = retry_interval
         self.max_retry_interval = max_retry_interval
+        #: Seconds a call that may change the LU waits for its failed path's fence when
+        #: the path's session does not log in again (:mod:`iscsikit.lun.fence`).
+        self.fence_timeout = fence_timeout
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()  # path states and the policy's cursor
@@ -326,6 +341,11 @@ class MultipathLun(ops.GeometryView):
         self.reissues = 0
         #: Times ALUA states were read (REPORT TARGET PORT GROUPS).
         self.alua_refreshes = 0
+        #: Calls that waited for a failed path's fence before being issued again, and
+        #: how their fences cleared: by the session's reinstatement, or by the timeout.
+        self.fenced = 0
+        self.fence_reinstated = 0
+        self.fence_timed_out = 0
         for path in self._paths:
             if isinstance(path.lun.channel, AluaWatch):
                 path.lun.channel.on_state_change = self._alua_changed
@@ -429,8 +449,9 @@ class MultipathLun(ops.GeometryView):
 
     # -- running a call ----------------------------------------------------------------
 
-    def _call(self, work: Callable[[Lun], _R]) -> _R:
-        """Run ``work`` on a path; on a path failure, again on another one."""
+    def _call(self, work: Callable[[Lun], _R], *, safe: bool) -> _R:
+        """Run ``work`` on a path; on a path failure, again on another one - at once
+        when ``safe`` (it changes nothing), else raise :class:`_NeedsFence` first."""
         if self._closed:
             raise ConnectionFailedError("the multipath LUN is closed")
         tried: set[int] = set()
@@ -452,8 +473,10 @@ class MultipathLun(ops.GeometryView):
                 tried.clear()  # every path gets another chance once it is back
                 self._sleep(self._wait_step())
                 continue
+            before = None
             try:
                 with path.busy(counted=True):
+                    before = mark_of(path.lun.session)
                     result = work(path.lun)
             except ScsiCommandError as exc:
                 if not is_alua_transition(exc.sense):
@@ -469,6 +492,10 @@ class MultipathLun(ops.GeometryView):
                 self._fail(path, exc)
                 tried.add(path.index)
                 self.reissues += 1
+                if not safe and self.fence_timeout > 0:
+                    mark = failure_mark(before, mark_of(path.lun.session))
+                    fence = Fence(path.index, self._clock(), mark, self.fence_timeout)
+                    raise _NeedsFence(fence) from exc
                 continue
             finally:
                 with self._lock:
@@ -480,23 +507,53 @@ class MultipathLun(ops.GeometryView):
         due = [p.retry_at - now for p in self._paths if not p.healthy]
         return min(max(min(due, default=0.1), 0.01), 0.5)
 
+    def _await_fence(self, fence: Fence) -> None:
+        """Wait until ``fence`` clears, driving the failed path's session meanwhile (it
+        logs in again by itself once its Time2Wait is over).  Other calls go on."""
+        path = self._paths[fence.path]
+        self.fenced += 1
+        while True:
+            now = self._clock()
+            if not path.healthy:
+                path.try_reconnect(now, self.retry_interval, self.max_retry_interval)
+            if fence.reinstated(mark_of(path.lun.session)):
+                self.fence_reinstated += 1
+                return
+            if now >= fence.deadline:
+                self.fence_timed_out += 1
+                return
+            if self._closed:
+                raise ConnectionFailedError("the multipath LUN is closed")
+            self._sleep(min(max(fence.deadline - now, 0.0), 0.05))
+
     def _run(
-        self, make: Callable[[], Generator[list[ScsiTask], None, _R]], *, exclusive: bool = False
+        self,
+        make: Callable[[], Generator[list[ScsiTask], None, _R]],
+        *,
+        exclusive: bool = False,
+        safe: bool = False,
     ) -> _R:
-        with self._gate.hold(exclusive):
-            return self._call(lambda lun: run_blocking(lun.channel, make()))
+        """Run an operation (``safe``: one that changes nothing, re-issued at once after
+        a path failure; otherwise only once the failed path is fenced, outside the gate
+        so that other calls go on meanwhile)."""
+        while True:
+            try:
+                with self._gate.hold(exclusive):
+                    return self._call(lambda lun: run_blocking(lun.channel, make()), safe=safe)
+            except _NeedsFence as waiting:
+                self._await_fence(waiting.fence)
 
     # -- the Lun surface ---------------------------------------------------------------
 
     def read(self, offset: int, length: int) -> bytes:
-        return self._run(lambda: ops.read(self.geometry, offset, length))
+        return self._run(lambda: ops.read(self.geometry, offset, length), safe=True)
 
     def readinto(self, offset: int, buffer: bytearray | memoryview) -> int:
         """Read ``len(buffer)`` bytes at ``offset`` into ``buffer``."""
         view = memoryview(buffer).cast("B")
         bs = self.block_size
         if offset % bs == 0 and len(view) % bs == 0:
-            self._run(lambda: ops.read_blocks(self.geometry, offset, view))
+            self._run(lambda: ops.read_blocks(self.geometry, offset, view), safe=True)
         else:
             view[:] = self.read(offset, len(view))
         return len(view)
@@ -511,7 +568,7 @@ class MultipathLun(ops.GeometryView):
 
     def flush(self) -> None:
         """SYNCHRONIZE CACHE (through one path: the cache is the LU's)."""
-        self._run(lambda: ops.flush(self.geometry))
+        self._run(lambda: ops.flush(self.geometry), safe=True)
 
     def unmap(self, offset: int, length: int) -> None:
         self._run(lambda: ops.unmap(self.geometry, offset, length))
@@ -526,9 +583,11 @@ class MultipathLun(ops.GeometryView):
         read_length: int = 0,
         write_data: bytes | bytearray | memoryview | None = None,
     ) -> ScsiTask:
-        """Any SCSI command, on a path the policy picks."""
+        """Any SCSI command, on a path the policy picks (after a path failure issued
+        again at once only when :func:`~iscsikit.lun.fence.reissue_at_once` says so)."""
         return self._run(
-            lambda: ops.command(cdb, lun=self.lun, read_length=read_length, write_data=write_data)
+            lambda: ops.command(cdb, lun=self.lun, read_length=read_length, write_data=write_data),
+            safe=reissue_at_once(cdb),
         )
 
     # -- lifetime ----------------------------------------------------------------------
@@ -571,10 +630,24 @@ class MultipathLun(ops.GeometryView):
 # -- opening -------------------------------------------------------------------------------
 
 
+def path_settings(url: IscsiUrl, **options: Any) -> SessionSettings:
+    """The session settings of a path: ``url``'s, with the login always passing the
+    security stage (AuthMethod=None offered when there is no CHAP), as open-iscsi's does.
+    tgtd reinstates an existing session (same ISID, TSIH 0) only when the login goes
+    through that stage: without it, it keeps the old session alive next to the new one,
+    and a command of the old one could still run late (no fence, see
+    :mod:`iscsikit.lun.fence`)."""
+    settings = settings_for_url(url, **options)
+    return dataclasses.replace(
+        settings, config=dataclasses.replace(settings.config, security_stage=True)
+    )
+
+
 def open_path(url: IscsiUrl, index: int, *, reissue_limit: int | None, **options: Any) -> Path:
     """Log in the session ``url`` names and open its LUN as path ``index``: probe,
     VPD 0x83 identity, port and port group."""
-    session = login_for_url(url, reissue_limit=reissue_limit, **options)
+    session = BlockingManagedSession(path_settings(url, **options), reissue_limit=reissue_limit)
+    session.login()
     try:
         channel = AluaWatch(session.io)
         geometry = run_blocking(channel, ops.probe(url.lun))
@@ -635,6 +708,7 @@ def open_multipath_lun(
     no_path_timeout: float = 120.0,
     retry_interval: float = 1.0,
     max_retry_interval: float = 4.0,
+    fence_timeout: float = FENCE_TIMEOUT,
     reissue_limit: int | None = REISSUE_LIMIT,
     **options: Any,
 ) -> MultipathLun:
@@ -645,7 +719,9 @@ def open_multipath_lun(
     :func:`~iscsikit.lun.lun.open_lun`'s, for every path; ``replacement_timeout`` (per
     path) is 0 unless given.  ``no_path_timeout``: how long a call waits for a usable
     path; ``retry_interval``: the first back-off of a failed path (doubling up to
-    ``max_retry_interval``).
+    ``max_retry_interval``); ``fence_timeout``: how long a call that may change the LU
+    and whose path failed waits, at most, before it is issued again elsewhere when the
+    path's session does not log in again (:mod:`iscsikit.lun.fence`; 0: no fence).
     """
     parsed: list[IscsiUrl] = []
     for url in urls:
@@ -669,6 +745,7 @@ def open_multipath_lun(
             no_path_timeout=no_path_timeout,
             retry_interval=retry_interval,
             max_retry_interval=max_retry_interval,
+            fence_timeout=fence_timeout,
         )
     except BaseException:
         for path in paths:
@@ -687,5 +764,6 @@ __all__ = [
     "check_same_lu",
     "open_multipath_lun",
     "open_path",
+    "path_settings",
     "path_failure",
 ]

@@ -128,7 +128,10 @@ def _setup(
     *,
     alua: list[int] | None = None,
     identities: list[Designator] | None = None,
+    fence_timeout: float = 0.0,
 ) -> tuple[MultipathLun, list[DiskChannel], list[float]]:
+    """``fence_timeout`` 0 (no fence: a failed write moves at once) for the tests of
+    policies and back-off; the fence has its tests in test_multipath_fence_rule.py."""
     disk = bytearray(BS * BLOCKS)
     channels = [DiskChannel(disk, port=i + 1) for i in range(n)]
     if alua is not None:
@@ -161,6 +164,7 @@ def _setup(
         no_path_timeout=10,
         retry_interval=1,
         max_retry_interval=4,
+        fence_timeout=fence_timeout,
         clock=lambda: now[0],
         sleep=sleep,
     )

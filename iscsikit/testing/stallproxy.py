@@ -1,0 +1,223 @@
+"""A TCP proxy that can hold a connection's bytes and deliver them late (tests only).
+
+:class:`StallProxy` listens on a loopback port and forwards each accepted connection
+to one upstream address (a tgtd portal), both ways, in two threads per connection.
+On command it makes the network misbehave the way a multipath layer must survive:
+
+* :meth:`hold` - stop forwarding the initiator's bytes of the current connections to
+  the target and keep them in a buffer (a command "still in the network");
+* :meth:`cut` - close the initiator's side of those connections (the initiator sees
+  its connection fail) while the upstream connection to the target stays open;
+* :meth:`release` - write the held bytes into the still-open upstream connection:
+  a *late* delivery of whatever the initiator sent before the cut (a stale write);
+* :meth:`refuse` - close new connections at once (the path cannot come back).
+
+Everything is bounded: sockets have timeouts, :meth:`stop` closes every socket and joins
+every thread.  No iSCSI knowledge here: bytes only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from types import TracebackType
+
+__all__ = ["StallProxy"]
+
+_CHUNK = 1 << 16
+
+
+class _Link:
+    """One proxied connection: the initiator's socket and the upstream one."""
+
+    def __init__(self, proxy: StallProxy, client: socket.socket, upstream: socket.socket) -> None:
+        self.proxy = proxy
+        self.client = client
+        self.upstream = upstream
+        self.holding = False
+        self.cut = False
+        self.held = bytearray()
+        self.upstream_closed = False
+        self.threads = [
+            threading.Thread(target=self._up, daemon=True, name="stallproxy-up"),
+            threading.Thread(target=self._down, daemon=True, name="stallproxy-down"),
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def _up(self) -> None:
+        """Initiator -> target, unless held."""
+        while True:
+            try:
+                data = self.client.recv(_CHUNK)
+            except OSError:
+                return
+            if not data:
+                if not self.holding:
+                    with contextlib.suppress(OSError):
+                        self.upstream.shutdown(socket.SHUT_WR)
+                return
+            with self.proxy.lock:
+                if self.holding:
+                    self.held += data
+                    continue
+            try:
+                self.upstream.sendall(data)
+            except OSError:
+                return
+
+    def _down(self) -> None:
+        """Target -> initiator (dropped once the initiator's side is cut)."""
+        while True:
+            try:
+                data = self.upstream.recv(_CHUNK)
+            except OSError:
+                data = b""
+            if not data:
+                self.upstream_closed = True
+                if not self.cut:
+                    with contextlib.suppress(OSError):
+                        self.client.shutdown(socket.SHUT_RDWR)
+                return
+            if self.cut:
+                continue
+            try:
+                self.client.sendall(data)
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        for sock in (self.client, self.upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        for thread in self.threads:
+            thread.join(5)
+
+
+class StallProxy:
+    """Forward ``127.0.0.1:<port>`` to ``upstream`` (see the module docstring)."""
+
+    def __init__(self, upstream: str, *, host: str = "127.0.0.1") -> None:
+        up_host, up_port = upstream.rsplit(":", 1)
+        self.upstream = (up_host, int(up_port))
+        self.lock = threading.Lock()
+        self._listener = socket.create_server((host, 0))
+        self._listener.settimeout(0.2)
+        self._links: list[_Link] = []
+        self._refusing = False
+        self._stopping = threading.Event()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True, name="stallproxy")
+        #: Connections accepted and forwarded, and refused.
+        self.accepted = 0
+        self.refused = 0
+
+    @property
+    def portal(self) -> str:
+        host, port = self._listener.getsockname()[:2]
+        return f"{host}:{port}"
+
+    def start(self) -> StallProxy:
+        self._acceptor.start()
+        return self
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self._refusing:
+                self.refused += 1
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            client.settimeout(None)
+            upstream.settimeout(None)
+            link = _Link(self, client, upstream)
+            with self.lock:
+                self._links.append(link)
+                self.accepted += 1
+            link.start()
+
+    # -- commands ------------------------------------------------------------------------
+
+    def hold(self) -> None:
+        """Keep the initiator's further bytes of the open connections (no forwarding)."""
+        with self.lock:
+            for link in self._links:
+                if not link.cut:
+                    link.holding = True
+
+    def held(self) -> int:
+        """Bytes held so far (not yet released)."""
+        with self.lock:
+            return sum(len(link.held) for link in self._links)
+
+    def cut(self) -> int:
+        """Close the initiator's side of the held connections (their upstream stays
+        open); how many were cut."""
+        cut = 0
+        with self.lock:
+            links = [link for link in self._links if link.holding and not link.cut]
+            for link in links:
+                link.cut = True
+        for link in links:
+            with contextlib.suppress(OSError):
+                link.client.shutdown(socket.SHUT_RDWR)
+            cut += 1
+        return cut
+
+    def release(self) -> tuple[int, int]:
+        """Write the held bytes into their upstream connections; (bytes delivered,
+        bytes the target no longer took: its side was closed)."""
+        delivered = dropped = 0
+        with self.lock:
+            links = [link for link in self._links if link.held]
+            batches = [(link, bytes(link.held)) for link in links]
+            for link in links:
+                link.held.clear()
+        for link, data in batches:
+            try:
+                if link.upstream_closed:
+                    raise ConnectionResetError("the target closed it")
+                link.upstream.sendall(data)
+                delivered += len(data)
+            except OSError:
+                dropped += len(data)
+        return delivered, dropped
+
+    def refuse(self, refusing: bool = True) -> None:
+        """Close new connections at once (True) or forward them again (False)."""
+        self._refusing = refusing
+
+    def stop(self) -> None:
+        """Close every socket and join every thread; idempotent."""
+        self._stopping.set()
+        self._listener.close()
+        if self._acceptor.is_alive():
+            self._acceptor.join(5)
+        with self.lock:
+            links, self._links = self._links, []
+        for link in links:
+            link.close()
+
+    def __enter__(self) -> StallProxy:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
