@@ -150,8 +150,14 @@ def parse_report_target_port_groups(data: bytes) -> PortGroups:
     """RTPG parameter data (SPC-4 §6.37.2): the groups in the order sent.
 
     RETURN DATA LENGTH bounds the list; a buffer cut short by the allocation length
-    parses the descriptors that are whole.  A FORMAT TYPE of 1 in byte 4 marks the
-    extended header (8 bytes), otherwise the descriptors start at byte 4.
+    parses the descriptors whose 8-byte head is whole, the last with the port
+    identifiers that are whole.  A FORMAT TYPE of 1 in byte 4 marks the extended header
+    (8 bytes), otherwise the descriptors start at byte 4.
+
+    LIO (target_emulate_report_target_port_groups, Linux 6.1) leaves the extended
+    header's bytes 4-7 out of RETURN DATA LENGTH and sends no more than it counts, so
+    its last group's last port identifier never arrives; Linux's scsi_dh_alua and
+    sg_rtpg read every descriptor that starts inside the length, and so does this.
     """
     require(data, 4, "REPORT TARGET PORT GROUPS data")
     end = min(len(data), be(data, 0, 4) + 4)
@@ -162,9 +168,8 @@ def parse_report_target_port_groups(data: bytes) -> PortGroups:
         b0, b1 = data[offset], data[offset + 1]
         count = data[offset + 7]
         ports_end = offset + 8 + 4 * count
-        if ports_end > end:
-            break
-        ports = tuple(be(data, p + 2, 2) for p in range(offset + 8, ports_end, 4))
+        whole = min(ports_end, offset + 8 + (len(data) - offset - 8) // 4 * 4)
+        ports = tuple(be(data, p + 2, 2) for p in range(offset + 8, whole, 4))
         groups.append(
             TargetPortGroup(
                 group_id=be(data, offset + 2, 2),
@@ -175,6 +180,8 @@ def parse_report_target_port_groups(data: bytes) -> PortGroups:
                 ports=ports,
             )
         )
+        if whole < ports_end:
+            break  # the list was cut inside this descriptor
         offset = ports_end
     if not groups and end > offset:
         raise ScsiParseError("REPORT TARGET PORT GROUPS data: a descriptor is cut short")
