@@ -32,6 +32,7 @@ from iscsikit.errors import (
 if TYPE_CHECKING:
     from iscsikit.api import Chap, Session, discover, login
     from iscsikit.lun.aio import AsyncLun, open_lun_async
+    from iscsikit.lun.aio_multipath import AsyncMultipathLun, open_multipath_lun_async
     from iscsikit.lun.lun import Lun, open_lun
     from iscsikit.lun.multipath import MultipathLun, open_multipath_lun
     from iscsikit.nbd.session_lun import SessionLun, open_session_lun
@@ -52,6 +53,8 @@ _LAZY = {
     "open_lun_async": "iscsikit.lun.aio",
     "MultipathLun": "iscsikit.lun.multipath",
     "open_multipath_lun": "iscsikit.lun.multipath",
+    "AsyncMultipathLun": "iscsikit.lun.aio_multipath",
+    "open_multipath_lun_async": "iscsikit.lun.aio_multipath",
     "SessionLun": "iscsikit.nbd.session_lun",
     "open_session_lun": "iscsikit.nbd.session_lun",
     "DiscoveredTarget": "iscsikit.proto.sendtargets",
@@ -77,6 +80,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AsyncLun",
+    "AsyncMultipathLun",
     "AuthenticationError",
     "Chap",
     "DiscoveredTarget",
@@ -99,5 +103,6 @@ __all__ = [
     "open_lun",
     "open_lun_async",
     "open_multipath_lun",
+    "open_multipath_lun_async",
     "open_session_lun",
 ]

@@ -1,0 +1,252 @@
+"""The paths of a multipath LUN and the choice among them, with no I/O and no clock.
+
+:class:`PathState` is one path's bookkeeping (ALUA state, health, back-off, counters);
+:class:`Selector` carries out a policy (``failover``, ``round-robin``, ``queue-depth``)
+over the usable paths of the best ALUA rank (:func:`candidates`); :func:`check_same_lu`
+refuses paths that do not provably reach one LU.  The asyncio
+:class:`~iscsikit.lun.aio_multipath.AsyncMultipathLun` runs on these; times are passed
+in (``now``).  What may be re-issued when is :mod:`iscsikit.lun.fence`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
+
+from iscsikit.errors import (
+    InvalidParameterError,
+    LocalProtocolError,
+    ProtocolError,
+    TaskManagementError,
+    TransportError,
+)
+from iscsikit.scsi.alua import AccessState
+from iscsikit.scsi.vpd import Designator
+
+Policy = Literal["failover", "round-robin", "queue-depth"]
+POLICIES: tuple[Policy, ...] = ("failover", "round-robin", "queue-depth")
+
+__all__ = [
+    "POLICIES",
+    "PathInfo",
+    "PathState",
+    "Policy",
+    "Selector",
+    "candidates",
+    "check_same_lu",
+    "is_path_failure",
+]
+
+
+def is_path_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the path failed (worth the call on another path) rather than
+    the command (the LU's answer, or the caller's mistake)."""
+    if isinstance(exc, LocalProtocolError):
+        return False
+    return isinstance(exc, (TransportError, ProtocolError, TaskManagementError))
+
+
+@dataclass(frozen=True, slots=True)
+class PathInfo:
+    """A path as ``-m session -P 3`` / JSON show it.
+
+    ``state``: ``active`` (used for I/O), ``standby`` (healthy, but ALUA says not
+    usable, or a better group is up) or ``failed`` (resting after a failure).
+    """
+
+    index: int
+    name: str
+    state: str
+    alua: str | None
+    group_id: int | None
+    relative_port: int | None
+    commands: int
+    failures: int
+    last_error: str | None
+
+
+class _Geometry(Protocol):
+    @property
+    def block_size(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class PathState:
+    """One path's bookkeeping: what VPD 0x83 said, its ALUA state, health and counters."""
+
+    def __init__(
+        self,
+        *,
+        index: int,
+        name: str,
+        identity: Designator | None,
+        relative_port: int | None = None,
+        group_id: int | None = None,
+        alua_capable: bool = False,
+    ) -> None:
+        self.index = index
+        self.name = name
+        self.identity = identity
+        self.relative_port = relative_port
+        self.group_id = group_id
+        self.alua_capable = alua_capable
+        self.alua: AccessState | int | None = None
+        self.healthy = True
+        self.outstanding = 0
+        self.commands = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.retry_at = 0.0
+        self.backoff = 0.0
+
+    @property
+    def identity_key(self) -> tuple[int, int, bytes] | None:
+        """What two paths of one LU have equal: designator type, code set, bytes."""
+        d = self.identity
+        return None if d is None else (d.designator_type, d.code_set, d.designator)
+
+    @property
+    def rank(self) -> int:
+        """ALUA preference, lower first (0 without ALUA)."""
+        if self.alua is None:
+            return 0
+        return AccessState(self.alua).rank if self.alua in AccessState._value2member_map_ else 2
+
+    @property
+    def usable(self) -> bool:
+        return self.alua is None or (
+            self.alua in AccessState._value2member_map_ and AccessState(self.alua).usable
+        )
+
+    @property
+    def state(self) -> str:
+        if not self.healthy:
+            return "failed"
+        if self.alua is not None and self.rank > 1:
+            return "standby"
+        return "active"
+
+    def info(self) -> PathInfo:
+        alua = None
+        if self.alua is not None:
+            known = self.alua in AccessState._value2member_map_
+            alua = AccessState(self.alua).text if known else f"0x{int(self.alua):x}"
+        return PathInfo(
+            self.index, self.name, self.state, alua, self.group_id, self.relative_port,
+            self.commands, self.failures, self.last_error,
+        )  # fmt: skip
+
+    def fail(self, exc: BaseException, now: float, first: float, cap: float) -> None:
+        """Take the path out of use for a back-off (``first``, doubling up to ``cap``)."""
+        self.healthy = False
+        self.failures += 1
+        self.last_error = str(exc)
+        self.backoff = first if self.backoff == 0 else min(self.backoff * 2, cap)
+        self.retry_at = now + self.backoff
+
+    def revived(self, back: bool, now: float, first: float, cap: float) -> bool:
+        """Record a look at a failed path's session: ``back`` (logged in again) brings the
+        path back, else it rests for a longer back-off."""
+        if back:
+            self.healthy = True
+            self.backoff = 0.0
+            return True
+        self.backoff = min(max(self.backoff, first) * 2, cap)
+        self.retry_at = now + self.backoff
+        return False
+
+
+_P = TypeVar("_P", bound=PathState)
+
+
+def candidates(paths: Sequence[_P], *, alua: bool = True) -> list[_P]:
+    """The healthy paths of the best ALUA rank present (all healthy ones without ALUA,
+    or with ``alua`` False), in the order given."""
+    healthy = [p for p in paths if p.healthy]
+    if not alua:
+        return healthy
+    usable = [p for p in healthy if p.usable]
+    if not usable:
+        return []
+    best = min(p.rank for p in usable)
+    return [p for p in usable if p.rank == best]
+
+
+class Selector:
+    """A policy's cursor: which path the next call takes."""
+
+    def __init__(self, policy: Policy) -> None:
+        if policy not in POLICIES:
+            raise InvalidParameterError(f"unknown multipath policy {policy!r} ({POLICIES})")
+        self.policy: Policy = policy
+        self._next = 0
+        self._current: int | None = None
+
+    def pick(self, paths: Sequence[_P], exclude: set[int]) -> _P | None:
+        """The policy's choice among the candidates not in ``exclude`` (by index); its
+        ``outstanding`` is counted up (the caller counts it down when the call ends)."""
+        ready = [p for p in candidates(paths) if p.index not in exclude]
+        if not ready:
+            return None
+        if self.policy == "failover":
+            current = [p for p in ready if p.index == self._current]
+            choice = current[0] if current else ready[0]
+            self._current = choice.index
+        elif self.policy == "queue-depth":
+            low = min(p.outstanding for p in ready)
+            choice = self._rotate(len(paths), [p for p in ready if p.outstanding == low])
+        else:
+            choice = self._rotate(len(paths), ready)
+        choice.outstanding += 1
+        return choice
+
+    def forget(self, index: int) -> None:
+        """Path ``index`` failed: failover moves on."""
+        if self._current == index:
+            self._current = None
+
+    def _rotate(self, n: int, ready: list[_P]) -> _P:
+        for step in range(n):
+            index = (self._next + step) % n
+            for p in ready:
+                if p.index == index:
+                    self._next = index + 1
+                    return p
+        return ready[0]  # pragma: no cover - ready is never empty here
+
+
+class _LuPath(Protocol):
+    name: str
+    identity: Designator | None
+
+    @property
+    def identity_key(self) -> tuple[int, int, bytes] | None: ...
+
+    @property
+    def geometry(self) -> _Geometry: ...
+
+
+def check_same_lu(paths: Sequence[_LuPath]) -> None:
+    """Refuse paths that do not provably reach one LU: a path without an LU designator
+    in VPD 0x83, different identities, or different block size / capacity."""
+    first = paths[0]
+    for path in paths:
+        if path.identity is None:
+            raise InvalidParameterError(
+                f"{path.name}: the LU reports no identifier in VPD page 0x83; "
+                "its paths cannot be proven to reach one LU"
+            )
+        if path.identity_key != first.identity_key:
+            raise InvalidParameterError(
+                f"{path.name} reaches LU {path.identity.value}, {first.name} reaches "
+                f"{first.identity.value if first.identity else '?'}: not paths of one LU"
+            )
+        mine, theirs = path.geometry, first.geometry
+        if (mine.block_size, mine.size) != (theirs.block_size, theirs.size):
+            raise InvalidParameterError(
+                f"{path.name}: {mine.size} bytes in {mine.block_size}-byte blocks, "
+                f"{first.name}: {theirs.size} in {theirs.block_size}: not one LU"
+            )
