@@ -8,7 +8,9 @@ data, page cache warm).  Each cell runs for ``--seconds`` and counts completed r
 * ``multipath``: :func:`iscsikit.open_multipath_lun` over both portals (round-robin and
   queue-depth), the same threads (one call at a time per path: queue depth 2);
 * ``async``: one :class:`~iscsikit.lun.AsyncLun` session with ``--threads`` reads in
-  flight (what one session does at QD32; MultipathLun has no async twin yet).
+  flight (what one session does at QD32);
+* ``async multipath``: :func:`iscsikit.open_multipath_lun_async` over both portals
+  (round-robin and queue-depth), the same ``--threads`` reads in flight.
 
 Shapes: seq read 64 KiB and rand read 4 KiB, "QD32" = 32 callers.  The runs of each
 cell are interleaved (the order rotates) and the median is reported, with tgtd's CPU
@@ -84,18 +86,30 @@ def _threads(lun: Any, size: int, rand: bool, threads: int, seconds: float) -> i
 
 async def _async(url: str, size: int, rand: bool, depth: int, seconds: float) -> int:
     async with iscsikit.open_lun_async(url) as lun:
-        stop = time.monotonic() + seconds
-        done = [0]
+        return await _callers(lun, size, rand, depth, seconds)
 
-        async def caller(i: int) -> None:
-            offset = _offsets(size, rand, i)
-            buf = bytearray(size)
-            while time.monotonic() < stop:
-                await lun.readinto(offset(), buf)
-                done[0] += 1
 
-        await asyncio.gather(*(caller(i) for i in range(depth)))
-        return done[0]
+async def _async_multi(
+    urls: list[str], policy: Any, size: int, rand: bool, depth: int, seconds: float
+) -> int:
+    async with iscsikit.open_multipath_lun_async(urls, policy) as lun:
+        return await _callers(lun, size, rand, depth, seconds)
+
+
+async def _callers(lun: Any, size: int, rand: bool, depth: int, seconds: float) -> int:
+    """Reads completed by ``depth`` coroutines reading ``lun`` for ``seconds``."""
+    stop = time.monotonic() + seconds
+    done = [0]
+
+    async def caller(i: int) -> None:
+        offset = _offsets(size, rand, i)
+        buf = bytearray(size)
+        while time.monotonic() < stop:
+            await lun.readinto(offset(), buf)
+            done[0] += 1
+
+    await asyncio.gather(*(caller(i) for i in range(depth)))
+    return done[0]
 
 
 def run(runs: int, seconds: float, threads: int) -> list[tuple[str, str, float, float, float]]:
@@ -119,6 +133,12 @@ def run(runs: int, seconds: float, threads: int) -> list[tuple[str, str, float, 
             ),
             "async single": lambda size, rand: asyncio.run(
                 _async(urls[0], size, rand, threads, seconds)
+            ),
+            "async multipath round-robin": lambda size, rand: asyncio.run(
+                _async_multi(urls, "round-robin", size, rand, threads, seconds)
+            ),
+            "async multipath queue-depth": lambda size, rand: asyncio.run(
+                _async_multi(urls, "queue-depth", size, rand, threads, seconds)
             ),
         }
         results: list[tuple[str, str, float, float, float]] = []
@@ -163,11 +183,18 @@ def main() -> None:
     runs, seconds = (1, 2.0) if args.quick else (args.runs, args.seconds)
     results = run(runs, seconds, args.threads)
     base = {shape: iops for shape, name, iops, _, _ in results if name == "single"}
-    print("| shape | initiator | IOPS (median) | vs single | tgtd CPU | initiator CPU |")
-    print("|---|---|---|---|---|---|")
+    one = {shape: iops for shape, name, iops, _, _ in results if name == "async single"}
+    print(
+        "| shape | initiator | IOPS (median) | vs single | vs async single | tgtd CPU "
+        "| initiator CPU |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for shape, name, iops, cpu, own in results:
-        ratio = iops / base[shape]
-        print(f"| {shape} | {name} | {iops:,.0f} | {ratio:.2f}x | {cpu:.2f} | {own:.2f} |")
+        ratio, vs_async = iops / base[shape], iops / one[shape]
+        print(
+            f"| {shape} | {name} | {iops:,.0f} | {ratio:.2f}x | {vs_async:.2f}x | {cpu:.2f} "
+            f"| {own:.2f} |"
+        )
 
 
 if __name__ == "__main__":
