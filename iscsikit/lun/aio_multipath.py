@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 from iscsikit.errors import ConnectionFailedError, InvalidParameterError, IscsiError
 from iscsikit.lun import ops
 from iscsikit.lun.aio import AsyncLun, run_async
+from iscsikit.lun.blocking_path import path_settings
 from iscsikit.lun.fence import FENCE_TIMEOUT, Fence, failure_mark, mark_of, reissue_at_once
-from iscsikit.lun.multipath import path_settings
 from iscsikit.lun.pathset import (
     PathInfo,
     PathState,
@@ -307,7 +307,7 @@ async def open_async_path(
     url: IscsiUrl, index: int, *, reissue_limit: int | None, **options: Any
 ) -> AsyncPath:
     """Log in the session ``url`` names (security stage always, see
-    :func:`~iscsikit.lun.multipath.path_settings`) and open its LUN as path ``index``."""
+    :func:`~iscsikit.lun.blocking_path.path_settings`) and open its LUN as path ``index``."""
     session = ManagedSession(path_settings(url, **options), reissue_limit=reissue_limit)
     await session.login()
     try:

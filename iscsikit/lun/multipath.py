@@ -27,52 +27,53 @@ offline and transitioning ones never.
 Each path's session is a :class:`~iscsikit.manager.blocking.BlockingManagedSession`
 with ``replacement_timeout`` 0 by default: a failed connection fails its call at once,
 so the call moves to another path instead of waiting for the same one (open-iscsi's
-advice for dm-multipath too).  Blocking only: the asyncio twin would need the same
-selection over :class:`~iscsikit.lun.aio.AsyncLun` paths and is not written yet.
+advice for dm-multipath too).  After a path failure only calls that change nothing move
+at once; the others wait for the failed path's fence (:mod:`iscsikit.lun.fence`).
+
+The path bookkeeping, the policies and the same-LU check are :mod:`iscsikit.lun.pathset`'s
+(shared with the asyncio twin, :mod:`iscsikit.lun.aio_multipath`); a blocking path is
+:mod:`iscsikit.lun.blocking_path`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Sequence
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from iscsikit.errors import (
     ConnectionFailedError,
     InvalidParameterError,
     IscsiError,
-    LocalProtocolError,
-    ProtocolError,
-    TaskManagementError,
-    TransportError,
 )
 from iscsikit.lun import ops
+from iscsikit.lun.blocking_path import AluaWatch, Gate, Path, path_settings
 from iscsikit.lun.fence import FENCE_TIMEOUT, Fence, failure_mark, mark_of, reissue_at_once
-from iscsikit.lun.lun import Lun, run_blocking, settings_for_url
+from iscsikit.lun.lun import Lun, run_blocking
+from iscsikit.lun.pathset import (
+    POLICIES,
+    PathInfo,
+    Policy,
+    Selector,
+    candidates,
+    check_same_lu,
+    is_path_failure,
+)
 from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
 from iscsikit.manager.blocking import BlockingManagedSession
-from iscsikit.manager.policy import State
 from iscsikit.manager.recovery import REISSUE_LIMIT
-from iscsikit.manager.spec import SessionSettings
-from iscsikit.plugin.transport import CommandChannel
-from iscsikit.proto.task import ScsiTask, TmfTask
+from iscsikit.proto.task import ScsiTask
 from iscsikit.scsi import cdb as C
 from iscsikit.scsi.alua import (
-    AccessState,
-    is_alua_state_change,
     is_alua_transition,
     parse_report_target_port_groups,
     report_target_port_groups,
 )
 from iscsikit.scsi.errors import ScsiCommandError
-from iscsikit.scsi.sense import decode_sense
 from iscsikit.scsi.vpd import (
-    Designator,
     lu_identity,
     parse_vpd_device_identification,
     relative_target_port,
@@ -81,182 +82,8 @@ from iscsikit.scsi.vpd import (
 
 _R = TypeVar("_R")
 
-Policy = Literal["failover", "round-robin", "queue-depth"]
-POLICIES: tuple[Policy, ...] = ("failover", "round-robin", "queue-depth")
-
-
-def path_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` says the path failed (worth the call on another path) rather than
-    the command (the LU's answer, or the caller's mistake)."""
-    if isinstance(exc, LocalProtocolError):
-        return False
-    return isinstance(exc, (TransportError, ProtocolError, TaskManagementError))
-
-
-class AluaWatch(CommandChannel):
-    """A path's command channel that reports a UNIT ATTENTION "asymmetric access state
-    changed" (2A/06-07) before :mod:`~iscsikit.lun.ops` retries it away."""
-
-    def __init__(self, inner: CommandChannel) -> None:
-        self.inner = inner
-        self.on_state_change: Callable[[], None] | None = None
-        self._watched: list[ScsiTask] = []
-
-    def submit(self, task: ScsiTask) -> None:
-        self._watched.append(task)
-        self.inner.submit(task)
-
-    def wait(self, task: ScsiTask | None = None) -> None:
-        try:
-            self.inner.wait(task)
-        finally:
-            self._look()
-
-    def _look(self) -> None:
-        pending: list[ScsiTask] = []
-        for task in self._watched:
-            if not task.done:
-                pending.append(task)
-            elif task.sense_data and self.on_state_change is not None:
-                with contextlib.suppress(ValueError):
-                    if is_alua_state_change(decode_sense(task.sense_data)):
-                        self.on_state_change()
-        self._watched = pending
-
-    def task_management(self, task: TmfTask) -> TmfTask:
-        return self.inner.task_management(task)
-
-    def statistics(self) -> Mapping[str, int]:
-        return self.inner.statistics()
-
-    @property
-    def closed(self) -> bool:
-        return self.inner.closed
-
-
-@dataclass(frozen=True, slots=True)
-class PathInfo:
-    """A path as ``-m session -P 3`` / JSON show it.
-
-    ``state``: ``active`` (used for I/O), ``standby`` (healthy, but ALUA says not
-    usable, or a better group is up) or ``failed`` (resting after a failure).
-    """
-
-    index: int
-    name: str
-    state: str
-    alua: str | None
-    group_id: int | None
-    relative_port: int | None
-    commands: int
-    failures: int
-    last_error: str | None
-
-
-class Path:
-    """One session to the LU: its :class:`Lun`, what VPD 0x83 said, and its health.
-
-    The multipath LUN changes the fields under its own lock; :meth:`busy` gives one
-    caller at a time the path's Lun (a session runs one call at a time).
-    """
-
-    def __init__(
-        self,
-        *,
-        index: int,
-        name: str,
-        lun: Lun,
-        identity: Designator | None,
-        relative_port: int | None = None,
-        group_id: int | None = None,
-        alua_capable: bool = False,
-    ) -> None:
-        self.index = index
-        self.name = name
-        self.lun = lun
-        self.identity = identity
-        self.relative_port = relative_port
-        self.group_id = group_id
-        self.alua_capable = alua_capable
-        self.alua: AccessState | int | None = None
-        self.healthy = True
-        self.outstanding = 0
-        self.commands = 0
-        self.failures = 0
-        self.last_error: str | None = None
-        self.retry_at = 0.0
-        self._backoff = 0.0
-        self._mutex = threading.Lock()
-
-    @property
-    def identity_key(self) -> tuple[int, int, bytes] | None:
-        """What two paths of one LU have equal: designator type, code set, bytes."""
-        d = self.identity
-        return None if d is None else (d.designator_type, d.code_set, d.designator)
-
-    @property
-    def rank(self) -> int:
-        """ALUA preference, lower first (0 without ALUA)."""
-        if self.alua is None:
-            return 0
-        return AccessState(self.alua).rank if self.alua in AccessState._value2member_map_ else 2
-
-    @property
-    def state(self) -> str:
-        if not self.healthy:
-            return "failed"
-        if self.alua is not None and self.rank > 1:
-            return "standby"
-        return "active"
-
-    def info(self) -> PathInfo:
-        alua = None
-        if self.alua is not None:
-            known = self.alua in AccessState._value2member_map_
-            alua = AccessState(self.alua).text if known else f"0x{int(self.alua):x}"
-        return PathInfo(
-            self.index, self.name, self.state, alua, self.group_id, self.relative_port,
-            self.commands, self.failures, self.last_error,
-        )  # fmt: skip
-
-    @contextlib.contextmanager
-    def busy(self, *, counted: bool = False) -> Iterator[None]:
-        """Hold the path's Lun for one call (``counted``: a call of the data path)."""
-        with self._mutex:
-            yield
-            if counted:
-                self.commands += 1
-
-    def fail(self, exc: BaseException, now: float, first: float, cap: float) -> None:
-        """Take the path out of use for a back-off (``first``, doubling up to ``cap``)."""
-        self.healthy = False
-        self.failures += 1
-        self.last_error = str(exc)
-        self._backoff = first if self._backoff == 0 else min(self._backoff * 2, cap)
-        self.retry_at = now + self._backoff
-
-    def try_reconnect(self, now: float, first: float, cap: float) -> bool:
-        """Let the path's session do what is due (a login attempt, once its wait is
-        over); True when it is logged in again and the path is back in use."""
-        if not self._mutex.acquire(blocking=False):
-            return False
-        try:
-            session = self.lun.session
-            if isinstance(session, BlockingManagedSession):
-                with contextlib.suppress(IscsiError):
-                    session.poll()
-                back = session.state is State.LOGGED_IN
-            else:
-                back = not self.lun.channel.closed
-            if back:
-                self.healthy = True
-                self._backoff = 0.0
-                return True
-            self._backoff = min(max(self._backoff, first) * 2, cap)
-            self.retry_at = now + self._backoff
-            return False
-        finally:
-            self._mutex.release()
+#: The name this module had for :func:`~iscsikit.lun.pathset.is_path_failure`.
+path_failure = is_path_failure
 
 
 class _NeedsFence(Exception):
@@ -265,36 +92,6 @@ class _NeedsFence(Exception):
     def __init__(self, fence: Fence) -> None:
         super().__init__(f"waiting for the fence of path {fence.path}")
         self.fence = fence
-
-
-class _Gate:
-    """Shared holds for whole-block calls, an exclusive one for a read-modify-write:
-    a partial-block write on one path must not interleave with a write of the same
-    blocks on another."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._shared = 0
-        self._exclusive = False
-
-    @contextlib.contextmanager
-    def hold(self, exclusive: bool) -> Iterator[None]:
-        with self._cond:
-            while self._exclusive or (exclusive and self._shared):
-                self._cond.wait()
-            if exclusive:
-                self._exclusive = True
-            else:
-                self._shared += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                if exclusive:
-                    self._exclusive = False
-                else:
-                    self._shared -= 1
-                self._cond.notify_all()
 
 
 class MultipathLun(ops.GeometryView):
@@ -316,10 +113,9 @@ class MultipathLun(ops.GeometryView):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if policy not in POLICIES:
-            raise InvalidParameterError(f"unknown multipath policy {policy!r} ({POLICIES})")
         if not paths:
             raise InvalidParameterError("a multipath LUN needs at least one path")
+        self._selector = Selector(policy)
         self._paths = list(paths)
         self.policy: Policy = policy
         self.geometry = self._paths[0].lun.geometry
@@ -332,9 +128,7 @@ class MultipathLun(ops.GeometryView):
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()  # path states and the policy's cursor
-        self._gate = _Gate()
-        self._next = 0
-        self._current: Path | None = None
+        self._gate = Gate()
         self._alua_stale = False
         self._closed = False
         #: Calls issued again on another path after a path failed under them.
@@ -388,51 +182,17 @@ class MultipathLun(ops.GeometryView):
     def _candidates(self, *, alua: bool = True) -> list[Path]:
         """The healthy paths of the best ALUA rank present (all healthy ones without
         ALUA), in the order given."""
-        healthy = [p for p in self._paths if p.healthy]
-        if not alua:
-            return healthy
-        usable = [p for p in healthy if p.alua is None or AccessState(p.alua).usable]
-        if not usable:
-            return []
-        best = min(p.rank for p in usable)
-        return [p for p in usable if p.rank == best]
+        return candidates(self._paths, alua=alua)
 
     def _pick(self, exclude: set[int]) -> Path | None:
         """The policy's choice among the candidates not in ``exclude`` (by index)."""
         with self._lock:
-            ready = [p for p in self._candidates() if p.index not in exclude]
-            if not ready:
-                return None
-            if self.policy == "failover":
-                if self._current not in ready:
-                    self._current = ready[0]
-                assert self._current is not None
-                choice = self._current
-            elif self.policy == "queue-depth":
-                low = min(p.outstanding for p in ready)
-                ready = [p for p in ready if p.outstanding == low]
-                choice = self._rotate(ready)
-            else:
-                choice = self._rotate(ready)
-            choice.outstanding += 1
-            return choice
-
-    def _rotate(self, ready: list[Path]) -> Path:
-        """The first of ``ready`` at or after the cursor, in path order."""
-        n = len(self._paths)
-        for step in range(n):
-            index = (self._next + step) % n
-            for p in ready:
-                if p.index == index:
-                    self._next = index + 1
-                    return p
-        return ready[0]  # pragma: no cover - ready is never empty here
+            return self._selector.pick(self._paths, exclude)
 
     def _fail(self, path: Path, exc: BaseException) -> None:
         with self._lock:
             path.fail(exc, self._clock(), self.retry_interval, self.max_retry_interval)
-            if self._current is path:
-                self._current = None
+            self._selector.forget(path.index)
 
     def _revive_due(self) -> None:
         """Poll the sessions of failed paths whose back-off is over; a session that
@@ -630,19 +390,6 @@ class MultipathLun(ops.GeometryView):
 # -- opening -------------------------------------------------------------------------------
 
 
-def path_settings(url: IscsiUrl, **options: Any) -> SessionSettings:
-    """The session settings of a path: ``url``'s, with the login always passing the
-    security stage (AuthMethod=None offered when there is no CHAP), as open-iscsi's does.
-    tgtd reinstates an existing session (same ISID, TSIH 0) only when the login goes
-    through that stage: without it, it keeps the old session alive next to the new one,
-    and a command of the old one could still run late (no fence, see
-    :mod:`iscsikit.lun.fence`)."""
-    settings = settings_for_url(url, **options)
-    return dataclasses.replace(
-        settings, config=dataclasses.replace(settings.config, security_stage=True)
-    )
-
-
 def open_path(url: IscsiUrl, index: int, *, reissue_limit: int | None, **options: Any) -> Path:
     """Log in the session ``url`` names and open its LUN as path ``index``: probe,
     VPD 0x83 identity, port and port group."""
@@ -677,28 +424,6 @@ def open_path(url: IscsiUrl, index: int, *, reissue_limit: int | None, **options
         group_id=target_port_group(designators),
         alua_capable=geometry.inquiry.tpgs != 0,
     )
-
-
-def check_same_lu(paths: Sequence[Path]) -> None:
-    """Refuse paths that do not provably reach one LU: a path without an LU designator
-    in VPD 0x83, different identities, or different block size / capacity."""
-    first = paths[0]
-    for path in paths:
-        if path.identity is None:
-            raise InvalidParameterError(
-                f"{path.name}: the LU reports no identifier in VPD page 0x83; "
-                "its paths cannot be proven to reach one LU"
-            )
-        if path.identity_key != first.identity_key:
-            raise InvalidParameterError(
-                f"{path.name} reaches LU {path.identity.value}, {first.name} reaches "
-                f"{first.identity.value if first.identity else '?'}: not paths of one LU"
-            )
-        if (path.lun.block_size, path.lun.size) != (first.lun.block_size, first.lun.size):
-            raise InvalidParameterError(
-                f"{path.name}: {path.lun.size} bytes in {path.lun.block_size}-byte blocks, "
-                f"{first.name}: {first.lun.size} in {first.lun.block_size}: not one LU"
-            )
 
 
 def open_multipath_lun(

@@ -121,9 +121,10 @@ def _round(
     offset = (round_ + 1) * (1 << 20)
     # Path 0 carries I/O (failover): it must be back from the last round first.
     _wait("path 0 active", lambda: lun.read(0, 512) is not None and lun.paths[0].state == "active")
-    lun._current = lun._paths[0]
+    lun._selector.forget(1)  # failover: back to the first path, path 0
+    before = lun.paths[0].commands
     lun.write(offset, _data("OLD", round_))
-    assert lun._current is lun._paths[0]
+    assert lun.paths[0].commands == before + 1
     proxy.refuse(not reconnect)
     proxy.hold()
     errors: list[BaseException] = []
