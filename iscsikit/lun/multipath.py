@@ -20,9 +20,9 @@ call to another port group.  With no usable path, calls wait for one up to
 
 ALUA (SPC-4 §5.16): when the LU reports TPGS, each path learns its port group from VPD
 0x83 and REPORT TARGET PORT GROUPS gives the groups' states, at open and again after a
-UNIT ATTENTION 2A/06 (seen on any path) or an ALUA NOT READY.  Active/optimized paths are
-used first, active/non-optimized only when no optimized one is up, standby, unavailable,
-offline and transitioning ones never.
+UNIT ATTENTION 2A/06 (seen on any path) or an ALUA NOT READY, and polled (see
+:data:`ALUA_POLL_INTERVAL`).  Active/optimized paths are used first, active/non-optimized
+only when no optimized one is up, standby, unavailable, offline and transitioning never.
 
 Each path's session is a :class:`~iscsikit.manager.blocking.BlockingManagedSession`
 with ``replacement_timeout`` 0 by default: a failed connection fails its call at once,
@@ -38,6 +38,7 @@ The path bookkeeping, the policies and the same-LU check are :mod:`iscsikit.lun.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -81,6 +82,10 @@ from iscsikit.scsi.vpd import (
 )
 
 _R = TypeVar("_R")
+
+#: Seconds between unasked RTPGs while a path is not active/optimized (:meth:`_alua_poll_due`).
+ALUA_POLL_INTERVAL = 5.0
+
 
 #: The name this module had for :func:`~iscsikit.lun.pathset.is_path_failure`.
 path_failure = is_path_failure
@@ -130,6 +135,7 @@ class MultipathLun(ops.GeometryView):
         self._lock = threading.Lock()  # path states and the policy's cursor
         self._gate = Gate()
         self._alua_stale = False
+        self._alua_read_at = 0.0
         self._closed = False
         #: Calls issued again on another path after a path failed under them.
         self.reissues = 0
@@ -158,10 +164,10 @@ class MultipathLun(ops.GeometryView):
         self._alua_stale = True
 
     def refresh_alua(self) -> None:
-        """Read the port groups' states (RTPG through the first path that answers)
-        and set each path's state from its group."""
+        """Read the port groups' states (RTPG through the first path that answers, a
+        path in use first) and set each path's state from its group."""
         self._alua_stale = False
-        for path in self._candidates(alua=False) or self._paths:
+        for path in dict.fromkeys(self._candidates() + self._candidates(alua=False) or self._paths):
             try:
                 with path.busy():
                     task = path.lun.execute(report_target_port_groups(), read_length=1024)
@@ -170,6 +176,7 @@ class MultipathLun(ops.GeometryView):
             groups = parse_report_target_port_groups(ops.data_of(task))
             with self._lock:
                 self.alua_refreshes += 1
+                self._alua_read_at = self._clock()
                 for p in self._paths:
                     group = None
                     if p.group_id is not None:
@@ -178,6 +185,16 @@ class MultipathLun(ops.GeometryView):
                         group = groups.group_of_port(p.relative_port)
                     p.alua = None if group is None else group.state
             return
+
+    def _alua_poll_due(self) -> bool:
+        """Whether to read ALUA states unasked: at every wait while no path is usable, else
+        every :data:`ALUA_POLL_INTERVAL` while one is not optimized (LIO tells a group's
+        change only to that group's I_T nexuses: a path without I/O never hears it)."""
+        if all(p.rank == 0 for p in self._paths if p.healthy and p.alua_capable):
+            return False
+        with self._lock:
+            interval = ALUA_POLL_INTERVAL if self._candidates() else 0.0
+        return self._clock() - self._alua_read_at >= interval
 
     def _candidates(self, *, alua: bool = True) -> list[Path]:
         """The healthy paths of the best ALUA rank present (all healthy ones without
@@ -218,7 +235,7 @@ class MultipathLun(ops.GeometryView):
         waiting_since: float | None = None
         while True:
             self._revive_due()
-            if self._alua_stale:
+            if self._alua_stale or self._alua_poll_due():
                 self.refresh_alua()
             path = self._pick(tried)
             if path is None:
@@ -392,12 +409,19 @@ class MultipathLun(ops.GeometryView):
 
 def open_path(url: IscsiUrl, index: int, *, reissue_limit: int | None, **options: Any) -> Path:
     """Log in the session ``url`` names and open its LUN as path ``index``: probe,
-    VPD 0x83 identity, port and port group."""
+    VPD 0x83 identity, port and port group.  ``known`` (an option): the LU's geometry
+    as another path read it, for a port whose ALUA state refuses the probe."""
+    known: ops.Geometry | None = options.pop("known", None)
     session = BlockingManagedSession(path_settings(url, **options), reissue_limit=reissue_limit)
     session.login()
     try:
         channel = AluaWatch(session.io)
-        geometry = run_blocking(channel, ops.probe(url.lun))
+        try:
+            geometry = run_blocking(channel, ops.probe(url.lun))
+        except ScsiCommandError as exc:
+            if known is None or not is_alua_transition(exc.sense):
+                raise
+            geometry = dataclasses.replace(known, lun=url.lun)
         lun = Lun(session, channel, geometry, owns=True)
         page = ops.data_of(
             run_blocking(
@@ -461,8 +485,17 @@ def open_multipath_lun(
     options.setdefault("replacement_timeout", 0.0)
     paths: list[Path] = []
     try:
+        refused: list[int] = []  # ports whose ALUA state refused the probe
         for index, url in enumerate(parsed):
-            paths.append(open_path(url, index, reissue_limit=reissue_limit, **options))
+            try:
+                paths.append(open_path(url, index, reissue_limit=reissue_limit, **options))
+            except ScsiCommandError as exc:
+                if not is_alua_transition(exc.sense) or (index == len(parsed) - 1 and not paths):
+                    raise
+                refused.append(index)
+        for i in refused:  # with the geometry another path read, in their places
+            options["known"] = paths[0].lun.geometry
+            paths.insert(i, open_path(parsed[i], i, reissue_limit=reissue_limit, **options))
         check_same_lu(paths)
         return MultipathLun(
             paths,
