@@ -11,6 +11,19 @@ a name longer than a unix socket allows becomes ``session-<sid>-lun-<N>``.  The
 export reads and writes through the session's recovering channel, so it keeps
 serving across reconnects: I/O waits while the session recovers, fails after
 ``replacement_timeout``, and works again once the session is back.
+
+When sessions through two or more portals reach the same logical unit (equal LU
+identity in VPD page 0x83, :func:`~iscsikit.scsi.vpd.lu_identity`), the LU is also
+served once over all of its sessions (``nr_sessions`` ones too), as an
+:class:`~iscsikit.lun.aio_multipath.AsyncMultipathLun` (round-robin, the fence of
+:mod:`iscsikit.lun.fence`), at::
+
+    <run_dir>/nbd/mpath-<identity hex>
+
+The per-session exports stay.  The multipath export follows the sessions: a session
+that comes (or a LUN that appears) adds a path, one that logs out or vanishes removes
+its path; the export stops with its last path.  Sessions of one portal alone
+(``nr_sessions``) get none: they share every failure of that portal.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from typing import Any, cast
 from iscsikit.errors import IscsiError
 from iscsikit.lun import ops, scan
 from iscsikit.lun.aio import AsyncLun, run_async
+from iscsikit.lun.aio_multipath import AsyncMultipathLun, AsyncPath
 from iscsikit.manager.managed import ManagedSession
 from iscsikit.manager.sessions import LunExport
 from iscsikit.nbd.device import BlockDevice
@@ -32,6 +46,12 @@ from iscsikit.nbd.server import serve
 from iscsikit.scsi import cdb as C
 from iscsikit.scsi.errors import ScsiCommandError
 from iscsikit.scsi.inquiry import parse_inquiry
+from iscsikit.scsi.vpd import (
+    lu_identity,
+    parse_vpd_device_identification,
+    relative_target_port,
+    target_port_group,
+)
 
 __all__ = ["EXPORT_DIR", "Exports", "export_name"]
 
@@ -58,6 +78,20 @@ class _Served:
     device: AsyncLun
     task: asyncio.Task[None]
     clients: list[int] = field(default_factory=lambda: [0])
+    #: The LUN as a path of a multipath export (None: no LU identity in VPD 0x83).
+    path: AsyncPath | None = None
+
+
+@dataclass(slots=True)
+class _Multipath:
+    """One LU served over every session that reaches it."""
+
+    device: AsyncMultipathLun
+    task: asyncio.Task[None]
+    socket: Path
+    #: (session id, LUN) -> the index of its path in ``device``.
+    members: dict[tuple[int, int], int]
+    clients: list[int] = field(default_factory=lambda: [0])
 
 
 @dataclass(slots=True)
@@ -72,6 +106,10 @@ class Exports:
         self.directory = run_dir / EXPORT_DIR
         self._sessions: dict[int, _SessionExports] = {}
         self._paths: set[Path] = set()
+        #: Multipath exports by LU identity key.
+        self._multipath: dict[tuple[int, int, bytes], _Multipath] = {}
+        self._next_path = 0
+        self._regrouping = asyncio.Lock()  # two sessions' refreshes may interleave
 
     async def refresh(self, session: ManagedSession) -> tuple[LunExport, ...]:
         """Serve the session's block LUNs (new ones added, vanished ones removed)."""
@@ -87,6 +125,7 @@ class Exports:
                 mine.served[number] = served
         exports = tuple(mine.served[n].info for n in sorted(mine.served))
         session.exports = exports
+        await self._regroup()
         return exports
 
     async def _start(self, session: ManagedSession, number: int) -> _Served | None:
@@ -135,7 +174,125 @@ class Exports:
             return None
         log.info("session %d: LUN %d served at %s", session.sid, number, path)
         info = LunExport(number, str(path), device.size, device.block_size)
-        return _Served(info, device, task, clients)
+        return _Served(info, device, task, clients, await self._as_path(session, device))
+
+    async def _as_path(self, session: ManagedSession, device: AsyncLun) -> AsyncPath | None:
+        """The LUN as a path of a multipath export: its LU identity from VPD 0x83 (None
+        without one: such a LUN cannot be proven to be another session's)."""
+        try:
+            answer = await run_async(
+                session.io,
+                ops.command(
+                    C.inquiry(evpd=True, page=0x83, allocation_length=1024),
+                    lun=device.lun,
+                    read_length=1024,
+                ),
+            )
+            designators = parse_vpd_device_identification(ops.data_of(answer))
+        except (IscsiError, ScsiCommandError, ValueError) as exc:
+            log.info("session %d: LUN %d has no VPD 0x83: %s", session.sid, device.lun, exc)
+            return None
+        identity = lu_identity(designators)
+        if identity is None:
+            return None
+        self._next_path += 1
+        return AsyncPath(
+            # A view of the session for the multipath LUN (it logs nothing out).
+            lun=AsyncLun(session, session.io, device.geometry, owns=False),
+            index=self._next_path,
+            name=f"{session.settings.portal} session {session.sid}",
+            identity=identity,
+            relative_port=relative_target_port(designators),
+            group_id=target_port_group(designators),
+            alua_capable=device.geometry.inquiry.tpgs != 0,
+        )
+
+    # -- multipath exports ---------------------------------------------------------------
+
+    async def _regroup(self) -> None:
+        """Start, update or stop the multipath exports as the served LUNs say."""
+        async with self._regrouping:
+            await self._regroup_now()
+
+    async def _regroup_now(self) -> None:
+        groups: dict[tuple[int, int, bytes], dict[tuple[int, int], AsyncPath]] = {}
+        for sid, mine in self._sessions.items():
+            for number, served in mine.served.items():
+                key = None if served.path is None else served.path.identity_key
+                if served.path is not None and key is not None:
+                    groups.setdefault(key, {})[(sid, number)] = served.path
+        for key, mp in list(self._multipath.items()):
+            members = groups.get(key, {})
+            for member, index in list(mp.members.items()):
+                if member not in members:
+                    gone = mp.device.remove_path(index)
+                    del mp.members[member]
+                    log.info("%s: path %s removed", mp.socket.name, gone and gone.name)
+            for member, path in members.items():
+                if member not in mp.members:
+                    mp.device.add_path(path)
+                    mp.members[member] = path.index
+                    log.info("%s: path %s added", mp.socket.name, path.name)
+            if not mp.members:
+                await self._stop_multipath(key)
+        for key, members in groups.items():
+            portals = {path.name.rsplit(" session ", 1)[0] for path in members.values()}
+            if key not in self._multipath and len(portals) >= 2:
+                await self._start_multipath(key, members)
+
+    async def _start_multipath(
+        self, key: tuple[int, int, bytes], members: dict[tuple[int, int], AsyncPath]
+    ) -> None:
+        paths = sorted(members.values(), key=lambda p: p.index)
+        device = AsyncMultipathLun(paths, "round-robin")
+        path = self.directory / f"mpath-{key[2].hex()}"
+        if len(str(path)) > _SUN_PATH_MAX:  # a long SCSI name string: its start
+            path = Path(str(path)[:_SUN_PATH_MAX])
+        self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        clients = [0]
+
+        def announce(uri: str) -> None:
+            if not ready.done():
+                ready.set_result(uri)
+
+        def count(n: int) -> None:
+            clients[0] = n
+
+        task = asyncio.create_task(
+            serve(
+                cast("BlockDevice", device),
+                unix_path=path,
+                ready=announce,
+                description=f"multipath LU {key[2].hex()}",
+                on_clients=count,
+            ),
+            name=f"nbd export {path.name}",
+        )
+        waiting: set[asyncio.Future[Any]] = {task, ready}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            failure = None if task.cancelled() else task.exception()
+            log.error("cannot serve multipath LU %s at %s: %s", key[2].hex(), path, failure)
+            return
+        log.info("multipath LU %s served at %s over %d paths", key[2].hex(), path, len(paths))
+        self._multipath[key] = _Multipath(
+            device, task, path, {m: p.index for m, p in members.items()}, clients
+        )
+
+    async def _stop_multipath(self, key: tuple[int, int, bytes]) -> None:
+        mp = self._multipath.pop(key)
+        mp.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await mp.task
+        await mp.device.aclose()
+        with contextlib.suppress(FileNotFoundError):
+            mp.socket.unlink()
+
+    def multipath_exports(self) -> dict[str, tuple[str, ...]]:
+        """Each multipath export's socket and the names of its paths."""
+        exports = self._multipath.values()
+        return {str(mp.socket): tuple(p.name for p in mp.device.paths) for mp in exports}
 
     def _path(self, session: ManagedSession, number: int) -> Path:
         portal = session.settings.portal
@@ -166,17 +323,27 @@ class Exports:
             if session is not None
             else list(self._sessions.values())
         )
-        return [s.info for g in groups for s in g.served.values() if s.clients[0] > 0]
+        busy = [s.info for g in groups for s in g.served.values() if s.clients[0] > 0]
+        if session is None:  # a multipath export survives any one session's logout
+            busy += [
+                LunExport(mp.device.lun, str(mp.socket), mp.device.size, mp.device.block_size)
+                for mp in self._multipath.values()
+                if mp.clients[0] > 0
+            ]
+        return busy
 
     async def stop(self, session: ManagedSession) -> None:
         """Stop serving the session's LUNs (before it logs out)."""
         mine = self._sessions.pop(session.sid, None)
+        await self._regroup()  # its paths leave the multipath exports first
         if mine is not None:
             for served in mine.served.values():
                 await self._stop(served)
         session.exports = ()
 
     async def stop_all(self) -> None:
+        for key in list(self._multipath):
+            await self._stop_multipath(key)
         for sid in list(self._sessions):
             mine = self._sessions.pop(sid)
             for served in mine.served.values():

@@ -98,6 +98,7 @@ class AsyncMultipathLun(ops.GeometryView):
         if not paths:
             raise InvalidParameterError("a multipath LUN needs at least one path")
         self._paths = list(paths)
+        self._gone: list[AsyncPath] = []
         self._selector = Selector(policy)
         self.policy: Policy = policy
         self.geometry = self._paths[0].lun.geometry
@@ -120,6 +121,28 @@ class AsyncMultipathLun(ops.GeometryView):
     @property
     def paths(self) -> tuple[PathInfo, ...]:
         return tuple(p.info() for p in self._paths)
+
+    def add_path(self, path: AsyncPath) -> None:
+        """Use one more path (its LU identity and geometry must be this LU's; its
+        ``index`` must be new)."""
+        if any(p.index == path.index for p in self._paths):
+            raise InvalidParameterError(f"path index {path.index} is taken")
+        check_same_lu([*self._paths, path])
+        self._paths.append(path)
+        if path.alua_capable:
+            self._alua_stale = True
+
+    def remove_path(self, index: int) -> AsyncPath | None:
+        """Stop using path ``index`` (calls in flight on it finish or fail over); the
+        path, or None if there was none."""
+        for path in self._paths:
+            if path.index == index:
+                self._paths.remove(path)
+                self._gone.append(path)  # a fence may still wait on it
+                del self._gone[:-8]
+                self._selector.forget(index)
+                return path
+        return None
 
     # -- paths -------------------------------------------------------------------------
 
@@ -217,7 +240,7 @@ class AsyncMultipathLun(ops.GeometryView):
 
     async def _await_fence(self, fence: Fence) -> None:
         """Wait until ``fence`` clears; other calls go on meanwhile."""
-        path = self._paths[fence.path]
+        path = next(p for p in self._fenced_paths() if p.index == fence.path)
         self.fenced += 1
         while True:
             if fence.reinstated(mark_of(path.lun.session)):
@@ -229,6 +252,9 @@ class AsyncMultipathLun(ops.GeometryView):
             if self._closed:
                 raise ConnectionFailedError("the multipath LUN is closed")
             await asyncio.sleep(0.02)
+
+    def _fenced_paths(self) -> list[AsyncPath]:
+        return self._paths + self._gone
 
     # -- the BlockDevice / AsyncLun surface ----------------------------------------------
 

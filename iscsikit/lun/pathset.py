@@ -197,9 +197,9 @@ class Selector:
             self._current = choice.index
         elif self.policy == "queue-depth":
             low = min(p.outstanding for p in ready)
-            choice = self._rotate(len(paths), [p for p in ready if p.outstanding == low])
+            choice = self._rotate([p for p in ready if p.outstanding == low])
         else:
-            choice = self._rotate(len(paths), ready)
+            choice = self._rotate(ready)
         choice.outstanding += 1
         return choice
 
@@ -208,14 +208,13 @@ class Selector:
         if self._current == index:
             self._current = None
 
-    def _rotate(self, n: int, ready: list[_P]) -> _P:
-        for step in range(n):
-            index = (self._next + step) % n
-            for p in ready:
-                if p.index == index:
-                    self._next = index + 1
-                    return p
-        return ready[0]  # pragma: no cover - ready is never empty here
+    def _rotate(self, ready: list[_P]) -> _P:
+        """The ready path with the lowest index at or after the cursor, else the lowest
+        (indices may have gaps: paths come and go)."""
+        later = [p for p in ready if p.index >= self._next]
+        choice = min(later or ready, key=lambda p: p.index)
+        self._next = choice.index + 1
+        return choice
 
 
 class _LuPath(Protocol):
