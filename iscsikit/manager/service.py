@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Collection, Mapping
 
@@ -124,6 +125,7 @@ class SessionManager:
         provisional = self._new_sid()
         session = shell(settings, sid=provisional, on_change=self.on_change)
         session.node = node
+        session.portal_taken = functools.partial(self._portal_taken, session)
         self._sessions[provisional] = session
         try:
             await session.login()
@@ -147,7 +149,24 @@ class SessionManager:
 
     def adopt(self, session: KernelManagedSession) -> None:
         """List a session :meth:`KernelManagedSession.adopt` took over."""
+        session.portal_taken = functools.partial(self._portal_taken, session)
         self._sessions[session.sid] = session
+
+    def _portal_taken(self, session: ManagedSession, portal: Portal) -> bool:
+        """Whether another logged-in session of ``session``'s target and initiator is
+        at ``portal`` now: a path of its own, so no portal to fail over to."""
+        mine = session.settings.config
+        for other in self._sessions.values():
+            theirs = other.settings.config
+            if (
+                other is not session
+                and other.state is State.LOGGED_IN
+                and other.current_portal == portal
+                and (theirs.target_name, theirs.initiator_name)
+                == (mine.target_name, mine.initiator_name)
+            ):
+                return True
+        return False
 
     async def login_node(
         self, node: NodeRecord, *, failover: tuple[Portal, ...] = (), driver: str | None = None

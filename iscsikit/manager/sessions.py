@@ -79,6 +79,13 @@ class ScsiLun:
     lun: int
     disk: str | None = None
     state: str | None = None
+    #: The dm-multipath map holding the disk (``mpatha``, ``dm-0``) and the disk's state
+    #: as its path (``active`` / ``failed``) and its priority group's (``active`` /
+    #: ``enabled`` / ``disabled``); ``unknown`` when the device-mapper cannot be asked.
+    multipath: str | None = None
+    multipath_dm: str | None = None
+    path_state: str | None = None
+    path_group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +273,28 @@ def _is_ipv6(address: str) -> bool:
     return first >= 0 and address.find(":", first + 1) > 0
 
 
+def _luns(s: IscsiSession) -> tuple[ScsiLun, ...]:
+    """The session's LUNs with their disks and, for a disk dm-multipath holds, its map
+    and path state (each map's status read once)."""
+    from iscsikit.sysfs.dm import multipath_of
+
+    statuses: dict[str, str | None] = {}
+    out: list[ScsiLun] = []
+    for d in s.scsi_devices():
+        block = d.block()
+        path = multipath_of(block.path, block.devnum, statuses) if block else None
+        if path is None:
+            out.append(ScsiLun(*d.hctl, disk=d.block_device, state=d.state))
+            continue
+        out.append(
+            ScsiLun(
+                *d.hctl, disk=d.block_device, state=d.state, multipath=path.map_name,
+                multipath_dm=path.dm, path_state=path.state, path_group=path.group_state,
+            )
+        )  # fmt: skip
+    return tuple(out)
+
+
 def session_from_sysfs(s: IscsiSession) -> SessionInfo | None:
     """A :class:`SessionInfo` from a kernel session, read as open-iscsi 2.1.8 reads it
     (libopeniscsiusr/session.c and iface.c); None if the session vanished meanwhile."""
@@ -300,7 +329,7 @@ def session_from_sysfs(s: IscsiSession) -> SessionInfo | None:
         if value is not None and value != -1:
             params[key] = fmt(value)
     timeouts = {name: str(s.attr_int(name, -1)) for name in _TIMEOUTS}
-    luns = tuple(ScsiLun(*d.hctl, disk=d.block_device, state=d.state) for d in s.scsi_devices())
+    luns = _luns(s)
     return SessionInfo(
         sid=s.sid,
         transport=transport,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 from iscsikit.errors import ConnectionFailedError, IscsiError
@@ -66,6 +67,11 @@ class SessionShell(abc.ABC, Generic[_C]):
         self._drain_within = 0.0
         self._past_stats: dict[str, int] = {}
         self._failover_index = 0
+        #: The portal of the current (or last) connection.
+        self.current_portal: Portal | None = None
+        #: Whether another session of this target is logged in at a portal now (set by
+        #: the manager that lists the sessions): a recovery does not fail over there.
+        self.portal_taken: Callable[[Portal], bool] = lambda portal: False
 
     @abc.abstractmethod
     def _feed(self, event: Input, *, time2wait: float | None = None) -> None:
@@ -102,7 +108,13 @@ class SessionShell(abc.ABC, Generic[_C]):
         if self.policy.state is State.LOGGING_IN:
             return self.settings.portal
         portals = self.settings.recovery_portals
-        return portals[self._failover_index % len(portals)]
+        for step in range(len(portals)):
+            portal = portals[(self._failover_index + step) % len(portals)]
+            # Another session of the target on that portal is another path to the same
+            # LUNs (multipath): failing over there would leave two paths on one portal.
+            if portal == self.settings.portal or not self.portal_taken(portal):
+                return portal
+        return self.settings.portal
 
     def _login_failed(self, exc: IscsiError, portal: Portal | None = None) -> None:
         """A login attempt (at ``portal``; None: after the login, opening the data path)
@@ -125,6 +137,7 @@ class SessionShell(abc.ABC, Generic[_C]):
             self.policy.time2wait = float(self.params.get("DefaultTime2Wait", "2"))
         channel.on_event = lambda event: self._on_event(channel, event)
         self._failover_index = 0  # the next recovery starts at the preferred portal again
+        self.current_portal = portal
         if portal != self.settings.portal:
             log.warning("session %d: failed over to %s", self.sid, portal)
         self._feed(Input.LOGIN_OK)

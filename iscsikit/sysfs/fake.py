@@ -461,6 +461,21 @@ class FakeSysfs:
         _link(self.sys / "class/block" / path.name, path)
         _link(self.sys / "dev/block" / f"{major}:{minor}", path)
 
+    def add_multipath_map(self, name: str, minor: int, disks: list[str], wwid: str) -> Path:
+        """A dm-multipath map ``dm-<minor>`` named ``name`` (``dm/uuid`` ``mpath-<wwid>``,
+        as multipath-tools names its maps) holding the disks ``disks`` (drivers/md/dm-sysfs.c,
+        block/holder.c: ``block/sdX/holders/dm-N``, ``dm-N/slaves/sdX``)."""
+        dm = self.sys / "devices/virtual/block" / f"dm-{minor}"
+        self._block_node(dm, 253, minor, 2097152, "disk")
+        _write(dm / "dm/name", name)
+        _write(dm / "dm/uuid", f"mpath-{wwid}")
+        _link(self.sys / "block" / dm.name, dm)
+        for disk in disks:
+            bdev = (self.sys / "block" / disk).resolve()
+            _link(bdev / "holders" / dm.name, dm)
+            _link(dm / "slaves" / disk, bdev)
+        return dm
+
     # -- udev -------------------------------------------------------------------------
     def add_udev_record(self, block: str, links: list[str], *, make_links: bool = True) -> Path:
         """What udevd leaves for the disk ``block``: its database record

@@ -12,13 +12,15 @@ verified write stream to the map (``O_DIRECT``; every acknowledged block read ba
 (c) the 127.0.0.2 session is logged out with ``iscsikit-adm`` and logged in again.
 
 After each: no write failed, no block lost or corrupted, and both paths are active again
-in ``multipathd show paths``.  The counts are printed (and recorded as junit properties).
+in ``multipathd show paths``; ``-m session -P 3`` and its JSON show each disk's map and
+path state (the failed path as ``failed`` while its portal is gone).  The counts are
+printed (and recorded as junit properties).
 The tests run in file order and share one daemon, one tgtd and one multipathd.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -28,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from iscsikit.sysfs import IscsiSession, SysfsContext
+from iscsikit.sysfs.dm import map_status
 from iscsikit.testing.daemon import RunningDaemon
 from iscsikit.testing.plugin import require_tgt
 from iscsikit.testing.tgtd import Tgtd
@@ -117,7 +120,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     with Tgtd(work / "tgtd", host=HOSTS[0], start_timeout=WAIT) as tgtd:
         tgtd.add_portal(HOSTS[1], tgtd.port)
         tid = tgtd.add_target(IQN, luns=1, lun_size=32 << 20)
-        with Multipathd(work / "multipathd.log") as multipathd, _no_portal_failover():
+        with Multipathd(work / "multipathd.log") as multipathd:
             daemon = RunningDaemon(Path("/"))
             try:
                 yield Setup(tgtd, tid, daemon, multipathd)
@@ -129,25 +132,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 daemon.stop()
                 print(daemon.log[-20000:])
                 print(multipathd.log[-8000:])
-
-
-@contextlib.contextmanager
-def _no_portal_failover() -> Iterator[None]:
-    """``failover = no`` in the guest's iscsikit.conf (docs/multipath.md), for the
-    ``with`` block: a path whose portal is gone must fail, for dm-multipath to use the
-    other one, rather than log in again through the other portal (two paths on one
-    portal would no longer be two)."""
-    conf = Path("/etc/iscsikit/iscsikit.conf")
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    kept = conf.read_text() if conf.exists() else None
-    conf.write_text((kept or "") + "\nfailover = no\n")
-    try:
-        yield
-    finally:
-        if kept is None:
-            conf.unlink(missing_ok=True)
-        else:
-            conf.write_text(kept)
 
 
 def _report(record_property: Callable[[str, object], None], what: str, w: VerifiedWriter) -> None:
@@ -210,6 +194,28 @@ def test_two_sessions_give_one_map_with_two_active_paths(setup: Setup) -> None:
     assert paths == disks
     listed = setup.multipathd.query("show", "paths").stdout
     print(listed)
+    # iscsikit reads the map's status through the device-mapper ioctl as dmsetup does
+    dmsetup = subprocess.run(
+        ["dmsetup", "status", setup.name], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    print(dmsetup)
+    assert (map_status(setup.name) or "").split() == dmsetup.split(" multipath ", 1)[1].split()
+    _assert_path_states(setup, dict.fromkeys(HOSTS, "active"))
+
+
+def _assert_path_states(setup: Setup, wanted: dict[str, str]) -> None:
+    """``-m session -r SID -P 3`` names the map and says each host's path state, and the
+    JSON output carries the same."""
+    for host, state in wanted.items():
+        sid = str(setup.session(host).sid)
+        text = setup.adm("-m", "session", "-r", sid, "-P", "3").stdout
+        line = f"Multipath: {setup.name} ({setup.dm})\tPath State: {state}\t"
+        assert line in text, text
+        as_json = setup.adm("-m", "session", "-r", sid, "-P", "3", "--output", "json")
+        doc = json.loads(as_json.stdout)
+        (found,) = [d for d in doc["sessions"] if str(d["sid"]) == sid]
+        (lun,) = [d for d in found["devices"] if d["disk"]]  # LUN 0: the controller
+        assert (lun["multipath"], lun["path_state"]) == (setup.name, state)
 
 
 def test_connection_dropped_by_the_target(
@@ -248,12 +254,14 @@ def test_portal_removed_and_added_again(
         # The path fails once replacement_timeout (10 s) passes without a connection;
         # the writes go on over the other path meanwhile.
         setup.multipathd.wait_usable(setup.name, 1)
+        _assert_path_states(setup, {HOSTS[0]: "active", HOSTS[1]: "failed"})
         writer.wait_written(128)
         setup.tgtd.tgtadm("--op", "new", "--mode", "portal", "--param", f"portal={portal}")
         wait_for("the session through the re-added portal", lambda: setup.logged_in(HOSTS[1]))
         settle()
         setup.multipathd.wait_usable(setup.name, 2)
         writer.wait_written(64)
+    _assert_path_states(setup, dict.fromkeys(HOSTS, "active"))
     _report(record_property, "portal-readd", writer)
 
 

@@ -147,6 +147,11 @@ def _device_lines(info: SessionInfo, p: str, flags: int) -> list[str]:
             if d.disk is not None:
                 state = d.state if d.state is not None else "Unknown"
                 lines.append(f"{p}\t\t\tAttached scsi disk {d.disk}\t\tState: {state}\n")
+                if d.multipath is not None:  # iscsikit's addition (docs/compatibility.md)
+                    lines.append(
+                        f"{p}\t\t\tMultipath: {d.multipath} ({d.multipath_dm})"
+                        f"\tPath State: {d.path_state}\tGroup: {d.path_group}\n"
+                    )
     return lines
 
 
@@ -448,6 +453,9 @@ def run(args: ParsedArgs, env: CliEnv) -> int:
         from iscsikit.cli import jsonout
 
         found = env.session_service().sessions()
+        if args.session is not None:  # -r SID: that session only (the body checked it)
+            sid = parse_sid(args.session, env)
+            found = [s for s in found if s.sid == sid]
         return {"sessions": [jsonout.session_json(s, show_secrets=args.show) for s in found]}
 
     return json_run("session", args, env, _run, sessions)
