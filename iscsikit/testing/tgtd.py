@@ -133,7 +133,9 @@ class Tgtd:
     (``tgtd.<n>.tid<T>-lun<L>.img``); several instances may share one workdir. With
     ``keep=True`` stop() leaves the backing files in place (the log is always kept).
     ``iscsi_params`` is appended to tgtd's ``--iscsi portal=...`` argument, for example
-    ``"nop_interval=1,nop_count=3"``.
+    ``"nop_interval=1,nop_count=3"``.  ``netns`` runs tgtd in that network namespace
+    (``ip netns exec``; give ``port`` then, and a ``host`` this namespace can reach:
+    readiness is checked from here, tgtadm talks over the unix socket).
     """
 
     def __init__(
@@ -145,7 +147,11 @@ class Tgtd:
         iscsi_params: str = "",
         start_timeout: float = 10.0,
         keep: bool = False,
+        netns: str | None = None,
     ) -> None:
+        if netns is not None and port is None:
+            raise ValueError("a tgtd in a network namespace needs its port given")
+        self._netns = netns
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._host = host.strip("[]")
@@ -217,6 +223,8 @@ class Tgtd:
         if self._iscsi_params:
             portal_arg += f",{self._iscsi_params}"
         cmd = [TGTD, "-f", "-C", str(self._control), "--iscsi", portal_arg]
+        if self._netns is not None:
+            cmd = ["ip", "netns", "exec", self._netns, *cmd]
         with self._log_path.open("ab") as log:
             log.write(f"+ {' '.join(cmd)}\n".encode())
             log.flush()
