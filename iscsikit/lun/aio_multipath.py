@@ -33,9 +33,13 @@ from iscsikit.lun.pathset import (
     PathState,
     Policy,
     Selector,
+    apply_alua,
     candidates,
     check_same_lu,
+    due,
     is_path_failure,
+    no_path_error,
+    wait_step,
 )
 from iscsikit.lun.ranges import RangeLock, block_span
 from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
@@ -156,32 +160,19 @@ class AsyncMultipathLun(ops.GeometryView):
                 continue
             groups = parse_report_target_port_groups(ops.data_of(task))
             self.alua_refreshes += 1
-            for p in self._paths:
-                group = None
-                if p.group_id is not None:
-                    group = groups.group(p.group_id)
-                elif p.relative_port is not None:
-                    group = groups.group_of_port(p.relative_port)
-                p.alua = None if group is None else group.state
+            apply_alua(self._paths, groups)
             return
 
     def _revive_due(self) -> None:
         """Failed paths whose back-off is over come back once their session is logged in
         again (the session reconnects by itself on the loop)."""
         now = self._clock()
-        for path in self._paths:
-            if path.healthy or path.retry_at > now:
-                continue
+        for path in due(self._paths, now):
             back = path.logged_in
             if path.revived(back, now, self.retry_interval, self.max_retry_interval) and (
                 path.alua_capable
             ):
                 self._alua_stale = True
-
-    def _wait_step(self) -> float:
-        now = self._clock()
-        due = [p.retry_at - now for p in self._paths if not p.healthy]
-        return min(max(min(due, default=0.1), 0.01), 0.5)
 
     # -- running a call ----------------------------------------------------------------
 
@@ -203,12 +194,9 @@ class AsyncMultipathLun(ops.GeometryView):
                 now = self._clock()
                 waiting_since = now if waiting_since is None else waiting_since
                 if now - waiting_since >= self.no_path_timeout:
-                    raise ConnectionFailedError(
-                        f"no usable path within {self.no_path_timeout:g} s: "
-                        + "; ".join(f"{p.name}: {p.state}" for p in self._paths)
-                    )
+                    raise no_path_error(self._paths, self.no_path_timeout)
                 tried.clear()
-                await asyncio.sleep(self._wait_step())
+                await asyncio.sleep(wait_step(self._paths, self._clock()))
                 continue
             before = mark_of(path.lun.session)
             try:

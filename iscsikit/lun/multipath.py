@@ -59,9 +59,13 @@ from iscsikit.lun.pathset import (
     PathInfo,
     Policy,
     Selector,
+    apply_alua,
     candidates,
     check_same_lu,
+    due,
     is_path_failure,
+    no_path_error,
+    wait_step,
 )
 from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
 from iscsikit.manager.blocking import BlockingManagedSession
@@ -177,13 +181,7 @@ class MultipathLun(ops.GeometryView):
             with self._lock:
                 self.alua_refreshes += 1
                 self._alua_read_at = self._clock()
-                for p in self._paths:
-                    group = None
-                    if p.group_id is not None:
-                        group = groups.group(p.group_id)
-                    elif p.relative_port is not None:
-                        group = groups.group_of_port(p.relative_port)
-                    p.alua = None if group is None else group.state
+                apply_alua(self._paths, groups)
             return
 
     def _alua_poll_due(self) -> bool:
@@ -216,9 +214,7 @@ class MultipathLun(ops.GeometryView):
         logged in again brings its path back (ALUA states are read again)."""
         now = self._clock()
         revived = False
-        for path in self._paths:
-            if path.healthy or path.retry_at > now:
-                continue
+        for path in due(self._paths, now):
             if path.try_reconnect(now, self.retry_interval, self.max_retry_interval):
                 revived = True
         if revived and any(p.alua_capable for p in self._paths):
@@ -243,12 +239,9 @@ class MultipathLun(ops.GeometryView):
                 if waiting_since is None:
                     waiting_since = now
                 if now - waiting_since >= self.no_path_timeout:
-                    raise ConnectionFailedError(
-                        f"no usable path within {self.no_path_timeout:g} s: "
-                        + "; ".join(f"{p.name}: {p.state}" for p in self._paths)
-                    )
+                    raise no_path_error(self._paths, self.no_path_timeout)
                 tried.clear()  # every path gets another chance once it is back
-                self._sleep(self._wait_step())
+                self._sleep(wait_step(self._paths, self._clock()))
                 continue
             before = None
             try:
@@ -278,11 +271,6 @@ class MultipathLun(ops.GeometryView):
                 with self._lock:
                     path.outstanding -= 1
             return result
-
-    def _wait_step(self) -> float:
-        now = self._clock()
-        due = [p.retry_at - now for p in self._paths if not p.healthy]
-        return min(max(min(due, default=0.1), 0.01), 0.5)
 
     def _await_fence(self, fence: Fence) -> None:
         """Wait until ``fence`` clears, driving the failed path's session meanwhile (it

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
 from iscsikit.errors import (
+    ConnectionFailedError,
     InvalidParameterError,
     LocalProtocolError,
     ProtocolError,
     TaskManagementError,
     TransportError,
 )
-from iscsikit.scsi.alua import AccessState
+from iscsikit.scsi.alua import AccessState, PortGroups
 from iscsikit.scsi.vpd import Designator
 
 Policy = Literal["failover", "round-robin", "queue-depth"]
@@ -33,9 +34,13 @@ __all__ = [
     "PathState",
     "Policy",
     "Selector",
+    "apply_alua",
     "candidates",
     "check_same_lu",
+    "due",
     "is_path_failure",
+    "no_path_error",
+    "wait_step",
 ]
 
 
@@ -249,3 +254,33 @@ def check_same_lu(paths: Sequence[_LuPath]) -> None:
                 f"{path.name}: {mine.size} bytes in {mine.block_size}-byte blocks, "
                 f"{first.name}: {theirs.size} in {theirs.block_size}: not one LU"
             )
+
+
+def due(paths: Sequence[_P], now: float) -> list[_P]:
+    """The failed paths whose back-off is over (their sessions are worth a look)."""
+    return [p for p in paths if not p.healthy and p.retry_at <= now]
+
+
+def wait_step(paths: Sequence[PathState], now: float) -> float:
+    """How long a call with no usable path sleeps before it looks again: until the
+    next failed path's back-off ends, within 0.01-0.5 s."""
+    waits = [p.retry_at - now for p in paths if not p.healthy]
+    return min(max(min(waits, default=0.1), 0.01), 0.5)
+
+
+def no_path_error(paths: Sequence[PathState], timeout: float) -> ConnectionFailedError:
+    """What a call raises after ``no_path_timeout`` without a usable path."""
+    states = "; ".join(f"{p.name}: {p.state}" for p in paths)
+    return ConnectionFailedError(f"no usable path within {timeout:g} s: {states}")
+
+
+def apply_alua(paths: Sequence[PathState], groups: PortGroups) -> None:
+    """Set each path's ALUA state from REPORT TARGET PORT GROUPS' answer: by its target
+    port group (VPD 0x83), else by its relative target port."""
+    for p in paths:
+        group = None
+        if p.group_id is not None:
+            group = groups.group(p.group_id)
+        elif p.relative_port is not None:
+            group = groups.group_of_port(p.relative_port)
+        p.alua = None if group is None else group.state

@@ -19,6 +19,7 @@ every thread.  No iSCSI knowledge here: bytes only.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import threading
 from types import TracebackType
@@ -77,7 +78,8 @@ class _Link:
             except OSError:
                 data = b""
             if not data:
-                self.upstream_closed = True
+                with self.proxy.lock:
+                    self.upstream_closed = True
                 if not self.cut:
                     with contextlib.suppress(OSError):
                         self.client.shutdown(socket.SHUT_RDWR)
@@ -88,6 +90,20 @@ class _Link:
                 self.client.sendall(data)
             except OSError:
                 continue
+
+    def target_closed(self) -> bool:
+        """Whether the target closed its side (its FIN arrived, read or not yet)."""
+        if self.upstream_closed:
+            return True
+        try:
+            readable, _, _ = select.select([self.upstream], [], [], 0)
+            if not readable:
+                return False
+            return self.upstream.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     def close(self) -> None:
         for sock in (self.client, self.upstream):
@@ -183,12 +199,12 @@ class StallProxy:
         delivered = dropped = 0
         with self.lock:
             links = [link for link in self._links if link.held]
-            batches = [(link, bytes(link.held)) for link in links]
+            batches = [(link, bytes(link.held), link.target_closed()) for link in links]
             for link in links:
                 link.held.clear()
-        for link, data in batches:
+        for link, data, closed in batches:
             try:
-                if link.upstream_closed:
+                if closed:
                     raise ConnectionResetError("the target closed it")
                 link.upstream.sendall(data)
                 delivered += len(data)
