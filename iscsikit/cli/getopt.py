@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-__all__ = ["Event", "LongOption", "c_atoi", "c_strtoull", "getopt_long"]
+from iscsikit.config.cnum import atoi, strtoul
 
-_BLANKS = " \t\n\v\f\r"
+__all__ = ["Event", "LongOption", "c_atoi", "c_strtoull", "getopt_long"]
 
 
 class LongOption(NamedTuple):
@@ -134,29 +134,11 @@ def getopt_long(
     return events, operands
 
 
-def _digits(text: str) -> tuple[bool, int | None]:
-    """A C number's sign and digits after leading blanks (None: no digits)."""
-    s = text.lstrip(_BLANKS)
-    negative = s[:1] == "-"
-    if s[:1] in ("+", "-"):
-        s = s[1:]
-    end = 0
-    while end < len(s) and "0" <= s[end] <= "9":
-        end += 1
-    return negative, (int(s[:end]) if end else None)
-
-
 def c_atoi(text: str) -> int:
-    """C ``atoi``: strtol's number (0 without digits) stored in an int."""
-    negative, n = _digits(text)
-    value = -n if (negative and n is not None) else (n or 0)
-    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
+    """C ``atoi`` (:func:`iscsikit.config.cnum.atoi`)."""
+    return atoi(text)
 
 
 def c_strtoull(text: str) -> int:
-    """C ``strtoull(text, NULL, 10)``: modulo 2**64, ULLONG_MAX on overflow."""
-    negative, n = _digits(text)
-    if n is None:
-        return 0
-    n = min(n, (1 << 64) - 1)
-    return (-n) % (1 << 64) if negative else n
+    """C ``strtoull(text, NULL, 10)`` (:func:`iscsikit.config.cnum.strtoul`: 64 bits)."""
+    return strtoul(text)

@@ -45,6 +45,7 @@ __all__ = [
     "ParsedArgs",
     "UsageError",
     "Portal",
+    "host_number",
     "json_requested",
     "option_for",
     "parse",
@@ -383,7 +384,25 @@ _STRINGS = {
 _INTS = {"P": "print_level", "d": "debug_level", "b": "packetsize", "c": "count", "i": "interval"}
 
 
+#: usr/host.h MAX_HOST_NO.
+MAX_HOST_NO = 0xFFFFFFFF
+
+
+def host_number(value: str) -> int | None:
+    """``-H``: None for a MAC address (matched against the hosts later), else the host
+    number as iscsiadm's ``parse_host_info`` reads it (``strtoull``; junk reads as 0,
+    more than MAX_HOST_NO -- a negative number too -- is an error, exit 7)."""
+    if ":" in value:
+        return None
+    n = c_strtoull(value)
+    if n > MAX_HOST_NO:
+        raise UsageError(f"Invalid host no {value}. Numerical result out of range.")
+    return n
+
+
 def _simple(args: ParsedArgs, ch: str, arg: str) -> None:
+    if ch == "H":
+        host_number(arg)
     if ch in _FLAGS:
         setattr(args, _FLAGS[ch], True)
     elif ch in _STRINGS:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from iscsikit.config import keytable
+from iscsikit.config.cnum import strtoul
 from iscsikit.config.keytable import KeySpec
 from iscsikit.errors import InvalidParameterError
 
@@ -210,23 +211,9 @@ class RecordKey:
 
 
 def c_strtoul(text: str) -> int:
-    """C ``strtoul(text, NULL, 10)`` on a 64-bit host: what open-iscsi stores for a number.
-
-    Leading whitespace and one sign are skipped, then decimal digits are read; no digits
-    gives 0, overflow gives ULONG_MAX, and a minus sign negates modulo 2**64.
-    """
-    s = text.lstrip(C_SPACE)
-    negative = False
-    if s[:1] in ("+", "-"):
-        negative = s[0] == "-"
-        s = s[1:]
-    m = re.match(r"[0-9]+", s)
-    if m is None:
-        return 0
-    n = int(m.group())
-    if n > _ULONG_MAX:
-        return _ULONG_MAX
-    return (-n) & _ULONG_MAX if negative else n
+    """C ``strtoul(text, NULL, 10)`` on a 64-bit host: what open-iscsi stores for a number
+    (:func:`iscsikit.config.cnum.strtoul`)."""
+    return strtoul(text)
 
 
 def _wrap(n: int, value_type: ValueType) -> int:

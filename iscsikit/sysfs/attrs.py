@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from iscsikit.config.cnum import strtol
+
 __all__ = ["NULL_STR", "Device", "c_int", "read_attr", "sort_names"]
 
 #: What the kernel prints for a NULL string attribute.
@@ -38,17 +40,11 @@ def read_attr(path: Path) -> str | None:
 
 
 def c_int(text: str | None, default: int | None = None) -> int | None:
-    """C ``strtoll(text, NULL, 10)``: blanks, a sign, digits; ``default`` for None."""
+    """C ``strtoll(text, NULL, 10)`` (:func:`iscsikit.config.cnum.strtol`); ``default``
+    for None."""
     if text is None:
         return default
-    s = text.lstrip(" \t\n\v\f\r")
-    sign = -1 if s[:1] == "-" else 1
-    if s[:1] in ("+", "-"):
-        s = s[1:]
-    end = 0
-    while end < len(s) and s[end].isdigit() and s[end].isascii():
-        end += 1
-    return sign * int(s[:end]) if end else 0
+    return strtol(text)
 
 
 def sort_names(names: list[str]) -> list[str]:

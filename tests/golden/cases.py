@@ -53,6 +53,8 @@ T2 = "iqn.2001-04.com.example:storage.disk2"
 T3 = "iqn.2001-04.com.example:storage.legacy"
 TN = "iqn.2001-04.com.example:storage.new"
 NOPE = "iqn.2001-04.com.example:storage.nope"
+#: A number of more digits than Python's int() reads (4300): C's strtoul saturates.
+HUGE = "9" * 5000
 
 #: CHAP secrets in the starting databases: never printed without -S.
 SECRET = "goldensecret1"
@@ -325,6 +327,14 @@ NODE_CASES = (
         "node_update_unknown_record", NODES, "-m", "node", "-o", "update", "-T", NOPE, "-n",
         "node.startup", "-v", "manual",
     ),
+    _c(
+        "node_update_huge_number", NODES, "-m", "node", "-o", "update", "-T", T1, "-p",
+        "127.0.0.1:3260", "-n", "node.session.cmds_max", "-v", HUGE,
+    ),
+    _c(
+        "node_update_wrapping_number", NODES, "-m", "node", "-o", "update", "-T", T1, "-p",
+        "127.0.0.1:3260", "-n", "node.session.timeo.replacement_timeout", "-v", "-99999999999",
+    ),
     # -o delete
     _c("node_delete_T", NODES, "-m", "node", "-o", "delete", "-T", T1),
     _c("node_delete_T_p", NODES, "-m", "node", "-o", "delete", "-T", T1, "-p", "[::1]:3261"),
@@ -440,6 +450,11 @@ DISCOVERYDB_CASES = (
         "127.0.0.1", "-o", "update", "-n", "discovery.sendtargets.auth.authmethod", "-v", "bogus",
     ),
     _c(
+        "ddb_update_huge_number", DISCOVERYDB, "-m", "discoverydb", "-t", "st", "-p",
+        "127.0.0.1", "-o", "update", "-n", "discovery.sendtargets.timeo.login_timeout", "-v",
+        HUGE,
+    ),
+    _c(
         "ddb_delete", DISCOVERYDB, "-m", "discoverydb", "-t", "st", "-p", "127.0.0.1", "-o",
         "delete",
     ),
@@ -501,6 +516,10 @@ IFACE_CASES = (
         "iface.bogus", "-v", "1",
     ),
     _c(
+        "iface_update_huge_number", IFACES, "-m", "iface", "-I", "ifx", "-o", "update", "-n",
+        "iface.mtu", "-v", HUGE,
+    ),
+    _c(
         "iface_update_default", EMPTY, "-m", "iface", "-I", "default", "-o", "update", "-n",
         "iface.ipaddress", "-v", "127.0.0.2",
     ),
@@ -526,6 +545,12 @@ SESSION_HOST_FW_CASES = (
     _c("host_list", EMPTY, "-m", "host"),
     _c("host_list_p1", EMPTY, "-m", "host", "-P", "1"),
     _c("host_list_p5", EMPTY, "-m", "host", "-P", "5"),
+    _c("host_H_max", EMPTY, "-m", "host", "-H", "4294967295"),
+    _c("host_H_out_of_range", EMPTY, "-m", "host", "-H", "4294967296"),
+    _c("host_H_negative", EMPTY, "-m", "host", "-H", "-1"),
+    _c("host_H_huge", EMPTY, "-m", "host", "-H", HUGE),
+    _c("host_H_junk", EMPTY, "-m", "host", "-H", "abc"),
+    _c("print_level_huge", NODES, "-m", "node", "-P", HUGE),
     _c("host_unknown", EMPTY, "-m", "host", "-H", "5"),
     _c("host_chap_without_op", EMPTY, "-m", "host", "-H", "1", "-C", "chap"),
     _c("host_stats_unknown_host", EMPTY, "-m", "host", "-H", "1", "-C", "stats"),

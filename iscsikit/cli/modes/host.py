@@ -32,6 +32,7 @@ from iscsikit.cli.modes.session import (
     session_tree,
     version_header,
 )
+from iscsikit.cli.options import host_number
 from iscsikit.errors import IscsiErr, IscsiError
 from iscsikit.manager.sessions import grouped
 from iscsikit.netlink import NetlinkRequestError
@@ -147,21 +148,17 @@ def host_tree(host: IscsiHost, flags: int, sessions: list[SessionInfo]) -> str:
 
 
 def _host_arg(args: ParsedArgs, ctx: SysfsContext) -> int:
-    """``-H``: a MAC (``aa:bb:..``) or a number (C strtoul: junk reads as 0)."""
+    """``-H``: a MAC (``aa:bb:..``) or a number (:func:`~iscsikit.cli.options.host_number`)."""
     value = args.host
     if value is None:
         return 0
-    if ":" in value:
+    number = host_number(value)
+    if number is None:
         host = ctx.host_by_hwaddress(value)
         if host is None:
             raise IscsiError("Could not match MAC to host.", code=IscsiErr.INVAL)
         return host.host_no
-    digits = ""
-    for c in value.lstrip():
-        if not c.isdigit():
-            break
-        digits += c
-    return int(digits) if digits else 0
+    return number
 
 
 # -- offload drivers ---------------------------------------------------------------------

@@ -41,6 +41,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from iscsikit.cli import jsonout
+from iscsikit.cli.options import host_number
 from iscsikit.cli.printing import EMPTY, iface_text, portal_text
 from iscsikit.errors import MESSAGES, IscsiErr, IscsiError, NoObjectsFoundError
 from iscsikit.netlink import NetlinkRequestError
@@ -387,11 +388,12 @@ def _offload_iface(cmd: _Cmd, name: str) -> IfaceRecord:
 
 
 def _host_no(cmd: _Cmd) -> int:
-    """``-H``: a host number (C atoi), or a MAC address matched against the iSCSI hosts."""
+    """``-H``: a host number (:func:`~iscsikit.cli.options.host_number`), or a MAC
+    address matched against the iSCSI hosts."""
     value = cmd.args.host or "0"
-    if ":" not in value:
-        digits = re.match(r"\s*([+-]?\d+)", value)  # C atoi
-        return int(digits.group(1)) if digits else 0
+    number = host_number(value)
+    if number is not None:
+        return number
     hosts = cmd.env.paths.root / "sys" / "class" / "iscsi_host"
     for entry in sorted(hosts.glob("host*")):
         try:
