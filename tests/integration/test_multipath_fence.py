@@ -22,6 +22,8 @@ released ``RELEASE_AFTER`` seconds after the cut, before ``fence_timeout``: they
 first, the re-issue after the timeout, ``NEWER`` after that.  Meanwhile reads go on over
 path 1.
 
+The asyncio twin (``test_async_*``) runs the same two scenarios.
+
 Every block must hold ``NEWER``.  By design the same test fails without the fence: run
 it with ``ISCSIKIT_NO_FENCE=1`` (``fence_timeout`` 0) and the write moves to path 1 at
 once, ``NEWER`` is acknowledged before the stale bytes are delivered, and they
@@ -30,6 +32,7 @@ overwrite it.  Counts are printed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -39,6 +42,7 @@ from typing import Any
 import pytest
 
 import iscsikit
+from iscsikit.lun.aio_multipath import AsyncMultipathLun
 from iscsikit.lun.multipath import MultipathLun
 from iscsikit.proto.ffp import Timers
 from iscsikit.testing.stallproxy import StallProxy
@@ -175,7 +179,7 @@ def _round(
         counts.bad += got[b : b + 512] != newer[b : b + 512]
 
 
-def _report(name: str, lun: MultipathLun, counts: _Counts) -> None:
+def _report(name: str, lun: MultipathLun | AsyncMultipathLun, counts: _Counts) -> None:
     print(
         f"\n{name}: writes held {counts.held}, re-issued {lun.reissues}, fenced {lun.fenced} "
         f"(reinstated {lun.fence_reinstated}, timed out {lun.fence_timed_out}), stale bytes "
@@ -206,4 +210,95 @@ def test_timeout_fences(tgtd: Tgtd, proxy: StallProxy) -> None:
     assert counts.bad == 0
     assert counts.held == ROUNDS and lun.fence_timed_out == ROUNDS
     # The stale bytes did reach tgtd (before the re-issue), and reads went on meanwhile.
+    assert counts.delivered >= ROUNDS * SIZE and counts.reads_meanwhile > 0
+
+
+# -- the same two scenarios over the asyncio twin -----------------------------------------
+
+
+async def _round_async(
+    lun: AsyncMultipathLun, proxy: StallProxy, round_: int, counts: _Counts, *, reconnect: bool
+) -> None:
+    offset = (round_ + 1) * (1 << 20)
+    deadline = time.monotonic() + 30
+    while lun.paths[0].state != "active":
+        assert time.monotonic() < deadline, "path 0 did not come back"
+        await lun.read(0, 512)
+        await asyncio.sleep(0.05)
+    lun._selector.forget(1)  # failover: back to path 0
+    before = lun.paths[0].commands
+    await lun.write(offset, _data("OLD", round_))
+    assert lun.paths[0].commands == before + 1
+    proxy.refuse(not reconnect)
+    proxy.hold()
+    writer = asyncio.create_task(lun.write(offset, _data("STALE", round_)))
+    while proxy.held() < 48 + SIZE:
+        assert time.monotonic() < deadline, "the write was not held"
+        await asyncio.sleep(0.01)
+    counts.held += 1
+    cut_at = time.monotonic()
+    assert proxy.cut() >= 1
+    if not reconnect:
+        # (ii): the stale bytes reach tgtd RELEASE_AFTER s after the cut, while
+        # reads go on over path 1.
+        while not writer.done() and time.monotonic() - cut_at < RELEASE_AFTER:
+            await lun.read(0, 512)
+            counts.reads_meanwhile += 1
+            await asyncio.sleep(0.05)
+        if not writer.done():
+            delivered, dropped = await asyncio.to_thread(proxy.release)
+            counts.delivered += delivered
+            counts.dropped += dropped
+    await asyncio.wait_for(writer, 60)
+    await lun.write(offset, _data("NEWER", round_))
+    if reconnect or proxy.held():
+        # (i), or (ii) without the fence: the stale bytes arrive now, late.
+        delivered, dropped = await asyncio.to_thread(proxy.release)
+        counts.delivered += delivered
+        counts.dropped += dropped
+    await asyncio.sleep(1.0)
+    proxy.refuse(False)
+    got = await lun.read(offset, SIZE)
+    newer = _data("NEWER", round_)
+    for b in range(0, SIZE, 512):
+        counts.blocks += 1
+        counts.bad += got[b : b + 512] != newer[b : b + 512]
+
+
+def _run_async(tgtd: Tgtd, proxy: StallProxy, *, reconnect: bool) -> tuple[_Counts, Any]:
+    counts = _Counts()
+    urls = [f"iscsi://{proxy.portal}/{IQN}/1", f"iscsi://{_SECOND[-1]}/{IQN}/1"]
+    options = dict(OPTIONS, DefaultTime2Wait=TIME2WAIT if reconnect else 0)
+
+    async def main() -> AsyncMultipathLun:
+        async with iscsikit.open_multipath_lun_async(
+            urls,
+            "failover",
+            retry_interval=0.5,
+            max_retry_interval=1.0,
+            fence_timeout=0.0 if NO_FENCE else FENCE_TIMEOUT[reconnect],
+            **options,
+        ) as lun:
+            for round_ in range(ROUNDS):
+                await _round_async(lun, proxy, round_, counts, reconnect=reconnect)
+            return lun
+
+    lun = asyncio.run(main())
+    name = "(i) reinstatement" if reconnect else "(ii) fence_timeout"
+    _report(f"async {name}", lun, counts)
+    return counts, lun
+
+
+def test_async_reinstatement_fences(tgtd: Tgtd, proxy: StallProxy) -> None:
+    counts, lun = _run_async(tgtd, proxy, reconnect=True)
+    assert counts.bad == 0
+    assert counts.held == ROUNDS and lun.fenced >= ROUNDS
+    assert lun.fence_reinstated == lun.fenced and lun.fence_timed_out == 0
+    assert counts.delivered == 0 and counts.dropped >= ROUNDS * SIZE
+
+
+def test_async_timeout_fences(tgtd: Tgtd, proxy: StallProxy) -> None:
+    counts, lun = _run_async(tgtd, proxy, reconnect=False)
+    assert counts.bad == 0
+    assert counts.held == ROUNDS and lun.fence_timed_out >= ROUNDS
     assert counts.delivered >= ROUNDS * SIZE and counts.reads_meanwhile > 0
