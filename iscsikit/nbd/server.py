@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -59,6 +61,27 @@ class Limits:
     write_timeout: float = 60.0
     drain_timeout: float = 30.0
     max_in_flight: int = 64
+
+
+def owner_only_unix_socket(path: str) -> socket.socket:
+    """A listening unix socket at ``path`` that only its owner (and root) can connect
+    to: its mode is set before ``bind`` creates the file (Linux creates it with the
+    socket's mode less the umask), so it is never wider, not even for a moment.  A stale
+    socket file at ``path`` is replaced; any other file there is an error."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise InvalidParameterError(f"{path} exists and is not a socket")
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.fchmod(sock.fileno(), 0o600)
+        sock.bind(path)
+        sock.listen(128)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 async def serve(
@@ -115,19 +138,27 @@ async def serve(
                 on_clients(len(connections))
 
     server: asyncio.Server
+    open_to: str | None = None  # a TCP listener's address
     if unix_path is not None:
         path = os.fspath(unix_path)
-        server = await asyncio.start_unix_server(on_client, path=path, limit=_READ_SIZE)
+        listener = owner_only_unix_socket(path)
+        server = await asyncio.start_unix_server(on_client, sock=listener, limit=_READ_SIZE)
         uri = f"nbd+unix:///{quote(export_name)}?socket={path}"
     else:
         server = await asyncio.start_server(on_client, host, port, limit=_READ_SIZE)
         bound = server.sockets[0].getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         uri = f"nbd://{shown}:{bound}" + (f"/{quote(export_name)}" if export_name else "")
+        open_to = f"{shown}:{bound}"
     log.info("serving %d bytes as %s", export.size, uri)
     try:
         if ready is not None:
             ready(uri)
+        if open_to is not None:
+            log.warning(
+                "%s has no authentication: anyone who can connect to %s can %s the LUN",
+                uri, open_to, "read" if export.read_only else "read and write",
+            )  # fmt: skip
         await asyncio.Future()  # until cancelled
     finally:
         server.close()
