@@ -4,8 +4,10 @@
 :class:`~iscsikit.lun.multipath.MultipathLun`: the same grouping check (VPD 0x83,
 :func:`~iscsikit.lun.pathset.check_same_lu`), the same policies and path states
 (:mod:`iscsikit.lun.pathset`), the same re-issue rule and fence (:mod:`iscsikit.lun.fence`),
-ALUA by REPORT TARGET PORT GROUPS at open, after an ALUA NOT READY and after a path
-comes back.  Many calls are in flight at once, over every path: each path is an
+ALUA by REPORT TARGET PORT GROUPS at open, after a UNIT ATTENTION 2A/06 on any path
+(:class:`AsyncAluaWatch`), after an ALUA NOT READY, after a path comes back, and polled
+while a path is not active/optimized (:func:`~iscsikit.lun.pathset.alua_poll_due`).
+Many calls are in flight at once, over every path: each path is an
 :class:`~iscsikit.lun.aio.AsyncLun` over a :class:`~iscsikit.manager.managed.ManagedSession`
 (``replacement_timeout`` 0 unless given), which logs in again by itself on the loop
 after a failure; a failed path rests for its back-off, then is used again once its
@@ -19,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from iscsikit.errors import ConnectionFailedError, InvalidParameterError, IscsiError
@@ -33,12 +36,14 @@ from iscsikit.lun.pathset import (
     PathState,
     Policy,
     Selector,
+    alua_poll_due,
     apply_alua,
     candidates,
     check_same_lu,
     due,
     is_path_failure,
     no_path_error,
+    reports_alua_change,
     wait_step,
 )
 from iscsikit.lun.ranges import RangeLock, block_span
@@ -46,7 +51,8 @@ from iscsikit.lun.url import IscsiUrl, parse_iscsi_url
 from iscsikit.manager.managed import ManagedSession
 from iscsikit.manager.policy import State
 from iscsikit.manager.recovery import REISSUE_LIMIT
-from iscsikit.proto.task import ScsiTask
+from iscsikit.plugin.transport import AsyncCommandChannel
+from iscsikit.proto.task import PingTask, ScsiTask, TmfTask
 from iscsikit.scsi import cdb as C
 from iscsikit.scsi.alua import (
     is_alua_transition,
@@ -61,9 +67,64 @@ from iscsikit.scsi.vpd import (
     target_port_group,
 )
 
-__all__ = ["AsyncMultipathLun", "AsyncPath", "open_multipath_lun_async"]
+__all__ = [
+    "AsyncAluaWatch",
+    "AsyncMultipathLun",
+    "AsyncPath",
+    "open_async_path",
+    "open_multipath_lun_async",
+]
 
 _R = TypeVar("_R")
+
+
+class AsyncAluaWatch(AsyncCommandChannel):
+    """A path's asyncio channel that reports a UNIT ATTENTION "asymmetric access state
+    changed" (2A/06-07) before :mod:`~iscsikit.lun.ops` retries it away (the asyncio
+    :class:`~iscsikit.lun.blocking_path.AluaWatch`)."""
+
+    def __init__(self, inner: AsyncCommandChannel) -> None:
+        self.inner = inner
+        self.on_state_change: Callable[[], None] | None = None
+
+    def submit(self, task: ScsiTask) -> None:
+        chained = task.callback
+
+        def done(finished: ScsiTask) -> None:
+            self._look(finished)
+            if chained is not None:
+                chained(finished)
+
+        task.callback = done
+        self.inner.submit(task)
+
+    async def execute(self, task: ScsiTask) -> ScsiTask:
+        done = await self.inner.execute(task)
+        self._look(done)
+        return done
+
+    def _look(self, task: ScsiTask) -> None:
+        if self.on_state_change is not None and reports_alua_change(task):
+            self.on_state_change()
+
+    async def task_management(self, task: TmfTask) -> TmfTask:
+        return await self.inner.task_management(task)
+
+    async def ping(self, task: PingTask) -> PingTask:
+        return await self.inner.ping(task)
+
+    def statistics(self) -> Mapping[str, int]:
+        return self.inner.statistics()
+
+    async def logout(self) -> None:
+        await self.inner.logout()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
 
 
 class AsyncPath(PathState):
@@ -112,6 +173,9 @@ class AsyncMultipathLun(ops.GeometryView):
         self.fence_timeout = fence_timeout
         self._clock = clock
         self._alua_stale = any(p.alua_capable for p in self._paths)
+        self._alua_read_at = 0.0
+        for path in self._paths:
+            self._watch(path)
         self._closed = False
         #: The blocks writes in flight hold, over every path.
         self.ranges = RangeLock()
@@ -133,6 +197,7 @@ class AsyncMultipathLun(ops.GeometryView):
             raise InvalidParameterError(f"path index {path.index} is taken")
         check_same_lu([*self._paths, path])
         self._paths.append(path)
+        self._watch(path)
         if path.alua_capable:
             self._alua_stale = True
 
@@ -150,6 +215,13 @@ class AsyncMultipathLun(ops.GeometryView):
 
     # -- paths -------------------------------------------------------------------------
 
+    def _watch(self, path: AsyncPath) -> None:
+        if isinstance(path.lun.channel, AsyncAluaWatch):
+            path.lun.channel.on_state_change = self._alua_changed
+
+    def _alua_changed(self) -> None:
+        self._alua_stale = True
+
     async def refresh_alua(self) -> None:
         """Read the port groups' states through the first path that answers."""
         self._alua_stale = False
@@ -160,6 +232,7 @@ class AsyncMultipathLun(ops.GeometryView):
                 continue
             groups = parse_report_target_port_groups(ops.data_of(task))
             self.alua_refreshes += 1
+            self._alua_read_at = self._clock()
             apply_alua(self._paths, groups)
             return
 
@@ -187,7 +260,7 @@ class AsyncMultipathLun(ops.GeometryView):
         waiting_since: float | None = None
         while True:
             self._revive_due()
-            if self._alua_stale:
+            if self._alua_stale or alua_poll_due(self._paths, self._clock(), self._alua_read_at):
                 await self.refresh_alua()
             path = self._selector.pick(self._paths, tried)
             if path is None:
@@ -318,14 +391,29 @@ class AsyncMultipathLun(ops.GeometryView):
 
 
 async def open_async_path(
-    url: IscsiUrl, index: int, *, reissue_limit: int | None, **options: Any
+    url: IscsiUrl,
+    index: int,
+    *,
+    reissue_limit: int | None,
+    known: ops.Geometry | None = None,
+    **options: Any,
 ) -> AsyncPath:
     """Log in the session ``url`` names (security stage always, see
-    :func:`~iscsikit.lun.blocking_path.path_settings`) and open its LUN as path ``index``."""
+    :func:`~iscsikit.lun.blocking_path.path_settings`) and open its LUN as path ``index``.
+    ``known``: the LU's geometry as another path read it, for a port whose ALUA state
+    (standby, unavailable) refuses the probe; INQUIRY still answers, so VPD 0x83 proves
+    the LU the same."""
     session = ManagedSession(path_settings(url, **options), reissue_limit=reissue_limit)
     await session.login()
     try:
-        lun = await AsyncLun.attach(session, url.lun, owns=True)
+        channel = AsyncAluaWatch(session.io)
+        try:
+            geometry = await run_async(channel, ops.probe(url.lun))
+        except ScsiCommandError as exc:
+            if known is None or not is_alua_transition(exc.sense):
+                raise
+            geometry = dataclasses.replace(known, lun=url.lun)
+        lun = AsyncLun(session, channel, geometry, owns=True)
         task = await lun.execute(
             C.inquiry(evpd=True, page=0x83, allocation_length=1024), read_length=1024
         )
@@ -364,8 +452,22 @@ async def open_multipath_lun_async(
     options.setdefault("replacement_timeout", 0.0)
     paths: list[AsyncPath] = []
     try:
+        refused: list[int] = []  # ports whose ALUA state refused the probe
         for index, url in enumerate(parsed):
-            paths.append(await open_async_path(url, index, reissue_limit=reissue_limit, **options))
+            try:
+                paths.append(
+                    await open_async_path(url, index, reissue_limit=reissue_limit, **options)
+                )
+            except ScsiCommandError as exc:
+                if not is_alua_transition(exc.sense) or (index == len(parsed) - 1 and not paths):
+                    raise
+                refused.append(index)
+        for i in refused:  # with the geometry another path read, in their places
+            known = paths[0].lun.geometry
+            path = await open_async_path(
+                parsed[i], i, reissue_limit=reissue_limit, known=known, **options
+            )
+            paths.insert(i, path)
         check_same_lu(paths)
         lun = AsyncMultipathLun(
             paths,

@@ -20,15 +20,13 @@ from typing import Any
 from iscsikit.errors import IscsiError
 from iscsikit.lun import ops
 from iscsikit.lun.lun import Lun, settings_for_url
-from iscsikit.lun.pathset import PathState
+from iscsikit.lun.pathset import PathState, reports_alua_change
 from iscsikit.lun.url import IscsiUrl
 from iscsikit.manager.blocking import BlockingManagedSession
 from iscsikit.manager.policy import State
 from iscsikit.manager.spec import SessionSettings
 from iscsikit.plugin.transport import CommandChannel
 from iscsikit.proto.task import ScsiTask, TmfTask
-from iscsikit.scsi.alua import is_alua_state_change
-from iscsikit.scsi.sense import decode_sense
 
 __all__ = ["AluaWatch", "Gate", "Path", "path_settings"]
 
@@ -57,10 +55,8 @@ class AluaWatch(CommandChannel):
         for task in self._watched:
             if not task.done:
                 pending.append(task)
-            elif task.sense_data and self.on_state_change is not None:
-                with contextlib.suppress(ValueError):
-                    if is_alua_state_change(decode_sense(task.sense_data)):
-                        self.on_state_change()
+            elif self.on_state_change is not None and reports_alua_change(task):
+                self.on_state_change()
         self._watched = pending
 
     def task_management(self, task: TmfTask) -> TmfTask:

@@ -55,10 +55,12 @@ from iscsikit.lun.blocking_path import AluaWatch, Gate, Path, path_settings
 from iscsikit.lun.fence import FENCE_TIMEOUT, Fence, failure_mark, mark_of, reissue_at_once
 from iscsikit.lun.lun import Lun, run_blocking
 from iscsikit.lun.pathset import (
+    ALUA_POLL_INTERVAL,
     POLICIES,
     PathInfo,
     Policy,
     Selector,
+    alua_poll_due,
     apply_alua,
     candidates,
     check_same_lu,
@@ -86,9 +88,6 @@ from iscsikit.scsi.vpd import (
 )
 
 _R = TypeVar("_R")
-
-#: Seconds between unasked RTPGs while a path is not active/optimized (:meth:`_alua_poll_due`).
-ALUA_POLL_INTERVAL = 5.0
 
 
 #: The name this module had for :func:`~iscsikit.lun.pathset.is_path_failure`.
@@ -188,11 +187,8 @@ class MultipathLun(ops.GeometryView):
         """Whether to read ALUA states unasked: at every wait while no path is usable, else
         every :data:`ALUA_POLL_INTERVAL` while one is not optimized (LIO tells a group's
         change only to that group's I_T nexuses: a path without I/O never hears it)."""
-        if all(p.rank == 0 for p in self._paths if p.healthy and p.alua_capable):
-            return False
         with self._lock:
-            interval = ALUA_POLL_INTERVAL if self._candidates() else 0.0
-        return self._clock() - self._alua_read_at >= interval
+            return alua_poll_due(self._paths, self._clock(), self._alua_read_at)
 
     def _candidates(self, *, alua: bool = True) -> list[Path]:
         """The healthy paths of the best ALUA rank present (all healthy ones without
@@ -501,6 +497,7 @@ def open_multipath_lun(
 
 
 __all__ = [
+    "ALUA_POLL_INTERVAL",
     "POLICIES",
     "AluaWatch",
     "MultipathLun",

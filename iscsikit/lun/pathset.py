@@ -22,26 +22,35 @@ from iscsikit.errors import (
     TaskManagementError,
     TransportError,
 )
-from iscsikit.scsi.alua import AccessState, PortGroups
+from iscsikit.proto.task import ScsiTask
+from iscsikit.scsi.alua import AccessState, PortGroups, is_alua_state_change
+from iscsikit.scsi.sense import decode_sense
 from iscsikit.scsi.vpd import Designator
 
 Policy = Literal["failover", "round-robin", "queue-depth"]
 POLICIES: tuple[Policy, ...] = ("failover", "round-robin", "queue-depth")
 
 __all__ = [
+    "ALUA_POLL_INTERVAL",
     "POLICIES",
     "PathInfo",
     "PathState",
     "Policy",
     "Selector",
+    "alua_poll_due",
     "apply_alua",
     "candidates",
     "check_same_lu",
     "due",
     "is_path_failure",
     "no_path_error",
+    "reports_alua_change",
     "wait_step",
 ]
+
+#: Seconds between unasked REPORT TARGET PORT GROUPS while a path is not
+#: active/optimized (see :func:`alua_poll_due`).
+ALUA_POLL_INTERVAL = 5.0
 
 
 def is_path_failure(exc: BaseException) -> bool:
@@ -284,3 +293,27 @@ def apply_alua(paths: Sequence[PathState], groups: PortGroups) -> None:
         elif p.relative_port is not None:
             group = groups.group_of_port(p.relative_port)
         p.alua = None if group is None else group.state
+
+
+def alua_poll_due(
+    paths: Sequence[PathState], now: float, read_at: float, interval: float = ALUA_POLL_INTERVAL
+) -> bool:
+    """Whether to read the ALUA states unasked (they were read at ``read_at``): at every
+    wait while no path is usable, else every ``interval`` while a healthy path is not
+    active/optimized.  LIO tells a group's change only to that group's I_T nexuses, so a
+    path without I/O never hears it."""
+    if all(p.rank == 0 for p in paths if p.healthy and p.alua_capable):
+        return False
+    due_every = interval if candidates(paths) else 0.0
+    return now - read_at >= due_every
+
+
+def reports_alua_change(task: ScsiTask) -> bool:
+    """Whether ``task`` ended with UNIT ATTENTION 2A/06-07 (asymmetric access state
+    changed): the port groups' states are to be read again."""
+    if not (task.done and task.sense_data):
+        return False
+    try:
+        return is_alua_state_change(decode_sense(task.sense_data))
+    except ValueError:
+        return False
