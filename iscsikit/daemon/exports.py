@@ -142,36 +142,13 @@ class Exports:
             return None
         path = self._path(session, number)
         self._paths.add(path)  # reserved now: another session's export runs concurrently
-        self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-        def announce(uri: str) -> None:
-            if not ready.done():
-                ready.set_result(uri)
-
-        clients = [0]
-
-        def count(n: int) -> None:
-            clients[0] = n
-
-        task = asyncio.create_task(
-            serve(
-                cast("BlockDevice", device),
-                unix_path=path,
-                ready=announce,
-                description=f"{session.settings.target} LUN {number}",
-                on_clients=count,
-            ),
-            name=f"nbd export {path.name}",
-        )
-        waiting: set[asyncio.Future[Any]] = {task, ready}
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():  # serve() only returns by raising: it could not listen
-            failure = None if task.cancelled() else task.exception()
+        served = await self._serve(device, path, f"{session.settings.target} LUN {number}")
+        if isinstance(served, BaseException):
             log.error("session %d: cannot export LUN %d at %s: %s", session.sid, number,
-                      path, failure)  # fmt: skip
+                      path, served)  # fmt: skip
             self._paths.discard(path)
             return None
+        task, clients = served
         log.info("session %d: LUN %d served at %s", session.sid, number, path)
         info = LunExport(number, str(path), device.size, device.block_size)
         return _Served(info, device, task, clients, await self._as_path(session, device))
@@ -206,6 +183,39 @@ class Exports:
             group_id=target_port_group(designators),
             alua_capable=device.geometry.inquiry.tpgs != 0,
         )
+
+    async def _serve(
+        self, device: AsyncLun | AsyncMultipathLun, path: Path, description: str
+    ) -> tuple[asyncio.Task[None], list[int]] | BaseException:
+        """Start an NBD server for ``device`` on the unix socket ``path``: its task and
+        its client count once it listens, or why it could not listen."""
+        self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        clients = [0]
+
+        def announce(uri: str) -> None:
+            if not ready.done():
+                ready.set_result(uri)
+
+        def count(n: int) -> None:
+            clients[0] = n
+
+        task = asyncio.create_task(
+            serve(
+                cast("BlockDevice", device),
+                unix_path=path,
+                ready=announce,
+                description=description,
+                on_clients=count,
+            ),
+            name=f"nbd export {path.name}",
+        )
+        waiting: set[asyncio.Future[Any]] = {task, ready}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():  # serve() only returns by raising: it could not listen
+            failure = None if task.cancelled() else task.exception()
+            return failure or OSError(f"cannot listen at {path}")
+        return task, clients
 
     # -- multipath exports ---------------------------------------------------------------
 
@@ -248,33 +258,11 @@ class Exports:
         path = self.directory / f"mpath-{key[2].hex()}"
         if len(str(path)) > _SUN_PATH_MAX:  # a long SCSI name string: its start
             path = Path(str(path)[:_SUN_PATH_MAX])
-        self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        clients = [0]
-
-        def announce(uri: str) -> None:
-            if not ready.done():
-                ready.set_result(uri)
-
-        def count(n: int) -> None:
-            clients[0] = n
-
-        task = asyncio.create_task(
-            serve(
-                cast("BlockDevice", device),
-                unix_path=path,
-                ready=announce,
-                description=f"multipath LU {key[2].hex()}",
-                on_clients=count,
-            ),
-            name=f"nbd export {path.name}",
-        )
-        waiting: set[asyncio.Future[Any]] = {task, ready}
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            failure = None if task.cancelled() else task.exception()
-            log.error("cannot serve multipath LU %s at %s: %s", key[2].hex(), path, failure)
+        served = await self._serve(device, path, f"multipath LU {key[2].hex()}")
+        if isinstance(served, BaseException):
+            log.error("cannot serve multipath LU %s at %s: %s", key[2].hex(), path, served)
             return
+        task, clients = served
         log.info("multipath LU %s served at %s over %d paths", key[2].hex(), path, len(paths))
         self._multipath[key] = _Multipath(
             device, task, path, {m: p.index for m, p in members.items()}, clients
