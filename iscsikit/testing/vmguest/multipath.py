@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import stat
 import subprocess
 import threading
 import time
@@ -33,6 +34,7 @@ __all__ = [
     "PathState",
     "VerifiedWriter",
     "WriteCounts",
+    "map_users",
 ]
 
 #: The guest's /etc/multipath.conf: every SCSI disk is a path (no multipath.conf
@@ -224,7 +226,13 @@ class VerifiedWriter:
 
     def prime(self) -> None:
         """Write generation 0 of every block (before faults: a known starting point)."""
-        self._write_round(0, self._open())
+        fd = self._open()
+        try:
+            self._write_round(0, fd)
+        finally:
+            # A descriptor left open keeps the map open: multipath -f / -F then refuse
+            # it ("map in use") and it outlives multipathd, holding the WWID.
+            os.close(fd)
 
     def _open(self) -> int:
         return os.open(self.device, os.O_RDWR | os.O_DIRECT)
@@ -316,3 +324,46 @@ def settle(seconds: float = 1.0) -> None:
     """Let udev and multipathd catch up (``udevadm settle``, bounded)."""
     subprocess.run(["udevadm", "settle", "-t", "30"], capture_output=True, check=False)
     time.sleep(seconds)
+
+
+def map_users(dm: str) -> list[str]:
+    """Who keeps device-mapper device ``dm`` (``dm-N``) open, for a failure message: every
+    map's open count, ``dm``'s holders, and each process with a file descriptor on it
+    (pid, command line, its kernel stack)."""
+    info = subprocess.run(
+        ["dmsetup", "info", "-c", "--noheadings", "-o", "name,blkdevname,open,attr"],
+        capture_output=True, text=True, timeout=WAIT, check=False,
+    )  # fmt: skip
+    found = [f"dmsetup info: {info.stdout.strip() or info.stderr.strip()}"]
+    found.append(f"holders of {dm}: {list(dm_holders(dm))}")
+    try:
+        rdev = Path("/dev", dm).stat().st_rdev
+    except OSError:
+        return found
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            found.extend(_fds_on(proc, rdev))
+    return found
+
+
+def _fds_on(proc: Path, rdev: int) -> Iterator[str]:
+    """Process ``proc``'s file descriptors on block device ``rdev``, described."""
+    try:
+        fds = list((proc / "fd").iterdir())
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            st = fd.stat()
+        except OSError:
+            continue
+        if not stat.S_ISBLK(st.st_mode) or st.st_rdev != rdev:
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            link = os.readlink(fd)
+            own = proc.name == str(os.getpid())
+            kstack = "(this process)" if own else (proc / "stack").read_text(errors="replace")
+        except OSError as exc:
+            cmd, kstack, link = f"({exc})", "", "?"
+        yield f"pid {proc.name} fd {fd.name} -> {link}: {cmd.strip()}\n{kstack}"
