@@ -261,6 +261,11 @@ def session_settings(
         initiator_alias=initiator_alias,
         chap=chap.secrets() if chap is not None else None,
         operational=normal_operational_keys(header_digest, data_digest, **operational_keys),
+        # Always through the security stage, as open-iscsi logs in: tgtd reinstates a
+        # session (terminating the old one's tasks, RFC 7143 §6.3.5) only on a login that
+        # starts there; one that starts at the operational stage leaves the old session
+        # and its held commands alive, to run late over a re-issued write.
+        security_stage=True,
     )
     return SessionSettings(
         target=target,

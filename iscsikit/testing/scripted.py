@@ -174,8 +174,9 @@ Script = Callable[[Peer], None]
 def logged_in(
     script: Script, *, digests: bool = False, time2wait: int | None = None
 ) -> Callable[[socket.socket], None]:
-    """A behaviour: log the initiator in (one round, straight to Full Feature Phase),
-    then hand the connection to ``script``.  ``time2wait`` answers DefaultTime2Wait
+    """A behaviour: log the initiator in (a security stage round first when the
+    initiator starts there, then one round to Full Feature Phase), then hand the
+    connection to ``script``.  ``time2wait`` answers DefaultTime2Wait
     (unanswered, the session waits the RFC's 2 s before it reconnects)."""
     digest = "CRC32C" if digests else "None"
     answers = [("HeaderDigest", digest), ("DataDigest", digest), ("TargetPortalGroupTag", "1")]
@@ -185,6 +186,18 @@ def logged_in(
     def behaviour(conn: socket.socket) -> None:
         req = decode_pdu(read_pdu(conn))
         assert isinstance(req, LoginRequest)
+        if req.csg == 0:  # the security stage first (AuthMethod=None), as open-iscsi does
+            conn.sendall(
+                encode_pdu(
+                    LoginResponse(
+                        transit=True, csg=0, nsg=1, isid=req.isid, tsih=0, itt=req.itt,
+                        statsn=0, expcmdsn=req.cmdsn, maxcmdsn=req.cmdsn + 15,
+                        data=encode_text([("AuthMethod", "None")]),
+                    )
+                )
+            )  # fmt: skip
+            req = decode_pdu(read_pdu(conn))
+            assert isinstance(req, LoginRequest)
         conn.sendall(
             encode_pdu(
                 LoginResponse(

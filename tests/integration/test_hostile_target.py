@@ -30,7 +30,7 @@ from iscsikit.proto.pdu import (
     decode_pdu,
     encode_pdu,
 )
-from iscsikit.proto.text import encode_text
+from iscsikit.proto.text import decode_text, encode_text
 from iscsikit.testing.hostile import ScriptedTarget, read_pdu
 
 pytestmark = pytest.mark.integration
@@ -70,8 +70,16 @@ OPERATIONAL_ANSWERS = [
 
 
 def read_login(conn: socket.socket) -> LoginRequest:
+    """The initiator's operational-stage Login Request.  A Normal session's login starts
+    at the security stage offering AuthMethod=None (as open-iscsi's does): that round
+    is answered properly here, so each test misbehaves where it means to."""
     pdu = decode_pdu(read_pdu(conn))
     assert isinstance(pdu, LoginRequest)
+    if pdu.csg == 0:
+        assert ("AuthMethod", "None") in decode_text(pdu.data)
+        conn.sendall(encode_pdu(login_response(pdu, [("AuthMethod", "None")], tsih=0, statsn=0)))
+        pdu = decode_pdu(read_pdu(conn))
+        assert isinstance(pdu, LoginRequest) and pdu.csg == 1
     return pdu
 
 
