@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,6 +277,27 @@ class Exports:
         await mp.device.aclose()
         with contextlib.suppress(FileNotFoundError):
             mp.socket.unlink()
+
+    def current(self, sid: int) -> tuple[LunExport, ...]:
+        """The session's exports with, for a LUN that is a path of a multipath export,
+        that export and the path's state now."""
+        mine = self._sessions.get(sid)
+        if mine is None:
+            return ()
+        out: list[LunExport] = []
+        for number in sorted(mine.served):
+            info = mine.served[number].info
+            for mp in self._multipath.values():
+                index = mp.members.get((sid, number))
+                path = next((p for p in mp.device.paths if p.index == index), None)
+                if index is not None and path is not None:
+                    info = dataclasses.replace(
+                        info, multipath=str(mp.socket), path_state=path.state,
+                        path_alua=path.alua,
+                    )  # fmt: skip
+                    break
+            out.append(info)
+        return tuple(out)
 
     def multipath_exports(self) -> dict[str, tuple[str, ...]]:
         """Each multipath export's socket and the names of its paths."""

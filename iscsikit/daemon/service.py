@@ -22,6 +22,7 @@ shutdown   --                                          null (logs out, then exit
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -97,8 +98,15 @@ class Daemon:
     async def op_hello(self, args: dict[str, Any]) -> Any:
         return {"version": __version__, "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
 
+    def info(self, session: ManagedSession) -> SessionInfo:
+        """What ``-m session`` shows of a session: the manager's view, with its NBD
+        exports' multipath path states as they are now."""
+        info = self.manager.info(session)
+        exports = self.exports.current(session.sid)
+        return dataclasses.replace(info, exports=exports) if exports else info
+
     async def op_sessions(self, args: dict[str, Any]) -> Any:
-        return [session_to_json(self.manager.info(s)) for s in self.manager.sessions()]
+        return [session_to_json(self.info(s)) for s in self.manager.sessions()]
 
     async def op_login(self, args: dict[str, Any]) -> Any:
         node = _node(args.get("node"))
@@ -106,7 +114,7 @@ class Daemon:
             self._spawn(self.login(node))
             return None
         session = await self.login(node)
-        return session_to_json(self.manager.info(session))
+        return session_to_json(self.info(session))
 
     async def op_logout(self, args: dict[str, Any]) -> Any:
         sid = _sid(args)
@@ -133,7 +141,7 @@ class Daemon:
             await asyncio.to_thread(found.rescan)
         else:
             await self.exports.refresh(session)
-        return session_to_json(self.manager.info(session))
+        return session_to_json(self.info(session))
 
     async def op_stats(self, args: dict[str, Any]) -> Any:
         session = self.manager.get(_sid(args))
@@ -252,7 +260,7 @@ class Daemon:
         """Start-up: every record with ``node.startup = automatic``, concurrently."""
         from iscsikit.manager.login_plan import sessions_for_node
 
-        existing = [self.manager.info(s) for s in self.manager.sessions()]
+        existing = [self.info(s) for s in self.manager.sessions()]
         nodes = [
             n
             for n in self.records.nodes()

@@ -65,8 +65,11 @@ def is_path_failure(exc: BaseException) -> bool:
 class PathInfo:
     """A path as ``-m session -P 3`` / JSON show it.
 
-    ``state``: ``active`` (used for I/O), ``standby`` (healthy, but ALUA says not
-    usable, or a better group is up) or ``failed`` (resting after a failure).
+    ``state``: ``active`` (healthy and usable for I/O), ``standby`` (healthy, but its
+    ALUA state forbids I/O: standby, unavailable, offline, transitioning) or ``failed``
+    (resting after a failure).  An active/non-optimized path is ``active`` even while
+    an optimized one carries the I/O: ``alua`` says which it is, and the selection uses
+    non-optimized paths only when no optimized one is up.
     """
 
     index: int

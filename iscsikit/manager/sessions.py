@@ -97,6 +97,12 @@ class LunExport:
     #: Bytes, and the logical block size the LUN reports.
     size: int = 0
     block_size: int = 512
+    #: The daemon's multipath export this LUN is a path of (its socket), the path's
+    #: state there (``active`` / ``standby`` / ``failed``, :class:`~iscsikit.lun.pathset.
+    #: PathInfo`) and its ALUA state (None: the LU reports no ALUA).
+    multipath: str | None = None
+    path_state: str | None = None
+    path_alua: str | None = None
 
     @property
     def uri(self) -> str:

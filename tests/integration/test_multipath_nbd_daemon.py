@@ -15,6 +15,7 @@ No write may fail and every acknowledged block must be in tgtd's backing file.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -77,6 +78,19 @@ def _wait(what: str, until: object, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
+def _paths_shown(d: RunningDaemon, sock: Path) -> int:
+    """How many sessions ``-m session -P 3`` shows as active paths of ``sock``."""
+    text = d.adm("-m", "session", "-P", "3").stdout
+    return text.count(f"\t\t\tMultipath: nbd+unix:///?socket={sock}\tPath State: active\n")
+
+
+def _assert_paths_shown(d: RunningDaemon, sock: Path, count: int) -> None:
+    _wait(f"{count} active paths in -m session -P 3", lambda: _paths_shown(d, sock) == count)
+    doc = json.loads(d.adm("-m", "session", "--output", "json").stdout)
+    states = [e["path_state"] for s in doc["sessions"] for e in s["exports"]]
+    assert states.count("active") == count, doc
+
+
 def test_multipath_export_survives_a_dropped_path_and_a_session_leaving(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -101,6 +115,7 @@ def test_multipath_export_survives_a_dropped_path_and_a_session_leaving(
         (sock,) = nbd_dir.glob("mpath-*")
         per_session = sorted(p.name for p in nbd_dir.iterdir() if not p.name.startswith("mpath"))
         assert len(per_session) == 2, per_session  # the per-session exports stay
+        _assert_paths_shown(d, sock, 2)
         writer = Writer(sock, random.randrange(1 << 32))
         writer.start()
         try:
@@ -126,6 +141,7 @@ def test_multipath_export_survives_a_dropped_path_and_a_session_leaving(
             assert back.returncode == 0, back.stderr + d.log
             _wait("two sessions", lambda: len(tgtd.sessions(1)) == 2)
             writer.more(300)
+            _wait("both paths shown active", lambda: _paths_shown(d, sock) == 2)
         finally:
             writer.stop.set()
             writer.join(120)

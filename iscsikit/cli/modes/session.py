@@ -157,7 +157,9 @@ def _device_lines(info: SessionInfo, p: str, flags: int) -> list[str]:
 
 def _export_lines(info: SessionInfo, p: str) -> list[str]:
     """iscsikit's addition after "Attached SCSI devices" (docs/compatibility.md): the
-    LUNs the daemon serves over NBD for a userspace session, one line each."""
+    LUNs the daemon serves over NBD for a userspace session, one line each, and for a
+    LUN that is a path of the daemon's multipath export, that export and the path's
+    state on the next line."""
     if not info.exports:
         return []
     lines = [
@@ -165,7 +167,14 @@ def _export_lines(info: SessionInfo, p: str) -> list[str]:
         f"{p}\t\tAttached NBD exports:\n",
         f"{p}\t\t************************\n",
     ]
-    lines += [f"{p}\t\tLun: {e.lun}\t{e.uri}\tSize: {e.size}\n" for e in info.exports]
+    for e in info.exports:
+        lines.append(f"{p}\t\tLun: {e.lun}\t{e.uri}\tSize: {e.size}\n")
+        if e.multipath is not None:  # a path of the daemon's multipath export
+            alua = f"\tALUA: {e.path_alua}" if e.path_alua is not None else ""
+            lines.append(
+                f"{p}\t\t\tMultipath: nbd+unix:///?socket={e.multipath}"
+                f"\tPath State: {e.path_state}{alua}\n"
+            )
     return lines
 
 

@@ -94,11 +94,12 @@ def test_exports_in_json(tmp_path: Path) -> None:
     code, out = run(tmp_path, [userspace_session(*EXPORTS)], ["-m", "session", "--output", "json"])
     doc = json.loads(out)
     assert code == 0
+    no_path = {"multipath": None, "path_state": None, "path_alua": None}
     assert doc["sessions"][0]["exports"] == [
         {"lun": 0, "socket": SOCK.replace("-1", "-0"), "size": 4 << 20, "block_size": 512,
-         "uri": f"nbd+unix:///?socket={SOCK.replace('-1', '-0')}"},
+         **no_path, "uri": f"nbd+unix:///?socket={SOCK.replace('-1', '-0')}"},
         {"lun": 1, "socket": SOCK, "size": 64 << 20, "block_size": 4096,
-         "uri": f"nbd+unix:///?socket={SOCK}"},
+         **no_path, "uri": f"nbd+unix:///?socket={SOCK}"},
     ]  # fmt: skip
     jsonschema = pytest.importorskip("jsonschema")
     schema: Any = json.loads(SCHEMA.read_text())
@@ -107,3 +108,30 @@ def test_exports_in_json(tmp_path: Path) -> None:
     bad = json.loads(out)
     del bad["sessions"][0]["exports"][0]["uri"]
     assert [e.message for e in validator.iter_errors(bad)] == ["'uri' is a required property"]
+
+
+def test_p3_and_json_show_a_multipath_path_state(tmp_path: Path) -> None:
+    mpath = "/run/iscsikit/nbd/mpath-600140512345"
+    one = replace(EXPORTS[1], multipath=mpath, path_state="active", path_alua="active/optimized")
+    code, out = run(tmp_path, [userspace_session(EXPORTS[0], one)], ["-m", "session", "-P", "3"])
+    assert code == 0
+    tail = out[out.index("\t\tAttached NBD exports:") :].splitlines()
+    assert tail[2:] == [
+        f"\t\tLun: 0\tnbd+unix:///?socket={SOCK.replace('-1', '-0')}\tSize: 4194304",
+        f"\t\tLun: 1\tnbd+unix:///?socket={SOCK}\tSize: 67108864",
+        f"\t\t\tMultipath: nbd+unix:///?socket={mpath}\tPath State: active\tALUA: active/optimized",
+    ]
+    failed = replace(one, path_state="failed", path_alua=None)
+    out = run(tmp_path, [userspace_session(failed)], ["-m", "session", "-P", "3"])[1]
+    assert out.endswith(f"\t\t\tMultipath: nbd+unix:///?socket={mpath}\tPath State: failed\n")
+    as_json = ["-m", "session", "--output", "json"]
+    doc = json.loads(run(tmp_path, [userspace_session(EXPORTS[0], one)], as_json)[1])
+    shown = doc["sessions"][0]["exports"]
+    assert [(e["multipath"], e["path_state"], e["path_alua"]) for e in shown] == [
+        (None, None, None),
+        (mpath, "active", "active/optimized"),
+    ]
+    jsonschema = pytest.importorskip("jsonschema")
+    schema: Any = json.loads(SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    assert [e.message for e in validator.iter_errors(doc)] == []
