@@ -24,7 +24,7 @@ collect_ignore_glob = [] if os.environ.get("ISCSIKIT_VM_GUEST") == "1" else ["*.
 #: dm-multipath made a map of a WWID, multipath-tools' udev rules (``multipath -u``) go
 #: on claiming disks with that WWID -- and every tgtd gives its tid 1 LUN 1 the same
 #: WWID -- so udev makes no partition links for them.  They run after all the others.
-RUN_LAST = ("test_multipath.py",)
+RUN_LAST = ("test_multipath.py", "test_os_brick_multipath.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

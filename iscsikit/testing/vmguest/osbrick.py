@@ -20,18 +20,24 @@ import json
 import mmap
 import os
 import shlex
+import shutil
 import stat
+import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BrickClient",
     "IscsiadmCall",
     "IscsiadmShim",
+    "brick_client",
     "connection_properties",
     "iscsi_connector",
+    "multipath_connection_properties",
     "read_direct",
     "write_direct",
 ]
@@ -107,6 +113,63 @@ class IscsiadmShim:
         return calls
 
 
+@dataclass(frozen=True)
+class BrickClient:
+    """The ``iscsiadm`` os-brick runs: ``name`` (``open-iscsi`` or ``iscsikit``), the
+    command behind the shim, and the shim (every call os-brick made)."""
+
+    name: str
+    real: tuple[str, ...]
+    shim: IscsiadmShim
+
+    def iscsiadm(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """This client's ``iscsiadm``, bypassing the shim (not an os-brick call)."""
+        return subprocess.run(
+            [*self.real, *argv], capture_output=True, text=True, timeout=180, check=False
+        )
+
+
+@contextmanager
+def brick_client(name: str, work: Path) -> Iterator[BrickClient]:
+    """For the ``with`` block, ``iscsiadm`` on ``PATH`` is a shim (in ``work/bin``) running
+    ``name``'s: ``open-iscsi``, /usr/sbin/iscsiadm with an iscsid running (its log in
+    ``work``); or ``iscsikit``, iscsikit-adm with iscsikitd on the machine's own root (its
+    kernel sessions in the real /sys, records in /etc/iscsi: guest only).  iscsikitd's
+    log ends are printed when the block ends."""
+    from iscsikit.testing.daemon import RunningDaemon
+    from iscsikit.testing.vmguest.iscsid import iscsid_listening, iscsid_running
+
+    kept = os.environ.get("PATH")
+    try:
+        if name == "open-iscsi":
+            found = shutil.which("iscsiadm")
+            if found is None:
+                raise FileNotFoundError("open-iscsi's iscsiadm is not installed")
+            shim = IscsiadmShim(work / "bin", [found])
+            os.environ["PATH"] = shim.path_env()
+            with iscsid_running(work / "iscsid.log"):
+                yield BrickClient(name, (found,), shim)
+        elif name == "iscsikit":
+            if iscsid_listening():
+                raise RuntimeError("iscsid runs: the sessions would not be iscsikit's")
+            shim = IscsiadmShim(work / "bin", ISCSIKIT_ADM)
+            os.environ["PATH"] = shim.path_env()
+            daemon = RunningDaemon(Path("/"))
+            try:
+                yield BrickClient(name, ISCSIKIT_ADM, shim)
+            finally:
+                daemon.stop()
+                tail = "".join(daemon.log.splitlines(True)[-40:])
+                print(f"iscsikitd log (last 40 lines):\n{tail}")
+        else:
+            raise ValueError(f"no such client: {name!r}")
+    finally:
+        if kept is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = kept
+
+
 def connection_properties(
     portal: str, iqn: str, lun: int, chap: tuple[str, str] | None = None
 ) -> dict[str, Any]:
@@ -133,8 +196,24 @@ def _configure_oslo(lock_dir: Path) -> None:
     os_brick.setup(cfg.CONF)
 
 
-def iscsi_connector(lock_dir: Path, *, device_scan_attempts: int = 5) -> Any:
-    """os-brick's ``ISCSIConnector`` (single path) for a root process, privsep in-process.
+def multipath_connection_properties(portals: Sequence[str], iqn: str, lun: int) -> dict[str, Any]:
+    """What Cinder hands os-brick for a multipath volume: one LUN behind every portal
+    (``target_portals`` / ``target_iqns`` / ``target_luns``, the first as the single-path
+    keys too)."""
+    props = connection_properties(portals[0], iqn, lun)
+    props |= {
+        "target_portals": list(portals),
+        "target_iqns": [iqn] * len(portals),
+        "target_luns": [lun] * len(portals),
+    }
+    return props
+
+
+def iscsi_connector(
+    lock_dir: Path, *, device_scan_attempts: int = 5, use_multipath: bool = False
+) -> Any:
+    """os-brick's ``ISCSIConnector`` for a root process, privsep in-process (single path,
+    or dm-multipath with ``use_multipath``: multipathd must run).
 
     The oslo configuration is global: this sets its ``lock_path`` (os-brick serialises
     ``connect_volume`` with an external lock there) to ``lock_dir``.
@@ -149,7 +228,7 @@ def iscsi_connector(lock_dir: Path, *, device_scan_attempts: int = 5) -> Any:
     return connector.InitiatorConnector.factory(
         "ISCSI",
         root_helper=None,
-        use_multipath=False,
+        use_multipath=use_multipath,
         device_scan_attempts=device_scan_attempts,
     )
 
