@@ -413,13 +413,20 @@ def session_to_json(info: SessionInfo) -> dict[str, Any]:
 def session_from_json(doc: Mapping[str, Any]) -> SessionInfo:
     """The inverse of :func:`session_to_json` (unknown fields are ignored, so a newer
     daemon's additions do not break an older client)."""
-    names = {f.name for f in dataclasses.fields(SessionInfo)}
-    values = {k: v for k, v in doc.items() if k in names}
+    values = _known(SessionInfo, doc)
     values["params"] = dict(values.get("params") or {})
     values["timeouts"] = dict(values.get("timeouts") or {})
-    values["devices"] = tuple(ScsiLun(**d) for d in values.get("devices") or ())
-    values["exports"] = tuple(LunExport(**e) for e in values.get("exports") or ())
+    values["devices"] = tuple(ScsiLun(**_known(ScsiLun, d)) for d in values.get("devices") or ())
+    values["exports"] = tuple(
+        LunExport(**_known(LunExport, e)) for e in values.get("exports") or ()
+    )
     return SessionInfo(**values)
+
+
+def _known(cls: type[Any], doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``doc`` the dataclass ``cls`` has (a newer daemon may send more)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in doc.items() if k in names}
 
 
 class DaemonSessionService:

@@ -180,3 +180,17 @@ def test_logout_of_a_daemon_kernel_session_goes_to_the_daemon_without_a_listing(
     with pytest.raises(IscsidNotConnectedError):
         service.logout(foreign)
     assert service.requests[-1] == ("sessions", {})
+
+
+def test_a_newer_daemons_extra_fields_are_ignored_at_every_level(tmp_path: Path) -> None:
+    from iscsikit.manager.sessions import session_from_json
+
+    sample_kernel(tmp_path)
+    info = SysfsSessionService(SysfsContext(tmp_path)).sessions()[0]
+    doc = session_to_json(info)
+    doc["from_the_future"] = 1
+    doc["devices"][0]["from_the_future"] = 2
+    doc["exports"] = [{"lun": 1, "socket": "/run/x.sock", "from_the_future": 3}]
+    back = session_from_json(doc)
+    assert back.devices == info.devices
+    assert [(e.lun, e.socket) for e in back.exports] == [(1, "/run/x.sock")]
