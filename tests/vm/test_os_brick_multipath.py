@@ -132,7 +132,8 @@ def test_multipath_connect_write_disconnect(
         # os-brick returns the map once it exists; the second path may join it later.
         slaves = Path("/sys/block", dm, "slaves")
         wait_for(f"two paths under {dm}", lambda: len(list(slaves.iterdir())) == 2)
-        assert sorted(p.name for p in slaves.iterdir()) == _disks()
+        disks = _disks()
+        assert sorted(p.name for p in slaves.iterdir()) == disks
         assert list(target.multipathd.maps().values()) == [dm]
 
         data = os.urandom(1 << 20)
@@ -151,7 +152,8 @@ def test_multipath_connect_write_disconnect(
             raise
         device = None
         wait_for("both sessions to go", lambda: _sessions() == [])
-        wait_for(f"/dev/{dm} to go", lambda: not Path("/dev", dm).exists())
+        gone = [Path("/dev", name) for name in (dm, *disks)]
+        wait_for(f"{gone} to go", lambda: not any(p.exists() for p in gone))
         wait_for("no multipath map", lambda: target.multipathd.maps() == {})
         # os-brick deleted the node records it made.
         for portal in target.portals:
