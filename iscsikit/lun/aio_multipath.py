@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 from iscsikit.errors import ConnectionFailedError, InvalidParameterError, IscsiError
 from iscsikit.lun import ops
 from iscsikit.lun.aio import AsyncLun, run_async
-from iscsikit.lun.blocking_path import path_settings
 from iscsikit.lun.fence import FENCE_TIMEOUT, Fence, failure_mark, mark_of, reissue_at_once
+from iscsikit.lun.lun import settings_for_url
 from iscsikit.lun.pathset import (
     PathInfo,
     PathState,
@@ -398,12 +398,13 @@ async def open_async_path(
     known: ops.Geometry | None = None,
     **options: Any,
 ) -> AsyncPath:
-    """Log in the session ``url`` names (security stage always, see
-    :func:`~iscsikit.lun.blocking_path.path_settings`) and open its LUN as path ``index``.
+    """Log in the session ``url`` names (through the security stage, as every Normal
+    session: :func:`~iscsikit.manager.spec.session_settings`) and open its LUN as path
+    ``index``.
     ``known``: the LU's geometry as another path read it, for a port whose ALUA state
     (standby, unavailable) refuses the probe; INQUIRY still answers, so VPD 0x83 proves
     the LU the same."""
-    session = ManagedSession(path_settings(url, **options), reissue_limit=reissue_limit)
+    session = ManagedSession(settings_for_url(url, **options), reissue_limit=reissue_limit)
     await session.login()
     try:
         channel = AsyncAluaWatch(session.io)

@@ -4,31 +4,26 @@
 :class:`~iscsikit.lun.pathset.PathState` and a mutex (a blocking session runs one call
 at a time); :class:`AluaWatch` is the path's command channel that reports a UNIT
 ATTENTION "asymmetric access state changed" before the LUN layer retries it away;
-:class:`Gate` keeps a read-modify-write from interleaving with writes on other paths;
-:func:`path_settings` makes a path's login pass the security stage (so that a target
-reinstates the session when it logs in again, :mod:`iscsikit.lun.fence`).
+:class:`Gate` keeps a read-modify-write from interleaving with writes on other paths.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from iscsikit.errors import IscsiError
 from iscsikit.lun import ops
-from iscsikit.lun.lun import Lun, settings_for_url
+from iscsikit.lun.lun import Lun
 from iscsikit.lun.pathset import PathState, reports_alua_change
-from iscsikit.lun.url import IscsiUrl
 from iscsikit.manager.blocking import BlockingManagedSession
 from iscsikit.manager.policy import State
-from iscsikit.manager.spec import SessionSettings
 from iscsikit.plugin.transport import CommandChannel
 from iscsikit.proto.task import ScsiTask, TmfTask
 
-__all__ = ["AluaWatch", "Gate", "Path", "path_settings"]
+__all__ = ["AluaWatch", "Gate", "Path"]
 
 
 class AluaWatch(CommandChannel):
@@ -140,16 +135,3 @@ class Gate:
                 else:
                     self._shared -= 1
                 self._cond.notify_all()
-
-
-def path_settings(url: IscsiUrl, **options: Any) -> SessionSettings:
-    """The session settings of a path: ``url``'s, with the login always passing the
-    security stage (AuthMethod=None offered when there is no CHAP), as open-iscsi's does.
-    tgtd reinstates an existing session (same ISID, TSIH 0) only when the login goes
-    through that stage: without it, it keeps the old session alive next to the new one,
-    and a command of the old one could still run late (no fence, see
-    :mod:`iscsikit.lun.fence`)."""
-    settings = settings_for_url(url, **options)
-    return dataclasses.replace(
-        settings, config=dataclasses.replace(settings.config, security_stage=True)
-    )

@@ -51,9 +51,9 @@ from iscsikit.errors import (
     IscsiError,
 )
 from iscsikit.lun import ops
-from iscsikit.lun.blocking_path import AluaWatch, Gate, Path, path_settings
+from iscsikit.lun.blocking_path import AluaWatch, Gate, Path
 from iscsikit.lun.fence import FENCE_TIMEOUT, Fence, failure_mark, mark_of, reissue_at_once
-from iscsikit.lun.lun import Lun, run_blocking
+from iscsikit.lun.lun import Lun, run_blocking, settings_for_url
 from iscsikit.lun.pathset import (
     ALUA_POLL_INTERVAL,
     POLICIES,
@@ -396,7 +396,7 @@ def open_path(url: IscsiUrl, index: int, *, reissue_limit: int | None, **options
     VPD 0x83 identity, port and port group.  ``known`` (an option): the LU's geometry
     as another path read it, for a port whose ALUA state refuses the probe."""
     known: ops.Geometry | None = options.pop("known", None)
-    session = BlockingManagedSession(path_settings(url, **options), reissue_limit=reissue_limit)
+    session = BlockingManagedSession(settings_for_url(url, **options), reissue_limit=reissue_limit)
     session.login()
     try:
         channel = AluaWatch(session.io)
@@ -507,6 +507,5 @@ __all__ = [
     "check_same_lu",
     "open_multipath_lun",
     "open_path",
-    "path_settings",
     "path_failure",
 ]
