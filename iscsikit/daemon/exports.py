@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from iscsikit.daemon.rundir import private_dir
 from iscsikit.errors import IscsiError
 from iscsikit.lun import ops, scan
 from iscsikit.lun.aio import AsyncLun, run_async
@@ -190,7 +191,7 @@ class Exports:
     ) -> tuple[asyncio.Task[None], list[int]] | BaseException:
         """Start an NBD server for ``device`` on the unix socket ``path``: its task and
         its client count once it listens, or why it could not listen."""
-        self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        private_dir(self.directory, 0o700)
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         clients = [0]
 

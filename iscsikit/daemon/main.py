@@ -110,6 +110,7 @@ async def run(
 ) -> int:
     """Serve until stopped; 0 after an orderly stop."""
     from iscsikit.daemon.discoveryd import Discoveryd
+    from iscsikit.daemon.rundir import private_dir, write_private_file
     from iscsikit.daemon.server import IpcServer
     from iscsikit.daemon.service import OPERATIONS, Daemon
     from iscsikit.manager.sessions import daemon_socket
@@ -127,17 +128,17 @@ async def run(
     }
     server = IpcServer.from_systemd(daemon.handle, **options)
     if server is None:
-        paths.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         server = IpcServer(daemon_socket(paths), daemon.handle, **options)
     await server.start()
     startup: asyncio.Task[None] | None = None
     discoveryd = Discoveryd(daemon)
     try:
         # Everything that needs root happens before the privileges go.
-        daemon.exports.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        # The export directory belongs to the user the daemon runs as from here on.
+        private_dir(daemon.exports.directory, 0o700, uid=uid, gid=gid)
         if pidfile is not None:
             pidfile.parent.mkdir(parents=True, exist_ok=True)
-            pidfile.write_text(f"{os.getpid()}\n")
+            write_private_file(pidfile, f"{os.getpid()}\n")
         if gid is not None:
             os.setgid(gid)
         if uid is not None:

@@ -21,9 +21,12 @@ arrived (a trickling client gets an error and is closed), and ``write_timeout`` 
 that does not read its replies.  Handlers have no timeout: a login takes what the manager's
 timers allow.
 
-Binding takes ``<socket>.lock`` (``flock``) for the server's life, refuses when another
-daemon answers on the socket, replaces a stale socket file, and creates the new one under a
-temporary name with its final mode before renaming it into place.
+Binding makes the socket's directory private (:func:`~iscsikit.daemon.rundir.private_dir`:
+a planted link or another user's directory is refused; others may only traverse it when
+the socket lets them in), takes ``<socket>.lock`` (``flock``) for the server's life,
+refuses when another daemon answers on the socket, replaces a stale socket file, and
+creates the new one under a temporary name, owner-only until it has its final mode,
+before renaming it into place.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from iscsikit.daemon.rundir import dir_mode_for_socket, private_dir
 from iscsikit.errors import InternalError, InvalidParameterError, IscsiErr, IscsiError
 from iscsikit.ipc.errors import AccessDeniedError, IpcProtocolError, TooManyClientsError
 from iscsikit.ipc.protocol import (
@@ -242,16 +246,17 @@ class IpcServer:
     # -- binding -------------------------------------------------------------------------
 
     def _bind(self) -> socket.socket:
-        self.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        mode, group = self._mode()
+        private_dir(self.path.parent, dir_mode_for_socket(mode), gid=group)
         self._lock()
         try:
             self._remove_stale()
-            mode, group = self._mode()
             temp = self.path.with_name(f".ipc-{os.getpid()}.tmp")
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
+                os.fchmod(sock.fileno(), mode & 0o700)  # never wider while it is bound
                 sock.bind(os.fspath(temp))
                 os.chmod(temp, mode)
                 if group is not None:
