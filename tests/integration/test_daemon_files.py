@@ -112,3 +112,74 @@ def test_planted_pid_file_link_is_refused(root: Path, tmp_path: Path) -> None:
     log = refused(root, "-p", str(pidfile))
     assert "symbolic link" in log, log
     assert victim.read_text() == "precious\n"
+
+
+# A client that writes one request per daemon operation in a single burst (shutdown
+# last) and prints every reply it gets before the end of the stream.
+BURST_CLIENT = """
+import json, os, socket, struct, sys
+from iscsikit.daemon.service import OPERATIONS
+from iscsikit.ipc.protocol import encode_request
+uid = int(sys.argv[2])
+if uid:
+    os.setgroups([]); os.setgid(uid); os.setuid(uid)
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.settimeout(20)
+sock.connect(sys.argv[1])
+ops = sorted(OPERATIONS, key=lambda op: op == "shutdown")
+try:
+    sock.sendall(b"".join(encode_request(i + 1, op, {}) for i, op in enumerate(ops)))
+except (BrokenPipeError, ConnectionResetError):
+    pass  # the daemon hung up before taking it all: fine, read what it said
+data = b""
+while True:
+    try:
+        chunk = sock.recv(65536)
+    except ConnectionResetError:
+        break
+    if not chunk:
+        break
+    data += chunk
+    if len(data) >= 4 and uid == 0 and data.count(b'"id":') >= len(ops):
+        break
+replies = []
+while len(data) >= 4:
+    (n,) = struct.unpack(">I", data[:4])
+    replies.append(json.loads(data[4 : 4 + n]))
+    data = data[4 + n :]
+print(json.dumps(replies))
+"""
+
+
+def burst(socket_path: Path, uid: int) -> list[dict[str, object]]:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", BURST_CLIENT, str(socket_path), str(uid)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    replies: list[dict[str, object]] = json.loads(done.stdout)
+    return replies
+
+
+def test_the_credential_check_covers_every_request(root: Path) -> None:
+    """Even with the socket and directory opened up (a misconfiguration), another user's
+    requests are never run: one ACCESS reply, end of stream, the daemon still serving."""
+    with RunningDaemon(root) as daemon:
+        for path in (root, root / "run", daemon.run_dir):
+            path.chmod(0o711)
+        daemon.socket.chmod(0o666)
+        replies = burst(daemon.socket, NOBODY)
+        assert len(replies) == 1, replies
+        [reply] = replies
+        assert reply["id"] is None and reply["error"]["code"] == 13, reply  # type: ignore[index]
+        assert "refused IPC client" in daemon.log
+        assert daemon.pid is not None  # "shutdown" was not run
+        assert daemon.adm("-m", "session").returncode == 21
+        # Control: the same burst from root is answered request by request.
+        answered = burst(daemon.socket, 0)
+        assert [r["id"] for r in answered] == list(range(1, len(answered) + 1))
+        assert len(answered) >= 8

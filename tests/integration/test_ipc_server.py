@@ -282,8 +282,10 @@ def test_non_root_client_is_refused(start_server: StartServer) -> None:
     running = start_server()
     assert stat.S_IMODE(os.stat(running.path).st_mode) == 0o600
     os.chmod(running.path, 0o666)  # reachable: SO_PEERCRED is what must refuse
+    os.chmod(os.path.dirname(running.path), 0o711)
     out = run_as_nobody(running.path)
     assert out["kind"] == "AccessDeniedError", out
+    assert "cannot open" not in out["message"], out  # the daemon refused, not the kernel
     assert out["code"] == IscsiErr.ACCESS == 13
     assert running.handler.calls == []
     with DaemonClient(running.path) as c:  # root still gets in
