@@ -5,7 +5,9 @@
 thread. It is how tests produce what real targets will not: silence, truncated or
 malformed PDUs, abrupt closes and resets. The module works on raw bytes only and must not
 import ``iscsikit.proto`` (it is the test *of* that code); a behaviour that needs real
-PDUs builds them itself or is given them as bytes.
+PDUs builds them with :mod:`iscsikit.testing.rawpdu` (written from RFC 7143 apart from
+the codec, which owns the BHS layout and :func:`pdu_length` re-exported here) or is
+given them as bytes.
 
 Nothing here can hang a test run: all threads are daemons, the listener polls a stop flag,
 stop() closes every accepted socket so blocked reads return, and exceptions raised by a
@@ -25,6 +27,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
+from iscsikit.testing.rawpdu import BHS_LEN, pdu_length
+
 __all__ = [
     "BHS_LEN",
     "Behaviour",
@@ -40,28 +44,9 @@ __all__ = [
 #: A behaviour serves one accepted connection; the target closes the socket afterwards.
 Behaviour = Callable[[socket.socket], None]
 
-#: Basic Header Segment length (RFC 7143 §11.2.1).
-BHS_LEN = 48
-
 
 class PeerClosed(ConnectionError):
     """The other side closed the connection (EOF) before a whole PDU arrived."""
-
-
-def pdu_length(bhs: bytes, *, header_digest: bool = False, data_digest: bool = False) -> int:
-    """Total PDU length implied by a BHS (RFC 7143 §11.2.1): 48 + TotalAHSLength*4
-    (+ 4 for a header digest) + DataSegmentLength padded to 4 (+ 4 for a data digest,
-    only when there is a data segment)."""
-    if len(bhs) < BHS_LEN:
-        raise ValueError(f"BHS needs {BHS_LEN} bytes, got {len(bhs)}")
-    total_ahs = bhs[4] * 4
-    data_len = int.from_bytes(bhs[5:8], "big")
-    length = BHS_LEN + total_ahs + data_len + (-data_len % 4)
-    if header_digest:
-        length += 4
-    if data_digest and data_len:
-        length += 4
-    return length
 
 
 def _recv_exact(conn: socket.socket, n: int, deadline: float | None, have: bytes) -> bytes:

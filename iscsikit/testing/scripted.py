@@ -7,33 +7,37 @@ numbers StatSN, tracks CmdSN, answers NOP-Out pings, builds every response PDU, 
 answer commands as a small honest disk (:meth:`Peer.answer`, :meth:`Peer.serve`).  Tests
 of hostile targets (tests/integration/test_hostile_io.py) and of the session manager's
 recovery use it.
+
+Every PDU on the wire is built and parsed by :mod:`iscsikit.testing.rawpdu`, written
+from RFC 7143 apart from the codec under test (digests included: a wrong one the
+initiator sends fails the script).  :meth:`Peer.recv` hands scripts the received PDU as
+the matching :mod:`iscsikit.proto.pdu` dataclass, filled field by field from rawpdu's
+parse: only the classes are used (scripts test ``isinstance`` against them), never the
+codec's encoder or decoder.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
-from iscsikit.proto.constants import RESERVED_TAG
-from iscsikit.proto.pdu import (
+from iscsikit.proto import pdu as _typed
+from iscsikit.testing import rawpdu as raw
+from iscsikit.testing.hostile import PeerClosed, read_pdu
+from iscsikit.testing.rawpdu import (
+    RESERVED_TAG,
     AsyncMessage,
     DataIn,
     LoginRequest,
     LoginResponse,
-    LogoutRequest,
     LogoutResponse,
     NopIn,
-    NopOut,
-    Pdu,
-    ScsiCommand,
     ScsiResponse,
+    TargetPdu,
     TaskMgmtResponse,
-    decode_pdu,
-    encode_pdu,
+    encode_text,
 )
-from iscsikit.proto.text import encode_text
-from iscsikit.testing.hostile import PeerClosed, read_pdu
 
 __all__ = ["BLOCK", "BLOCKS", "Peer", "Script", "disk_bytes", "logged_in"]
 
@@ -62,35 +66,35 @@ class Peer:
     def maxcmdsn(self) -> int:
         return (self.expcmdsn + self.window - 1) & 0xFFFFFFFF
 
-    def send(self, *items: Pdu | bytes) -> None:
-        self.conn.sendall(b"".join(self.encode(i) if isinstance(i, Pdu) else i for i in items))
+    def send(self, *items: TargetPdu | bytes) -> None:
+        self.conn.sendall(b"".join(i if isinstance(i, bytes) else self.encode(i) for i in items))
 
-    def encode(self, pdu: Pdu) -> bytes:
-        return encode_pdu(pdu, header_digest=self.hd, data_digest=self.dd)
+    def encode(self, pdu: TargetPdu) -> bytes:
+        return raw.encode(pdu, header_digest=self.hd, data_digest=self.dd)
 
-    def recv(self, timeout: float | None = 10.0) -> Pdu:
+    def recv(self, timeout: float | None = 10.0) -> _typed.Pdu:
         """The next PDU that is not a ping (pings are answered here)."""
         while True:
-            raw = read_pdu(self.conn, timeout, header_digest=self.hd, data_digest=self.dd)
-            pdu = decode_pdu(raw, header_digest=self.hd, data_digest=self.dd)
-            if isinstance(pdu, NopOut) and pdu.itt != RESERVED_TAG:
+            wire = read_pdu(self.conn, timeout, header_digest=self.hd, data_digest=self.dd)
+            pdu = raw.parse(wire, header_digest=self.hd, data_digest=self.dd)
+            if isinstance(pdu, raw.NopOut) and pdu.itt != RESERVED_TAG:
                 self.send(self.nop_in(pdu))
                 continue
-            if isinstance(pdu, ScsiCommand) and not pdu.immediate:
+            if isinstance(pdu, raw.ScsiCommand) and not pdu.immediate:
                 self.expcmdsn = (pdu.cmdsn + 1) & 0xFFFFFFFF
-            return pdu
+            return _TYPED[type(pdu)](**raw.as_dict(pdu))
 
-    def command(self) -> ScsiCommand:
+    def command(self) -> _typed.ScsiCommand:
         while True:
             pdu = self.recv()
-            if isinstance(pdu, ScsiCommand):
+            if isinstance(pdu, _typed.ScsiCommand):
                 return pdu
 
     def _statsn(self) -> int:
         self.statsn += 1
         return self.statsn - 1
 
-    def nop_in(self, ping: NopOut) -> NopIn:
+    def nop_in(self, ping: raw.NopOut) -> NopIn:
         return NopIn(itt=ping.itt, ttt=RESERVED_TAG, statsn=self._statsn(),
                      expcmdsn=self.expcmdsn, maxcmdsn=self.maxcmdsn, data=ping.data)  # fmt: skip
 
@@ -129,7 +133,7 @@ class Peer:
 
     # -- an honest disk, for the SCSI probe and the good commands --------------------------
 
-    def answer(self, cmd: ScsiCommand) -> None:
+    def answer(self, cmd: _typed.ScsiCommand) -> None:
         """Answer ``cmd`` as a small, well-behaved disk would."""
         op = cmd.cdb[0]
         length = cmd.expected_data_transfer_length
@@ -151,16 +155,18 @@ class Peer:
         under = length - len(data)
         self.send(self.data_in(cmd.itt, data, status=0, underflow=under > 0, residual_count=under))
 
-    def serve(self, until: Callable[[ScsiCommand], bool] | None = None) -> ScsiCommand | None:
+    def serve(
+        self, until: Callable[[_typed.ScsiCommand], bool] | None = None
+    ) -> _typed.ScsiCommand | None:
         """Answer honestly until a command ``until`` picks (returned unanswered), a Logout
         (answered, then None), or the initiator closing (None)."""
         try:
             while True:
                 pdu = self.recv(timeout=None)
-                if isinstance(pdu, LogoutRequest):
+                if isinstance(pdu, _typed.LogoutRequest):
                     self.send(self.logout_response(pdu.itt))
                     return None
-                if isinstance(pdu, ScsiCommand):
+                if isinstance(pdu, _typed.ScsiCommand):
                     if until is not None and until(pdu):
                         return pdu
                     self.answer(pdu)
@@ -169,6 +175,18 @@ class Peer:
 
 
 Script = Callable[[Peer], None]
+
+#: The project's dataclass for each PDU type rawpdu parses, for scripts' isinstance tests.
+_TYPED: Final[dict[type[raw.InitiatorPdu], type[_typed.Pdu]]] = {
+    raw.LoginRequest: _typed.LoginRequest,
+    raw.ScsiCommand: _typed.ScsiCommand,
+    raw.DataOut: _typed.DataOut,
+    raw.NopOut: _typed.NopOut,
+    raw.TaskMgmtRequest: _typed.TaskMgmtRequest,
+    raw.LogoutRequest: _typed.LogoutRequest,
+    raw.TextRequest: _typed.TextRequest,
+    raw.SnackRequest: _typed.SnackRequest,
+}
 
 
 def logged_in(
@@ -184,11 +202,11 @@ def logged_in(
         answers.append(("DefaultTime2Wait", str(time2wait)))
 
     def behaviour(conn: socket.socket) -> None:
-        req = decode_pdu(read_pdu(conn))
+        req = raw.parse(read_pdu(conn))
         assert isinstance(req, LoginRequest)
         if req.csg == 0:  # the security stage first (AuthMethod=None), as open-iscsi does
             conn.sendall(
-                encode_pdu(
+                raw.encode(
                     LoginResponse(
                         transit=True, csg=0, nsg=1, isid=req.isid, tsih=0, itt=req.itt,
                         statsn=0, expcmdsn=req.cmdsn, maxcmdsn=req.cmdsn + 15,
@@ -196,10 +214,10 @@ def logged_in(
                     )
                 )
             )  # fmt: skip
-            req = decode_pdu(read_pdu(conn))
+            req = raw.parse(read_pdu(conn))
             assert isinstance(req, LoginRequest)
         conn.sendall(
-            encode_pdu(
+            raw.encode(
                 LoginResponse(
                     transit=True, csg=req.csg, nsg=3, isid=req.isid, tsih=7, itt=req.itt,
                     statsn=1, expcmdsn=req.cmdsn, maxcmdsn=req.cmdsn + 15,
