@@ -516,9 +516,16 @@ class Registry:
             m = re.fullmatch(rf"[{C_SPACE}]*([+-]?[0-9]+)[{C_SPACE}]*", value)
             if m is None:
                 raise bad
-            n = int(m.group(1))
+            digits = m.group(1)
             low, high = _INT_RANGES[vt]
-            if not low <= n <= high:
+            # More than 20 significant digits is out of every C range, and int() refuses
+            # over 4300 digits, leading zeros included (ValueError): convert only the
+            # significant digits, and only when they could be in range.
+            significant = digits.lstrip("+-").lstrip("0") or "0"
+            n = None
+            if len(significant) <= 20:
+                n = -int(significant) if digits[0] == "-" else int(significant)
+            if n is None or not low <= n <= high:
                 raise InvalidParameterError(
                     f"value {value!r} for parameter name '{key.name}' is out of range {low}..{high}"
                 )
