@@ -2,7 +2,8 @@
 
 With open-iscsi installed (CI) the reference is iscsiadm run live on a byte-identical
 database; without it, the stored golden in expected/ (test_regenerate.py keeps those
-current). stdout and exit code must match, and so must the database afterwards.
+current). stdout and exit code must match, and so must the database afterwards; stderr
+must carry iscsiadm's messages in order (stderr.py).
 A case marked ``deliberate`` compares the exit code only (docs/compatibility.md).
 """
 
@@ -21,6 +22,7 @@ from .harness import (
     stored_case_names,
     substitution_for,
 )
+from .stderr import stderr_problems
 
 _integration = pytest.mark.integration
 
@@ -36,6 +38,7 @@ def test_case(case: Case, golden_runner: Runner, request: pytest.FixtureRequest)
     golden = golden_runner.golden(case, subst)
     ours = golden_runner.iscsikit_outcome(case, subst)
     problems = compare(case, golden, ours, subst)
+    problems += stderr_problems(case.name, golden.stderr, subst.normalise(ours.stderr))
     assert not problems, "\n".join(problems)
 
 

@@ -361,6 +361,9 @@ def _submode(
     host_no = _host_arg(args, ctx)
     host = ctx.host(host_no)
     if host is None or host.transport() is None:
+        # iscsiadm reads the SCSI host's proc_name first; sysfs answers EIO (5) without one.
+        if not (ctx.class_dir("scsi_host") / f"host{host_no}" / "proc_name").exists():
+            env.err(f"Could not read proc_name for host{host_no} rc 5.")
         raise IscsiError(
             f"Could not match hostno {host_no} to transport.", code=IscsiErr.TRANS_NOT_FOUND
         )
