@@ -400,10 +400,26 @@ def test_initiator_bad_configuration(kwargs: dict[str, object]) -> None:
 
 
 def test_initiator_secret_limits_and_str() -> None:
-    ChapInitiator("u", b"x" * 255)
-    ChapInitiator("u", "x")  # RFC 1994 §2.2: one octet is the minimum
-    ChapInitiator("u", bytearray(b"abc"))  # type: ignore[arg-type]
-    ChapInitiator("u", "s", algorithms=(7, 5))  # type: ignore[arg-type]
+    challenge = bytes(range(16))
+
+    def answer(initiator: ChapInitiator) -> str:
+        initiator.offer()
+        keys = dict(
+            initiator.respond({"CHAP_A": "5", "CHAP_I": "9", "CHAP_C": "0x" + challenge.hex()})
+        )
+        return keys["CHAP_R"]
+
+    # Each secret form is accepted and used as those octets: the response is RFC 1994's
+    # MD5(identifier || secret || challenge) of exactly them.
+    for secret, octets in (
+        (b"x" * 255, b"x" * 255),
+        ("x", b"x"),  # RFC 1994 §2.2: one octet is the minimum
+        (bytearray(b"abc"), b"abc"),
+    ):
+        expected = hashlib.md5(bytes([9]) + octets + challenge).hexdigest()
+        assert answer(ChapInitiator("u", secret)) == "0x" + expected  # type: ignore[arg-type]
+    # Algorithms given as plain numbers are offered in that order.
+    assert ChapInitiator("u", "s", algorithms=(7, 5)).offer() == [("CHAP_A", "7,5")]  # type: ignore[arg-type]
 
 
 def test_algorithm_refused_by_crypto_library(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -700,7 +700,10 @@ def test_bad_local_values(local: dict[str, str]) -> None:
 
 
 def test_local_extension_values_accepted() -> None:
-    ini({"HeaderDigest": "Y-com.example.md5,CRC32C,None", "AuthMethod": "Z-com.example.x,CHAP"})
+    local = {"HeaderDigest": "Y-com.example.md5,CRC32C,None", "AuthMethod": "Z-com.example.x,CHAP"}
+    # Offered as given, each in its stage (RFC 7143 §13.5.4: X-/Y-/Z- values are legal).
+    assert ini(local).offer(0) == [("AuthMethod", "Z-com.example.x,CHAP")]
+    assert ini(local).offer(OP) == [("HeaderDigest", "Y-com.example.md5,CRC32C,None")]
 
 
 def test_target_only_keys_for_target_role() -> None:
