@@ -135,10 +135,6 @@ def test_node_login_without_daemon(empty_oracle: tuple[Oracle, Path], tmp_path: 
     assert expected.returncode == 20
     root = tmp_path / "root"
     _copy_db(oracle, root)
-    try:
-        import iscsikit.cli.modes.node  # noqa: F401
-    except ModuleNotFoundError:
-        pytest.skip("node mode is not in this build yet")
     assert _ours(root, ("-m", "node", "-l")) == (20, expected.stdout)
 
 
