@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from iscsikit.config.iscsid_conf import IscsidConf
 from iscsikit.config.registry import RecordType
 from iscsikit.discovery.db import DiscoveryOp, DiscoveryOutcome, apply_discovery, binding_ifaces
-from iscsikit.errors import NoObjectsFoundError
+from iscsikit.errors import NoObjectsFoundError, PduTimeoutError, TransportTimeoutError
 from iscsikit.manager import connect
 from iscsikit.manager.spec import Chap
 from iscsikit.proto.address import Portal
@@ -57,17 +57,23 @@ def send_targets(
 ) -> list[DiscoveredTarget]:
     """SendTargets at the record's portal with its settings (CHAP, login and active
     timeouts, MaxRecvDataSegmentLength), as ``initiator_name`` (None: the host's).
-    Raises the :class:`~iscsikit.errors.IscsiError` of a failure."""
-    return connect.discover(
-        Portal(record.address, record.port),
-        chap=chap_of(record),
-        initiator_name=initiator_name,
-        login_timeout=float(record.get(_TIMEO + "login_timeout") or 15),
-        response_timeout=float(record.get(_TIMEO + "active_timeout") or 30),
-        max_recv_data_segment_length=int(
-            record.get("discovery.sendtargets.iscsi.MaxRecvDataSegmentLength") or 32768
-        ),
-    )
+    Raises the :class:`~iscsikit.errors.IscsiError` of a failure; a login that times out
+    (``login_timeout``) is a :class:`~iscsikit.errors.PduTimeoutError` (11), as iscsiadm
+    2.1.8 ends it ("iSCSI PDU timed out", usr/discovery.c once ``reopen_max`` is spent),
+    and so is an answer that does not come within ``active_timeout``."""
+    try:
+        return connect.discover(
+            Portal(record.address, record.port),
+            chap=chap_of(record),
+            initiator_name=initiator_name,
+            login_timeout=float(record.get(_TIMEO + "login_timeout") or 15),
+            response_timeout=float(record.get(_TIMEO + "active_timeout") or 30),
+            max_recv_data_segment_length=int(
+                record.get("discovery.sendtargets.iscsi.MaxRecvDataSegmentLength") or 32768
+            ),
+        )
+    except TransportTimeoutError as exc:
+        raise PduTimeoutError(str(exc)) from exc
 
 
 def discover(

@@ -10,7 +10,13 @@ On command it makes the network misbehave the way a multipath layer must survive
   its connection fail) while the upstream connection to the target stays open;
 * :meth:`release` - write the held bytes into the still-open upstream connection:
   a *late* delivery of whatever the initiator sent before the cut (a stale write);
-* :meth:`refuse` - close new connections at once (the path cannot come back).
+* :meth:`refuse` - close new connections at once (the path cannot come back);
+* :meth:`stall_down` (or ``stall_down_after=`` for every new connection) - forward only
+  N more bytes from the target to the initiator, then drop the rest while both sockets
+  stay open: a peer that goes silent in the middle of a message (a PDU header, a data
+  segment).  :meth:`turns` tells where each exchange began (the target's byte count
+  when the initiator spoke again), so a test can aim N at a given message without the
+  proxy knowing what a PDU is.
 
 Everything is bounded: sockets have timeouts, :meth:`stop` closes every socket and joins
 every thread.  No iSCSI knowledge here: bytes only.
@@ -40,6 +46,12 @@ class _Link:
         self.cut = False
         self.held = bytearray()
         self.upstream_closed = False
+        #: Target->initiator bytes still to forward before going silent (None: all).
+        self.down_budget: int | None = proxy.stall_down_after
+        #: Target->initiator bytes forwarded so far.
+        self.down_bytes = 0
+        #: ``down_bytes`` each time the initiator sent again after the target had spoken.
+        self.turns: list[int] = []
         self.threads = [
             threading.Thread(target=self._up, daemon=True, name="stallproxy-up"),
             threading.Thread(target=self._down, daemon=True, name="stallproxy-down"),
@@ -62,6 +74,8 @@ class _Link:
                         self.upstream.shutdown(socket.SHUT_WR)
                 return
             with self.proxy.lock:
+                if not self.turns or self.turns[-1] != self.down_bytes:
+                    self.turns.append(self.down_bytes)
                 if self.holding:
                     self.held += data
                     continue
@@ -86,6 +100,13 @@ class _Link:
                 return
             if self.cut:
                 continue
+            with self.proxy.lock:
+                if self.down_budget is not None:
+                    data = data[: self.down_budget]
+                    self.down_budget -= len(data)
+                self.down_bytes += len(data)
+            if not data:
+                continue  # stalled: the target's bytes go nowhere, the sockets stay open
             try:
                 self.client.sendall(data)
             except OSError:
@@ -117,7 +138,9 @@ class _Link:
 class StallProxy:
     """Forward ``127.0.0.1:<port>`` to ``upstream`` (see the module docstring)."""
 
-    def __init__(self, upstream: str, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, upstream: str, *, host: str = "127.0.0.1", stall_down_after: int | None = None
+    ) -> None:
         up_host, up_port = upstream.rsplit(":", 1)
         self.upstream = (up_host, int(up_port))
         self.lock = threading.Lock()
@@ -125,6 +148,8 @@ class StallProxy:
         self._listener.settimeout(0.2)
         self._links: list[_Link] = []
         self._refusing = False
+        #: Target->initiator bytes each new connection forwards before going silent.
+        self.stall_down_after = stall_down_after
         self._stopping = threading.Event()
         self._acceptor = threading.Thread(target=self._accept, daemon=True, name="stallproxy")
         #: Connections accepted and forwarded, and refused.
@@ -211,6 +236,21 @@ class StallProxy:
             except OSError:
                 dropped += len(data)
         return delivered, dropped
+
+    def stall_down(self, after: int = 0) -> None:
+        """On the open connections, forward ``after`` more target->initiator bytes, then
+        none: the initiator sees its peer stop in the middle of whatever it was sending.
+        Its own bytes still reach the target."""
+        with self.lock:
+            for link in self._links:
+                link.down_budget = after
+
+    def turns(self, index: int = -1) -> list[int]:
+        """Where each exchange of connection ``index`` (default: the newest) began: the
+        target->initiator byte count each time the initiator sent again after hearing
+        from the target (the first is 0)."""
+        with self.lock:
+            return list(self._links[index].turns)
 
     def refuse(self, refusing: bool = True) -> None:
         """Close new connections at once (True) or forward them again (False)."""

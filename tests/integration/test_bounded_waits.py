@@ -1,0 +1,618 @@
+"""Every wait bounded: peers that stop answering in the middle of a message (issue 14).
+
+Each network-facing path meets a peer that accepts the connection, sends *part* of a
+message (a PDU header, a data segment, an NBD reply, an IPC reply, an iSNS header) and
+then goes silent with the socket left open.  Each test asserts the error iscsikit raises
+(an :mod:`iscsikit.errors` type and code, or iscsiadm's exit code for the command line)
+and that it came within the configured timeout: at least most of it (so the timeout, and
+not something else, ended the wait) and at most three times it.
+
+Two kinds of peer:
+
+* :class:`SilentPeer` - a raw socket server written with :mod:`socket` and
+  :mod:`struct` only (it must not share the codec under test): it reads what the client
+  sends, writes a few bytes, and is silent from then on;
+* tgtd behind :class:`~iscsikit.testing.stallproxy.StallProxy` with
+  ``stall_down_after`` / :meth:`~iscsikit.testing.stallproxy.StallProxy.stall_down`:
+  a real target whose bytes stop reaching the initiator part way through a message, where
+  a real first part matters (a login already through its first step, a read with half its
+  Data-In delivered).
+
+docs/timeouts.md names the setting that governs each bound tested here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import iscsikit
+from iscsikit.discovery.isns import IsnsQueryError, isns_query
+from iscsikit.errors import (
+    ConnectionFailedError,
+    IscsiErr,
+    IscsiError,
+    PduTimeoutError,
+    TransportTimeoutError,
+)
+from iscsikit.ipc.client import DaemonClient, DaemonTimeoutError
+from iscsikit.nbd.client import NbdClient
+from iscsikit.nbd.device import MemoryDevice
+from iscsikit.nbd.server import Limits
+from iscsikit.proto.address import Portal
+from iscsikit.proto.ffp import Timers
+from iscsikit.testing.daemon import RunningDaemon, short_root
+from iscsikit.testing.nbd import ThreadServer
+from iscsikit.testing.stallproxy import StallProxy
+from iscsikit.testing.tgtd import Tgtd
+
+pytestmark = pytest.mark.integration
+
+IQN = "iqn.2024-01.test.bounded:disk"
+INITIATOR = "iqn.2024-01.test.bounded:initiator"
+LUN_SIZE = 16 << 20
+#: How much longer than its timeout a wait may take before the test calls it unbounded.
+SLACK = 3.0
+#: Bytes of the first Login Response that get through: part of its 48-byte header, or
+#: the header and part of its data segment (tgtd's first answer carries text keys).
+HEADER_PART, DATA_PART = 20, 60
+
+
+def bounded(started: float, timeout: float) -> float:
+    """Seconds since ``started``, asserted within ``SLACK`` x ``timeout``."""
+    took = time.monotonic() - started
+    assert took <= SLACK * timeout, f"took {took:.1f} s for a timeout of {timeout:g} s"
+    return took
+
+
+# == the raw peer ===========================================================================
+
+
+def recv_some(sock: socket.socket, at_least: int = 1) -> bytes:
+    """At least ``at_least`` bytes from ``sock`` (fewer if it closes)."""
+    data = b""
+    while len(data) < at_least:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError(f"closed after {len(data)} of {n} bytes")
+        data += chunk
+    return data
+
+
+class SilentPeer:
+    """A server that runs ``script(sock)`` on each accepted connection and then keeps the
+    socket open and silent until :meth:`stop` (TCP on loopback, or a unix socket)."""
+
+    def __init__(
+        self, script: Callable[[socket.socket], None], *, unix_path: Path | None = None
+    ) -> None:
+        self.script = script
+        if unix_path is None:
+            self.listener = socket.create_server(("127.0.0.1", 0))
+        else:
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(str(unix_path))
+            self.listener.listen(8)
+        self.listener.settimeout(0.2)
+        self.conns: list[socket.socket] = []
+        self.errors: list[BaseException] = []
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    @property
+    def portal(self) -> str:
+        host, port = self.listener.getsockname()[:2]
+        return f"{host}:{port}"
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(10)
+            self.conns.append(conn)
+            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _run(self, conn: socket.socket) -> None:
+        try:
+            self.script(conn)
+        except OSError:
+            pass  # the client gave up first: what the tests want
+        except BaseException as exc:  # reported by stop()
+            self.errors.append(exc)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.listener.close()
+        for conn in self.conns:
+            conn.close()
+        for thread in self.threads:
+            thread.join(5)
+        assert not self.errors, self.errors
+
+    def __enter__(self) -> SilentPeer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def answer_part(part: bytes, *, after: int = 1) -> Callable[[socket.socket], None]:
+    """A script: wait for ``after`` bytes of a request, send ``part``, go silent."""
+
+    def script(sock: socket.socket) -> None:
+        recv_some(sock, after)
+        sock.sendall(part)
+
+    return script
+
+
+# == real targets ===========================================================================
+
+
+@pytest.fixture(scope="module")
+def tgtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tgtd]:
+    with Tgtd(tmp_path_factory.mktemp("bounded")) as tgtd:
+        tgtd.add_target(IQN, tid=1, lun_size=LUN_SIZE)
+        tgtd.set_target_param(1, "DefaultTime2Wait", 0)
+        yield tgtd
+
+
+@contextlib.contextmanager
+def proxy(tgtd: Tgtd, stall_down_after: int | None = None) -> Iterator[StallProxy]:
+    with StallProxy(tgtd.portal, stall_down_after=stall_down_after) as p:
+        yield p
+
+
+# == login ==================================================================================
+
+LOGIN_TIMEOUT = 1.0
+
+
+def login_response_part() -> bytes:
+    """20 of the 48 header bytes of a Login Response (opcode 0x23, T bit, CSG 0 -> NSG 1)."""
+    return struct.pack(">BBBB", 0x23, 0x81, 0, 0) + bytes(16)
+
+
+def test_login_api_raw_peer_stops_mid_header() -> None:
+    with SilentPeer(answer_part(login_response_part(), after=48)) as peer:
+        started = time.monotonic()
+        with pytest.raises(TransportTimeoutError) as info:
+            iscsikit.login(peer.portal, IQN, initiator_name=INITIATOR, timeout=1, retries=0)
+        took = bounded(started, LOGIN_TIMEOUT)
+    assert info.value.code == IscsiErr.TRANS_TIMEOUT
+    assert took >= 0.8 * LOGIN_TIMEOUT
+    assert "timed out" in str(info.value)
+
+
+@pytest.mark.parametrize("part", [HEADER_PART, DATA_PART], ids=["header", "data"])
+def test_login_api_target_stops_mid_response(tgtd: Tgtd, part: int) -> None:
+    with proxy(tgtd, stall_down_after=part) as p:
+        started = time.monotonic()
+        with pytest.raises(TransportTimeoutError) as info:
+            iscsikit.login(p.portal, IQN, initiator_name=INITIATOR, timeout=1, retries=0)
+        took = bounded(started, LOGIN_TIMEOUT)
+    assert info.value.code == IscsiErr.TRANS_TIMEOUT
+    assert took >= 0.8 * LOGIN_TIMEOUT
+
+
+def test_login_api_target_stops_in_second_login_step(tgtd: Tgtd) -> None:
+    """The security step completes; the operational step's answer stops half way."""
+    with proxy(tgtd) as probe:
+        with iscsikit.login(probe.portal, IQN, initiator_name=INITIATOR, timeout=5) as s:
+            assert s.params
+        turns = probe.turns(0)
+    assert len(turns) >= 3, turns  # security request, operational request, logout
+    with proxy(tgtd, stall_down_after=turns[1] + HEADER_PART) as p:
+        started = time.monotonic()
+        with pytest.raises(TransportTimeoutError):
+            iscsikit.login(p.portal, IQN, initiator_name=INITIATOR, timeout=1, retries=0)
+        assert bounded(started, LOGIN_TIMEOUT) >= 0.8 * LOGIN_TIMEOUT
+        assert p.turns(0)[:2] == turns[:2]  # it did get through the first step
+
+
+def test_open_lun_login_retries_stay_bounded(tgtd: Tgtd) -> None:
+    """open_lun (the session manager's login) with one retry: two attempts, each bounded
+    by the login timeout, and the retry delay between them."""
+    retries, delay = 1, 0.2
+    limit = (retries + 1) * LOGIN_TIMEOUT + retries * delay
+    with proxy(tgtd, stall_down_after=DATA_PART) as p:
+        started = time.monotonic()
+        with pytest.raises(TransportTimeoutError) as info:
+            iscsikit.open_lun(
+                f"iscsi://{p.portal}/{IQN}/1",
+                initiator_name=INITIATOR,
+                timeout=LOGIN_TIMEOUT,
+                retries=retries,
+                retry_delay=delay,
+            )
+        took = bounded(started, limit)
+        assert p.accepted == retries + 1
+    assert info.value.code == IscsiErr.TRANS_TIMEOUT
+    assert took >= 0.8 * limit
+
+
+# == the command line: login through the daemon, SendTargets discovery =======================
+
+
+def write_root_conf(root: Path, lines: str = "") -> None:
+    etc = root / "etc" / "iscsi"
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "iscsid.conf").write_text(lines)
+    (etc / "initiatorname.iscsi").write_text(f"InitiatorName={INITIATOR}\n")
+
+
+def adm(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ISCSIKIT_ROOT": str(root)}
+    env.pop("ISCSIKIT_DB_ROOT", None)
+    return subprocess.run(
+        [sys.executable, "-m", "iscsikit", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_cli_node_login_stops_mid_response(tgtd: Tgtd) -> None:
+    """``-m node -T -p -l`` against a target that stops mid-Login-Response: exit 8 (as
+    iscsiadm: "initiator reported error (8 - connection timed out)") once
+    ``initial_login_retry_max`` attempts of ``login_timeout`` each are spent."""
+    root = short_root("ikbw")
+    write_root_conf(root)
+    with RunningDaemon(root) as daemon, proxy(tgtd, stall_down_after=DATA_PART) as p:
+        node = ("-m", "node", "-T", IQN, "-p", p.portal)
+        assert daemon.adm(*node, "-o", "new").returncode == 0
+        for key, value in (
+            ("node.conn[0].timeo.login_timeout", "1"),
+            ("node.session.initial_login_retry_max", "1"),
+        ):
+            r = daemon.adm(*node, "-o", "update", "-n", key, "-v", value)
+            assert r.returncode == 0, r.stderr
+        started = time.monotonic()
+        r = daemon.adm(*node, "-l")
+        took = time.monotonic() - started
+        attempts = p.accepted
+    assert r.returncode == 8, (r.stdout, r.stderr)
+    assert "timed out" in r.stderr
+    assert 1 <= attempts <= 2
+    # Two attempts of 1 s (and the retry delay), plus starting the command and daemon work.
+    assert took <= SLACK * (attempts * LOGIN_TIMEOUT + 1) + 2, f"took {took:.1f} s"
+
+
+ST_CONF = (
+    "discovery.sendtargets.timeo.login_timeout = 1\n"
+    "discovery.sendtargets.timeo.active_timeout = 1\n"
+    "discovery.sendtargets.reopen_max = 0\n"
+)
+
+
+def discovery_turns(tgtd: Tgtd, root: Path) -> list[int]:
+    """Where each exchange of a full SendTargets discovery through a proxy begins."""
+    with proxy(tgtd) as probe:
+        r = adm(root, "-m", "discovery", "-t", "st", "-p", probe.portal)
+        assert r.returncode == 0, r.stderr
+        assert IQN in r.stdout
+        return probe.turns(0)
+
+
+@pytest.mark.parametrize("where", ["login", "text"])
+def test_cli_sendtargets_stops_mid_message(tgtd: Tgtd, tmp_path: Path, where: str) -> None:
+    """``-m discovery -t st``: the Login Response or the SendTargets Text Response stops
+    part way.  Bounded by ``discovery.sendtargets.timeo.login_timeout`` /
+    ``active_timeout`` (iscsid.conf here, copied into the discovery record)."""
+    write_root_conf(tmp_path, ST_CONF)
+    turns = discovery_turns(tgtd, tmp_path)
+    # [0] the login (one step or two), ..., [-2] the SendTargets text, [-1] the logout
+    assert len(turns) >= 3, turns
+    at = DATA_PART if where == "login" else turns[-2] + DATA_PART
+    with proxy(tgtd, stall_down_after=at) as p:
+        started = time.monotonic()
+        r = adm(tmp_path, "-m", "discovery", "-t", "st", "-p", p.portal)
+        took = time.monotonic() - started
+        attempts = p.accepted
+    # iscsiadm 2.1.8 ends a discovery login that gets no answer with "iSCSI PDU timed
+    # out" (11; checked against it: "connection login retries (reopen_max) 0 exceeded").
+    assert r.returncode == IscsiErr.PDU_TIMEOUT, (r.stdout, r.stderr)
+    assert "Could not perform SendTargets discovery: iSCSI PDU timed out" in r.stderr
+    assert IQN not in r.stdout
+    assert attempts == 1
+    # One timeout of 1 s, plus starting the command (python, imports).
+    assert 0.8 <= took <= SLACK * 1.0 + 2, f"took {took:.1f} s"
+
+
+# == Full Feature Phase: a READ whose Data-In stops half way ================================
+
+#: Keepalive and command timeouts short enough for a test: a stalled connection is found
+#: by the NOP-Out ping within noop_out_interval + noop_out_timeout.
+FFP_TIMERS = Timers(
+    noop_out_interval=0.5, noop_out_timeout=0.5, command_timeout=2, abort_timeout=0.5, tick=0.1
+)
+DETECT = FFP_TIMERS.noop_out_interval + FFP_TIMERS.noop_out_timeout
+REPLACEMENT = 2.0
+READ_SIZE = 1 << 20
+#: Bytes of the read's answer let through: part of a Data-In header, or 100 kB into the
+#: data (the middle of a Data-In data segment).
+FFP_PARTS = {"header": 20, "segment": 100_000}
+
+
+def url(p: StallProxy) -> str:
+    return f"iscsi://{p.portal}/{IQN}/1"
+
+
+def ffp_options() -> dict[str, Any]:
+    return {
+        "initiator_name": INITIATOR,
+        "timers": FFP_TIMERS,
+        "timeout": 2,
+        "retry_delay": 0.2,
+        "replacement_timeout": REPLACEMENT,
+        "DefaultTime2Wait": 0,
+    }
+
+
+@pytest.mark.parametrize("part", list(FFP_PARTS), ids=list(FFP_PARTS))
+@pytest.mark.parametrize("outcome", ["recovered", "failed"])
+def test_read_stalled_mid_data_in(tgtd: Tgtd, part: str, outcome: str) -> None:
+    """A stalled read is found by the keepalive; the session manager logs in again and
+    re-issues it whole ("recovered": the full, right data), or gives up after
+    ``replacement_timeout`` when the portal stays unreachable ("failed":
+    ConnectionFailedError).  Never partial data reported good, never a hang."""
+    data = os.urandom(READ_SIZE)
+    with proxy(tgtd) as p, iscsikit.open_lun(url(p), **ffp_options()) as lun:
+        lun.write(0, data)
+        p.stall_down(FFP_PARTS[part])
+        if outcome == "failed":
+            p.refuse()
+        started = time.monotonic()
+        if outcome == "recovered":
+            got = lun.read(0, READ_SIZE)
+            bounded(started, DETECT + 2)
+            assert got == data
+            assert lun.recoveries >= 1
+        else:
+            with pytest.raises(ConnectionFailedError) as info:
+                lun.read(0, READ_SIZE)
+            took = bounded(started, DETECT + REPLACEMENT)
+            assert took >= REPLACEMENT * 0.8
+            assert info.value.code == IscsiErr.TRANS
+            with contextlib.suppress(IscsiError):
+                lun.close()
+
+
+@pytest.mark.parametrize("outcome", ["recovered", "failed"])
+def test_async_read_stalled_mid_data_in(tgtd: Tgtd, outcome: str) -> None:
+    """The asyncio data path, the same two ways."""
+    data = os.urandom(READ_SIZE)
+
+    async def main(p: StallProxy) -> None:
+        async with iscsikit.open_lun_async(url(p), **ffp_options()) as lun:
+            await lun.write(0, data)
+            p.stall_down(FFP_PARTS["segment"])
+            if outcome == "failed":
+                p.refuse()
+            started = time.monotonic()
+            if outcome == "recovered":
+                got = await asyncio.wait_for(lun.read(0, READ_SIZE), 60)
+                bounded(started, DETECT + 2)
+                assert got == data
+            else:
+                with pytest.raises(ConnectionFailedError):
+                    await asyncio.wait_for(lun.read(0, READ_SIZE), 60)
+                assert bounded(started, DETECT + REPLACEMENT) >= REPLACEMENT * 0.8
+                raise _Done
+
+    with proxy(tgtd) as p, contextlib.suppress(_Done, IscsiError):
+        asyncio.run(main(p))
+
+
+class _Done(Exception):
+    """Leaves the ``async with`` of a LUN whose session is gone (its logout fails)."""
+
+
+# == NBD ====================================================================================
+
+NBD_TIMEOUT = 1.0
+NBDMAGIC = b"NBDMAGIC"
+IHAVEOPT = b"IHAVEOPT"
+NBD_OPT_GO = 7
+
+
+def test_nbd_server_drops_a_client_stalled_mid_negotiation(tmp_path: Path) -> None:
+    """iscsikit's NBD server: a client that sends half an option header and stops is
+    dropped after ``Limits.handshake_timeout``; another client is served meanwhile."""
+    path = tmp_path / "nbd.sock"
+    server = ThreadServer(MemoryDevice(1 << 20), path, limits=Limits(handshake_timeout=1))
+    try:
+        stalled = socket.socket(socket.AF_UNIX)
+        stalled.settimeout(10)
+        stalled.connect(str(path))
+        greeting = recv_exact(stalled, 18)
+        assert greeting[:16] == NBDMAGIC + IHAVEOPT
+        # Client flags (fixed newstyle, no zeroes), then 12 of NBD_OPT_GO's 16 header bytes.
+        stalled.sendall(struct.pack(">I", 3) + IHAVEOPT + struct.pack(">I", NBD_OPT_GO))
+        started = time.monotonic()
+        # Another client meanwhile: the stalled one blocks nobody.
+        with NbdClient(str(path), timeout=5, connect_timeout=5) as other:
+            other.write(0, b"x" * 4096)
+            assert other.read(0, 4096) == b"x" * 4096
+        assert time.monotonic() - started < NBD_TIMEOUT, "the other client was held up"
+        assert stalled.recv(1) == b""  # dropped by the server
+        took = bounded(started, NBD_TIMEOUT)
+        assert took >= 0.8 * NBD_TIMEOUT
+        stalled.close()
+    finally:
+        server.stop()
+
+
+def nbd_greeting_part(sock: socket.socket) -> None:
+    sock.sendall(NBDMAGIC + IHAVEOPT[:4])
+
+
+def nbd_reply_part(sock: socket.socket) -> None:
+    """Newstyle, not fixed (so the client uses NBD_OPT_EXPORT_NAME), NO_ZEROES; a 1 MiB
+    export; then half of the simple reply to the first request."""
+    sock.sendall(NBDMAGIC + IHAVEOPT + struct.pack(">H", 2))
+    assert struct.unpack(">I", recv_exact(sock, 4))[0] == 2
+    magic, option, length = struct.unpack(">8sII", recv_exact(sock, 16))
+    assert (magic, option) == (IHAVEOPT, 1)
+    recv_exact(sock, length)
+    sock.sendall(struct.pack(">QH", 1 << 20, 1))  # size, NBD_FLAG_HAS_FLAGS
+    request = recv_exact(sock, 28)
+    assert request[:4] == b"\x25\x60\x95\x13"
+    sock.sendall(b"\x67\x44\x66\x98" + bytes(4))  # magic and error; no handle
+
+
+def test_nbd_client_handshake_stops_mid_greeting(tmp_path: Path) -> None:
+    with SilentPeer(nbd_greeting_part, unix_path=tmp_path / "s") as peer:
+        started = time.monotonic()
+        with pytest.raises(TransportTimeoutError) as info:
+            NbdClient(str(tmp_path / "s"), connect_timeout=NBD_TIMEOUT)
+        took = bounded(started, NBD_TIMEOUT)
+    assert took >= 0.8 * NBD_TIMEOUT
+    assert info.value.code == IscsiErr.TRANS_TIMEOUT
+    del peer
+
+
+def test_nbd_client_reply_stops_half_way(tmp_path: Path) -> None:
+    with SilentPeer(nbd_reply_part, unix_path=tmp_path / "s"):
+        client = NbdClient(str(tmp_path / "s"), timeout=NBD_TIMEOUT, connect_timeout=5)
+        assert client.size == 1 << 20
+        started = time.monotonic()
+        with pytest.raises(PduTimeoutError) as info:
+            client.read(0, 4096)
+        took = bounded(started, NBD_TIMEOUT)
+        assert took >= 0.8 * NBD_TIMEOUT
+        assert info.value.code == IscsiErr.PDU_TIMEOUT
+        with pytest.raises(ConnectionFailedError):  # never a late half-reply taken as good
+            client.read(0, 4096)
+        client.close()
+
+
+# == the daemon's IPC ========================================================================
+
+#: iscsikitd's IpcServer(request_timeout=...) default: the rest of a request once its
+#: first byte arrived.
+IPC_REQUEST_TIMEOUT = 10.0
+
+
+def test_daemon_drops_a_half_request_and_serves_others() -> None:
+    with RunningDaemon() as daemon:
+        stalled = socket.socket(socket.AF_UNIX)
+        stalled.settimeout(60)
+        stalled.connect(str(daemon.socket))
+        # A frame announcing 200 bytes of JSON, and 20 of them.
+        stalled.sendall(struct.pack(">I", 200) + b'{"v": 1, "id": 1, "o')
+        started = time.monotonic()
+        for _ in range(3):
+            r = daemon.adm("-m", "session", timeout=30)
+            assert r.returncode == 21, r.stderr  # no sessions: served, not held up
+        assert time.monotonic() - started < IPC_REQUEST_TIMEOUT / 2
+        rest = b""
+        while chunk := stalled.recv(65536):  # an error reply, then the close
+            rest += chunk
+        took = bounded(started, IPC_REQUEST_TIMEOUT)
+        stalled.close()
+    assert took >= 0.8 * IPC_REQUEST_TIMEOUT
+    assert b"incomplete request" in rest
+
+
+def ipc_reply_part(sock: socket.socket) -> None:
+    """Read one request frame; answer with a frame header for 100 bytes and 10 of them."""
+    (length,) = struct.unpack(">I", recv_exact(sock, 4))
+    recv_exact(sock, length)
+    sock.sendall(struct.pack(">I", 100) + b'{"v": 1, "')
+
+
+def test_ipc_client_reply_stops_half_way(tmp_path: Path) -> None:
+    path = tmp_path / "d.sock"
+    with SilentPeer(ipc_reply_part, unix_path=path):
+        client = DaemonClient(path, timeout=1)
+        started = time.monotonic()
+        with pytest.raises(DaemonTimeoutError) as info:
+            client.call("session_list")
+        bounded(started, 1)
+        client.close()
+    assert info.value.code == IscsiErr.REQ_TIMEDOUT
+
+
+def test_cli_daemon_reply_stops_half_way() -> None:
+    """``-m session`` against a daemon that stops mid-reply: exit 33 ("iscsid request
+    timed out") after the client's reply timeout (30 s, DEFAULT_TIMEOUT)."""
+    from iscsikit.ipc.client import DEFAULT_TIMEOUT
+
+    root = short_root("ikbw")
+    try:
+        run = root / "run" / "iscsikit"
+        run.mkdir(parents=True)
+        write_root_conf(root)
+        with SilentPeer(ipc_reply_part, unix_path=run / "iscsikitd.sock"):
+            started = time.monotonic()
+            r = adm(root, "-m", "session", timeout=SLACK * DEFAULT_TIMEOUT + 10)
+            took = bounded(started, DEFAULT_TIMEOUT)
+    finally:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+    assert r.returncode == IscsiErr.REQ_TIMEDOUT, (r.stdout, r.stderr)
+    assert took >= 0.8 * DEFAULT_TIMEOUT
+
+
+# == iSNS ===================================================================================
+
+ISNS_TIMEOUT = 1.0
+
+
+def isns_header_part(sock: socket.socket) -> None:
+    """Half of the 12-byte iSNSP header: version 1, DevAttrQryRsp, then nothing."""
+    recv_some(sock, 12)
+    sock.sendall(struct.pack(">HHH", 1, 0x8002, 40))
+
+
+def isns_payload_part(sock: socket.socket) -> None:
+    """A whole header announcing 40 bytes of payload (xid/sequence copied from the
+    request, last-PDU flag), and 8 of them."""
+    request = recv_exact(sock, 12)
+    xid = request[8:10]
+    sock.sendall(struct.pack(">HHHH", 1, 0x8002, 40, 0x0C00) + xid + b"\0\0" + bytes(8))
+
+
+@pytest.mark.parametrize("script", [isns_header_part, isns_payload_part], ids=["header", "payload"])
+def test_isns_query_stops_mid_message(script: Callable[[socket.socket], None]) -> None:
+    with SilentPeer(script) as peer:
+        host, port = peer.portal.rsplit(":", 1)
+        started = time.monotonic()
+        with pytest.raises(IsnsQueryError) as info:
+            isns_query(Portal(host, int(port)), INITIATOR, timeout=ISNS_TIMEOUT)
+        took = bounded(started, ISNS_TIMEOUT)
+    assert took >= 0.8 * ISNS_TIMEOUT
+    assert info.value.code == IscsiErr.ISNS_QUERY
