@@ -54,6 +54,7 @@ from iscsikit.nbd.server import Limits
 from iscsikit.proto.address import Portal
 from iscsikit.proto.ffp import Timers
 from iscsikit.testing.daemon import RunningDaemon, short_root
+from iscsikit.testing.isnsd import Isnsd, isns_missing
 from iscsikit.testing.nbd import ThreadServer
 from iscsikit.testing.stallproxy import StallProxy
 from iscsikit.testing.tgtd import Tgtd
@@ -409,6 +410,29 @@ def test_read_stalled_mid_data_in(tgtd: Tgtd, part: str, outcome: str) -> None:
                 lun.close()
 
 
+@pytest.mark.parametrize("part", list(FFP_PARTS), ids=list(FFP_PARTS))
+def test_plain_session_read_stalled_mid_data_in(tgtd: Tgtd, part: str) -> None:
+    """Over a plain session (``iscsikit.login``: no recovery) the stalled read fails as
+    soon as the keepalive finds the connection dead."""
+    data = os.urandom(READ_SIZE)
+    with proxy(tgtd) as p:
+        session = iscsikit.login(
+            p.portal, IQN, initiator_name=INITIATOR, timeout=2, retries=0, timers=FFP_TIMERS
+        )
+        try:
+            lun = iscsikit.Lun.attach(session, 1)
+            lun.write(0, data)
+            p.stall_down(FFP_PARTS[part])
+            started = time.monotonic()
+            with pytest.raises(ConnectionFailedError) as info:
+                lun.read(0, READ_SIZE)
+            assert bounded(started, DETECT) >= 0.8 * DETECT
+        finally:
+            session.transport_session.close()
+    assert isinstance(info.value, ConnectionFailedError), repr(info.value)
+    assert "ping timeout" in str(info.value)
+
+
 @pytest.mark.parametrize("outcome", ["recovered", "failed"])
 def test_async_read_stalled_mid_data_in(tgtd: Tgtd, outcome: str) -> None:
     """The asyncio data path, the same two ways."""
@@ -616,3 +640,25 @@ def test_isns_query_stops_mid_message(script: Callable[[socket.socket], None]) -
         took = bounded(started, ISNS_TIMEOUT)
     assert took >= 0.8 * ISNS_TIMEOUT
     assert info.value.code == IscsiErr.ISNS_QUERY
+
+
+@pytest.mark.skipif(bool(isns_missing()), reason=f"open-isns missing: {isns_missing()}")
+@pytest.mark.parametrize("part", [6, 20], ids=["header", "payload"])
+def test_isns_server_stops_mid_response(tmp_path: Path, part: int) -> None:
+    """open-isns isnsd behind the proxy: its DevAttrQryRsp stops after ``part`` bytes
+    (of the 12-byte header, or into the attributes)."""
+    with Isnsd(tmp_path / "isns") as srv:
+        srv.register_target(f"{IQN}:isns", "127.0.0.1", 3299, tag=2)
+        with StallProxy(srv.portal) as probe:  # the same query, whole: it answers
+            host, port = probe.portal.rsplit(":", 1)
+            found = isns_query(Portal(host, int(port)), INITIATOR, timeout=5)
+            assert [t.name for t in found] == [f"{IQN}:isns"]
+        with StallProxy(srv.portal, stall_down_after=part) as p:
+            host, port = p.portal.rsplit(":", 1)
+            started = time.monotonic()
+            with pytest.raises(IsnsQueryError) as info:
+                isns_query(Portal(host, int(port)), INITIATOR, timeout=ISNS_TIMEOUT)
+            took = bounded(started, ISNS_TIMEOUT)
+    assert took >= 0.8 * ISNS_TIMEOUT
+    assert info.value.code == IscsiErr.ISNS_QUERY
+    assert "no response" in str(info.value)
