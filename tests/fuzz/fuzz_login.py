@@ -40,6 +40,11 @@ def _random(n: int) -> bytes:
     return bytes(range(1, n + 1))
 
 
+def _target_random(n: int) -> bytes:
+    """The fake target's challenges: fixed, so that an input always replays the same."""
+    return bytes(range(101, 101 + n))
+
+
 def _setup(flags: int) -> tuple[LoginMachine, FakeTarget]:
     chap, mutual = bool(flags & 1), bool(flags & 2)
     secrets = None
@@ -67,7 +72,8 @@ def _setup(flags: int) -> tuple[LoginMachine, FakeTarget]:
             accounts={"alice": "alice-secret-1"} if chap else None,
             outgoing=("tgt", "target-secret-2") if mutual else None,
             extra_rounds=1,
-        )
+        ),
+        random_bytes=_target_random,
     )
     return machine, target
 

@@ -7,10 +7,12 @@ uninstrumented (no coverage feedback from it).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import os
+import shutil
 import struct
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,6 +37,7 @@ HARNESSES = (
     "nbd",
     "netlink",
     "isns",
+    "cli_modes",
 )
 
 _BHS = 48
@@ -131,7 +134,8 @@ def corpus_files(name: str) -> list[Path]:
 
 
 def scratch_root() -> Path:
-    """A private directory for harnesses that need a file-system root (ISCSIKIT_ROOT)."""
-    base = Path(os.environ.get("TMPDIR", "/tmp")) / f"iscsikit-fuzz-{os.getpid()}"
-    base.mkdir(mode=0o700, exist_ok=True)
-    return base
+    """A private directory for harnesses that need a file-system root (ISCSIKIT_ROOT),
+    removed when the process exits."""
+    path = Path(tempfile.mkdtemp(prefix="iscsikit-fuzz-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path

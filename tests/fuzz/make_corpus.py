@@ -10,7 +10,8 @@ made of them:
 * records: the files iscsiadm 2.1.8 wrote in the golden tests (tests/golden/expected/
   *.tree), iscsid.conf: the golden test's, conf/iscsid.conf and the host's
   /etc/iscsi/iscsid.conf (open-iscsi's packaged file) when present;
-* CLI: the argv of every golden case (tests/golden/cases.py);
+* CLI: the argv of every golden case (tests/golden/cases.py); for the record modes'
+  end-to-end harness, those of node, iface and discoverydb without login or discovery;
 * netlink: the golden vectors of tests/unit/netlink (built from the kernel's structs);
 * IPC, NBD, iSNS: messages built by the encoders and the tests' helpers, shaped after
   what the daemon's client, nbdcopy / qemu-nbd and open-isns's isnsd send.
@@ -94,7 +95,8 @@ def login_exchanges() -> Iterable[tuple[str, list[bytes], int]]:
         target = FakeTarget(
             FakeTargetConfig(
                 accounts=dict([account]) if account else None, outgoing=outgoing, extra_rounds=1
-            )
+            ),
+            random_bytes=lambda n: bytes(range(101, 101 + n)),  # as fuzz_login's target
         )
         req: object = machine.start()
         out: list[bytes] = []
@@ -284,9 +286,13 @@ def iscsid_conf_seeds() -> None:
 def cli_seeds() -> None:
     from golden.cases import CASES
 
+    modes = {"node", "iface", "discoverydb"}
     for case in CASES:
         argv = [w for w in case.argv if "{" not in w]
-        write("cli", case.name, b"\0".join(w.encode() for w in argv))
+        data = b"\0".join(w.encode() for w in argv)
+        write("cli", case.name, data)
+        if modes.intersection(argv) and not {"-l", "-u", "-D", "-L", "-U"}.intersection(argv):
+            write("cli_modes", case.name, data)
 
 
 def ipc_seeds() -> None:
