@@ -89,10 +89,14 @@ class LioError(RuntimeError):
 
 @dataclass(frozen=True)
 class LioChap:
-    """One-way CHAP the target demands of the initiator (the ACL's ``auth/userid``)."""
+    """CHAP the target demands of the initiator (the ACL's ``auth/userid``), and with
+    ``mutual_user`` set, the name and secret it answers the initiator's challenge with
+    (``auth/userid_mutual``)."""
 
     user: str
     password: str
+    mutual_user: str | None = None
+    mutual_password: str | None = None
 
 
 def _rtslib() -> ModuleType:
@@ -249,6 +253,9 @@ class Lio(_Backed):
                 if chap is not None:
                     acl.chap_userid = chap.user
                     acl.chap_password = chap.password
+                    if chap.mutual_user is not None:
+                        acl.chap_mutual_userid = chap.mutual_user
+                        acl.chap_mutual_password = chap.mutual_password or ""
                 self._tpg.set_attribute("authentication", "1" if chap else "0")
             self._tpg.enable = True
         except BaseException:
