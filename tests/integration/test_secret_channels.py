@@ -119,6 +119,7 @@ def test_secrets_stay_out_of_every_channel(target: Tgtd) -> None:
             adm("-m", "discovery", "-t", "st", "-p", target.portal)
             adm("-m", "node", "-T", IQN, "-p", target.portal, "-l")
             adm("-m", "session", "-P", "3")
+            json.loads(adm("-m", "session", "-P", "3", "--output", "json"))
             adm("-m", "node", "-T", IQN, "-p", target.portal, "-u")
         # The sampler saw the command lines that ran (positive control) and no secret.
         assert any("-l" in line.split() and "iscsikit" in line for line in watch.seen)
@@ -134,9 +135,13 @@ def test_secrets_stay_out_of_every_channel(target: Tgtd) -> None:
         assert SECRETS["in"][1] in plain and SECRETS["out"][1] in plain
         disc = ("-m", "discoverydb", "-t", "st", "-p", target.portal)
         assert "********" in adm(*disc, "-o", "show")
+        json.loads(adm(*disc, "-o", "show", "--output", "json"))
+        json.loads(adm("-m", "node", "-P", "1", "--output", "json"))
         assert SECRETS["disc"][1] in adm(*disc, "-o", "show", "-S")
-        outputs.remove(plain)
         outputs.pop()  # the discoverydb -S output
+        assert SECRETS["in"][1] in adm(*node, "-o", "show", "-S", "--output", "json")
+        outputs.pop()
+        outputs.remove(plain)
 
         # A wrong secret: authentication fails (24) and says so without the secret.
         adm(*node, "-o", "update", "-n", "node.session.auth.password", "-v", WRONG)
