@@ -50,7 +50,7 @@ HEAD = 100
 PIECE = 1_000
 FILL = 0xEE
 
-DATA_IN_MODES = ["whole", "pieces", "scatter", "tail"]
+DATA_IN_MODES = ["whole", "pieces", "scatter", "scatter-chunked", "tail"]
 
 
 def pattern(n: int, seed: int = 0) -> bytes:
@@ -86,8 +86,14 @@ class Wire:
 
     def data_in(self, itt: int, data: bytes, *, offset: int = 0, datasn: int = 0,
                 status: int | None = None, final: bool = False, underflow: int | None = None,
-                overflow: int | None = None, flags: int | None = None) -> bytes:  # fmt: skip
+                overflow: int | None = None, flags: int | None = None,
+                ttt: int = rawpdu.RESERVED_TAG, sns: tuple[int, int, int] | None = None,
+                lun: int = 0) -> bytes:  # fmt: skip
+        statsn = self._take_statsn() if status is not None else self.statsn
+        statsn, expcmdsn, maxcmdsn = sns or (statsn, 1, 64)
         wire = rawpdu.DataIn(
+            lun=lun,
+            ttt=ttt,
             final=final or status is not None,
             status_present=status is not None,
             status=status or 0,
@@ -95,9 +101,9 @@ class Wire:
             overflow=overflow is not None,
             residual_count=underflow or overflow or 0,
             itt=itt,
-            statsn=self._take_statsn() if status is not None else self.statsn,
-            expcmdsn=1,
-            maxcmdsn=64,
+            statsn=statsn,
+            expcmdsn=expcmdsn,
+            maxcmdsn=maxcmdsn,
             datasn=datasn,
             buffer_offset=offset,
             data=data,
@@ -136,34 +142,40 @@ class Wire:
     def deliver(self, wire: bytes, mode: str, split: int = 0) -> None:
         """Hand ``wire`` to the machine the way ``mode`` names; ``split`` is where the
         first receive ends for the paths that need one."""
-        conn = self.conn
         if mode == "whole":
-            conn.receive_data(wire)
+            self.conn.receive_data(wire)
             return
-        conn.receive_data(wire[:split]) if mode != "scatter" else self._scatter(wire[:split])
-        rest = wire[split:]
-        if mode == "scatter":
-            self._scatter(rest)
-        else:
-            for i in range(0, len(rest), PIECE):
-                conn.receive_data(rest[i : i + PIECE])
+        self.receive(wire[:split], mode)
+        self.receive(wire[split:], mode)
 
-    def _scatter(self, data: bytes) -> None:
-        """``recvmsg_into`` over ``get_buffers()``, as much as fits per receive."""
+    def receive(self, data: bytes, mode: str) -> None:
+        """``data`` in receives of the kind ``mode`` uses: ``receive_data`` pieces of
+        PIECE bytes, or ``get_buffers`` scatter receives (as much as fits, or at most
+        PIECE bytes each for ``scatter-chunked``)."""
+        if mode.startswith("scatter"):
+            self._scatter(data, PIECE if mode == "scatter-chunked" else None)
+            return
+        for i in range(0, len(data), PIECE):
+            self.conn.receive_data(data[i : i + PIECE])
+
+    def _scatter(self, data: bytes, limit: int | None = None) -> None:
+        """``recvmsg_into`` over ``get_buffers()``, at most ``limit`` bytes a receive."""
         while data:
+            want = min(len(data), limit or len(data))
             n = 0
             for view in self.conn.get_buffers():
-                k = min(len(view), len(data) - n)
+                k = min(len(view), want - n)
                 view[:k] = data[n : n + k]
                 n += k
-                if n == len(data):
+                if n == want:
                     break
+            assert n, "get_buffers() offered no room"
             self.conn.buffer_updated(n)
             data = data[n:]
 
     def split_for(self, mode: str, start: int, dlen: int) -> int:
         """The first receive's end for the PDU at ``start`` with a ``dlen`` payload."""
-        if mode in ("pieces", "scatter"):
+        if mode in ("pieces", "scatter", "scatter-chunked"):
             return start + self.hlen + HEAD
         if mode == "tail":
             return start + self.hlen + dlen + 1  # the payload and 1 byte of its tail
@@ -179,22 +191,26 @@ class Wire:
         return failed[0].error
 
 
-def feed_read(w: Wire, mode: str, task: ScsiTask, *pdus: bytes) -> None:
-    """Deliver ``pdus``; the last one is the one ``mode`` is about, and its first receive
-    is checked to take that path (its payload length is read from its BHS)."""
+def feed_read(w: Wire, mode: str, task: ScsiTask, *pdus: bytes, behind: bytes = b"") -> None:
+    """Deliver ``pdus``, then ``behind`` in the same receives; the last of ``pdus`` is the
+    one ``mode`` is about, and its first receive is checked to take that path (its
+    payload length is read from its BHS)."""
     prefix = b"".join(pdus[:-1])
     last = pdus[-1]
     dlen = int.from_bytes(last[5:8], "big")
-    wire = prefix + last
+    wire = prefix + last + behind
     if mode == "whole":
         w.deliver(wire, mode)
         return
     split = w.split_for(mode, len(prefix), dlen)
     first, rest = wire[:split], wire[split:]
-    w.deliver(first, "whole") if mode != "scatter" else w._scatter(first)
+    if mode == "tail":
+        w.conn.receive_data(first)  # one receive: the payload whole, its tail not
+    else:
+        w.receive(first, mode)
     if not w.conn.closed:
         _assert_direct(w, task, mode, dlen)
-    w.deliver(rest, "pieces" if mode != "scatter" else "scatter", 0)
+    w.receive(rest, "pieces" if mode == "tail" else mode)
 
 
 def _assert_direct(w: Wire, task: ScsiTask, mode: str, dlen: int) -> None:
@@ -230,8 +246,7 @@ def test_good_read_lands_exactly(mode: str, digests: tuple[bool, bool]) -> None:
     first = w.data_in(task.itt, data[:BIG], datasn=0)
     last = w.data_in(task.itt, data[BIG:], offset=BIG, datasn=1, status=0)
     behind = w.response(other.itt, status=2, data=b"\x00\x02\x70\x00")
-    feed_read(w, mode, task, first, last)
-    w.deliver(behind, "whole")
+    feed_read(w, mode, task, first, last, behind=behind)
     assert task.good, task.error
     assert bytes(task.read_view or b"") == data
     assert task.received == 2 * BIG and task.residual == 0
@@ -656,3 +671,396 @@ def test_reader_refuses_an_oversized_segment_from_its_header() -> None:
     ok = _login_reader(max_data_segment_length=1001)
     ok.receive_data(_nop_in(pattern(1001), hd=False, dd=False))
     assert ok.next_pdu() is not None
+
+
+# == what mutation testing found untested (docs/mutation.md) ================================
+
+
+def nop_in_ping(ttt: int = 0x1234, data: bytes = b"") -> bytes:
+    """A target's NOP-In that wants a NOP-Out back (§11.19): a visible side effect."""
+    return rawpdu.NopIn(ttt=ttt, statsn=FIRST_STATSN, expcmdsn=1, maxcmdsn=64, data=data).encode()
+
+
+@pytest.mark.parametrize("mode", ["scatter", "scatter-chunked", "pieces"])
+def test_aligned_payload_without_digest_then_more_pdus_in_the_same_receive(mode: str) -> None:
+    """No padding and no data digest: nothing follows the payload but the next PDU, which
+    the same scatter receive brings into the scratch buffer."""
+    w = Wire()
+    task, other = w.read(BIG + 3), w.read(16)
+    assert (BIG + 3) % 4 == 0
+    pdu = w.data_in(task.itt, pattern(BIG + 3), status=0)
+    behind = w.data_in(other.itt, pattern(16, 2), status=0) + nop_in_ping()
+    feed_read(w, mode, task, pdu, behind=behind)
+    assert task.good and bytes(task.read_view or b"") == pattern(BIG + 3)
+    assert other.good and bytes(other.read_view or b"") == pattern(16, 2)
+    assert w.conn.stats.noprx_pdus == 1 and w.conn.data_to_send()
+
+
+@pytest.mark.parametrize("dd", [False, True])
+@pytest.mark.parametrize("mode", ["scatter", "scatter-chunked", "pieces"])
+def test_segment_path_then_more_pdus_in_the_same_receive(mode: str, dd: bool) -> None:
+    w = Wire(dd=dd, mrdsl=1 << 20)
+    task, other = w.read(512), w.read(16)
+    wire = w.response(task.itt, status=2, data=sense_segment(SEGMENT))
+    behind = w.data_in(other.itt, pattern(16, 4), status=0)
+    split = w.hlen + 1000
+    w.receive(wire[:split], mode)
+    tail = (-SEGMENT & 3) + (4 if dd else 0)
+    assert len(w.conn.get_buffer()) == SEGMENT + tail - 1000, "not on the segment path"
+    w.receive(wire[split:] + behind, mode)
+    assert task.done and task.error is None and task.status == 2 and len(task.sense_data) == 18
+    assert other.good and bytes(other.read_view or b"") == pattern(16, 4)
+
+
+def _closing_callback(w: Wire) -> Callable[[ScsiTask], None]:
+    def close(task: ScsiTask) -> None:
+        w.conn.connection_lost(OSError("closed by the application"))
+
+    return close
+
+
+@pytest.mark.parametrize("mode", DATA_IN_MODES)
+def test_nothing_behind_a_pdu_whose_completion_closed_the_connection_is_parsed(
+    mode: str,
+) -> None:
+    """A completion callback may close the connection; the rest of that receive is then
+    dropped, not parsed (no NOP-Out answered, no counter moved)."""
+    w = Wire(dd=True)
+    task = ScsiTask(READ10, read_buffer=bytearray(BIG), callback=_closing_callback(w))
+    w.conn.submit(task)
+    w.conn.data_to_send()
+    other = w.read(16)
+    behind = nop_in_ping() + w.data_in(other.itt, pattern(16), status=0)
+    feed_read(w, mode, task, w.data_in(task.itt, pattern(BIG), status=0), behind=behind)
+    assert task.good and w.conn.closed
+    assert other.done and not other.good
+    assert w.conn.data_to_send() == [] and w.conn.stats.noprx_pdus == 0
+    assert w.conn.stats.datain_pdus == 1
+
+
+def test_nothing_behind_a_response_whose_completion_closed_the_connection_is_parsed() -> None:
+    w = Wire()
+    task = ScsiTask(READ10, read_buffer=bytearray(16), callback=_closing_callback(w))
+    w.conn.submit(task)
+    w.conn.data_to_send()
+    w.deliver(w.data_in(task.itt, pattern(16), final=True) + w.response(task.itt)
+              + nop_in_ping(), "whole")  # fmt: skip
+    assert task.good and w.conn.closed
+    assert w.conn.data_to_send() == [] and w.conn.stats.noprx_pdus == 0
+
+
+@pytest.mark.parametrize("mode", ["whole", "pieces", "scatter", "tail"])
+def test_bytes_after_a_failure_are_drained_not_parsed(mode: str) -> None:
+    """After a digest error the connection is failed for good: what still arrives, in
+    the same receive or later ones, on any path, is never parsed."""
+    w = Wire(dd=True)
+    task, other = w.read(BIG), w.read(16)
+    bad = bytearray(w.data_in(task.itt, pattern(BIG), status=0))
+    bad[-1] ^= 0x01  # the data digest
+    behind = nop_in_ping() + w.data_in(other.itt, pattern(16), status=0)
+    feed_read(w, mode, task, bytes(bad), behind=behind)
+    assert_failed(task, "data digest error")
+    w.receive(nop_in_ping() * 3 + w.response(other.itt), "pieces")
+    w.receive(nop_in_ping() * 3, "scatter")
+    assert w.conn.data_to_send() == []
+    assert w.conn.stats.noprx_pdus == 0 and w.conn.stats.scsirsp_pdus == 0
+    assert_failed(other, "data digest error")
+
+
+@pytest.mark.parametrize("mode", ["whole", "pieces", "scatter"])
+def test_completing_a_read_sends_the_command_queued_behind_it(mode: str) -> None:
+    """queue_depth 1: the second read waits; the Data-In that completes the first (on
+    any path) lets it go, in the same buffer_updated call."""
+    w = Wire()
+    params = ConnectionParams(max_recv_data_segment_length=65536)
+    w.conn = FullFeatureConnection(params, w.state, queue_depth=1, timers=NO_TIMERS)
+    first, second = w.read(BIG), w.read(512)
+    assert second.itt == -1  # queued, not sent
+    feed_read(w, mode, first, w.data_in(first.itt, pattern(BIG), status=0))
+    assert first.good
+    sent = b"".join(bytes(b) for b in w.conn.data_to_send())
+    assert len(sent) == 48 and sent[0] & 0x3F == 0x01  # the queued SCSI Command
+    assert int.from_bytes(sent[16:20], "big") == second.itt != -1
+
+
+def with_ahs(wire: bytes, ahs: bytes, *, hd: bool) -> bytes:
+    """``wire`` (a PDU without AHS) with ``ahs`` inserted after its BHS, TotalAHSLength set
+    and the header digest (which covers the AHS, §11.2.1) recomputed."""
+    assert len(ahs) % 4 == 0
+    bhs = bytearray(wire[:48])
+    bhs[4] = len(ahs) // 4
+    header = bytes(bhs) + ahs
+    rest = wire[48 + (4 if hd else 0) :]
+    return header + (rawpdu.digest(header) if hd else b"") + rest
+
+
+#: A one-word AHS of a type iscsikit ignores (reserved type 0x3F, 1 specific byte).
+AHS = bytes([0, 1, 0x3F, 0])
+
+
+@pytest.mark.parametrize("hd", [False, True])
+@pytest.mark.parametrize("cut", [None, 49, 51])
+def test_a_target_ahs_is_skipped(hd: bool, cut: int | None) -> None:
+    """Targets send no AHS in practice; one that does has it skipped, digest included,
+    on a Data-In and on a SCSI Response, also when it arrives in two receives (``cut``:
+    inside the AHS)."""
+    w = Wire(hd=hd, dd=True)
+    task, other = w.read(64), w.read(16)
+    wire = with_ahs(w.data_in(task.itt, pattern(64), status=0), AHS, hd=hd)
+    wire += with_ahs(w.response(other.itt, status=2, data=b"\x00\x00"), AHS, hd=hd)
+    if cut is None:
+        w.deliver(wire, "whole")
+    else:
+        w.conn.receive_data(wire[:cut])
+        w.conn.receive_data(wire[cut:])
+    assert task.good and bytes(task.read_view or b"") == pattern(64)
+    assert other.done and other.status == 2 and other.error is None
+
+
+def test_header_digest_covers_the_ahs() -> None:
+    w = Wire(hd=True)
+    task = w.read(64)
+    wire = bytearray(with_ahs(w.data_in(task.itt, pattern(64), status=0), AHS, hd=True))
+    wire[50] ^= 0x01  # inside the AHS
+    w.deliver(bytes(wire), "whole")
+    assert_failed(task, "header digest error")
+
+
+def test_a_long_stream_of_small_pdus_in_odd_receives() -> None:
+    """More than the scratch buffer holds, in receives that end inside PDUs: the
+    unparsed rest is moved to the front when room runs short, so receives never stall."""
+    w = Wire()
+    count = 3000
+    stream = nop_in_ping(RESERVED_TTT, pattern(97)) * count
+    assert len(stream) > 1.5 * SCRATCH
+    for i in range(0, len(stream), 4093):
+        assert len(w.conn.get_buffer()) > 0
+        w.conn.receive_data(stream[i : i + 4093])
+    assert not w.conn.closed and w.conn.stats.noprx_pdus == count
+
+
+RESERVED_TTT = rawpdu.RESERVED_TAG
+
+
+@pytest.mark.parametrize("mode", ["whole", "pieces"])
+def test_data_in_is_placed_by_its_itt_not_by_its_ttt_or_lun(mode: str) -> None:
+    """A Data-In's Target Transfer Tag and LUN fields may hold anything (§11.7.4); values
+    equal to another read's ITT must not steer the data there."""
+    w = Wire()
+    task, other = w.read(BIG), w.read(BIG)
+    pdu = w.data_in(task.itt, pattern(BIG), status=0, ttt=other.itt, lun=other.itt)
+    feed_read(w, mode, task, pdu)
+    assert task.good and bytes(task.read_view or b"") == pattern(BIG)
+    assert not other.done and bytes(other.read_view or b"") == bytes([FILL]) * BIG
+
+
+@pytest.mark.parametrize(
+    ("datasn", "offset", "residual", "message"),
+    [
+        (2, BIG, 0, "DataSN 2 where 1 was due"),
+        (1, BIG + 4, BIG, f"offset {BIG + 4} where {BIG} was due"),
+    ],
+    ids=["datasn", "offset"],
+)
+@pytest.mark.parametrize("mode", ["whole", "pieces"])
+def test_each_check_reads_its_own_field(
+    mode: str, datasn: int, offset: int, residual: int, message: str
+) -> None:
+    """The second Data-In is wrong in one field while every other sequence field holds
+    the value the wrong one should have had (StatSN = ExpCmdSN = MaxCmdSN = the DataSN
+    due, Residual Count = the offset due): a check reading the wrong field passes it."""
+    w = Wire()
+    task = w.read(2 * BIG + 4)
+    first = w.data_in(task.itt, pattern(BIG))
+    second = w.data_in(task.itt, pattern(BIG), offset=offset, datasn=datasn, final=True,
+                       sns=(1, 1, 1), underflow=residual or None)  # fmt: skip
+    w.deliver(first + second, mode, len(first) + w.hlen + HEAD)
+    assert_failed(task, message)
+
+
+def test_a_data_in_of_exactly_max_recv_with_another_fault_names_that_fault() -> None:
+    w = Wire(mrdsl=BIG)
+    task = w.read(2 * BIG)
+    w.deliver(w.data_in(task.itt, pattern(BIG)) + w.data_in(task.itt, pattern(BIG),
+              offset=BIG, datasn=5, status=0), "whole")  # fmt: skip
+    assert_failed(task, "DataSN 5 where 1 was due")
+
+
+@pytest.mark.parametrize("dd", [False, True])
+@pytest.mark.parametrize("mode", ["pieces", "scatter"])
+def test_first_receive_ending_exactly_at_the_header(mode: str, dd: bool) -> None:
+    """Nothing of the payload came with the header: the digest starts from nothing."""
+    w = Wire(hd=True, dd=dd)
+    task = w.read(BIG)
+    wire = w.data_in(task.itt, pattern(BIG), status=0)
+    w.receive(wire[: w.hlen], mode)
+    assert w.conn.get_buffer().obj is (task.read_view or memoryview(b"")).obj
+    w.receive(wire[w.hlen :], mode)
+    assert task.good and bytes(task.read_view or b"") == pattern(BIG)
+
+
+@pytest.mark.parametrize("dd", [False, True])
+@pytest.mark.parametrize("mode", ["pieces", "scatter"])
+def test_segment_path_hands_over_exactly_the_data(mode: str, dd: bool) -> None:
+    """A target NOP-In with more data than the scratch buffer holds is echoed byte for
+    byte: the segment's data is its DataSegmentLength, without padding or digest."""
+    w = Wire(dd=dd, mrdsl=1 << 20)
+    data = pattern(SEGMENT, 3)
+    wire = nop_in_ping(0x77, data)
+    if dd:
+        wire = rawpdu.NopIn(ttt=0x77, statsn=FIRST_STATSN, expcmdsn=1, maxcmdsn=64,
+                            data=data).encode(False, True)  # fmt: skip
+    w.receive(wire[:1048], mode)
+    assert len(w.conn.get_buffer()) == len(wire) - 1048, "not on the segment path"
+    w.receive(wire[1048:], mode)
+    sent = b"".join(bytes(b) for b in w.conn.data_to_send())
+    assert int.from_bytes(sent[5:8], "big") == SEGMENT
+    assert sent[48 : 48 + SEGMENT] == data
+
+
+# == sequence numbers carried by Data-In (RFC 7143 §4.2.2.1, §11.7) ========================
+
+BASE = 0xFFFFFFF0  # near the wrap, so serial arithmetic matters
+
+
+def _window_wire(window: int = 1) -> Wire:
+    w = Wire()
+    w.state = SessionState(cmdsn=BASE, expcmdsn=BASE, maxcmdsn=BASE + window - 1,
+                           expstatsn=FIRST_STATSN)  # fmt: skip
+    params = ConnectionParams(max_recv_data_segment_length=65536)
+    w.conn = FullFeatureConnection(params, w.state, timers=NO_TIMERS)
+    return w
+
+
+@pytest.mark.parametrize("mode", ["whole", "pieces"])
+def test_data_in_opens_the_window_for_a_queued_command(mode: str) -> None:
+    """A Data-In (no status) carrying a larger MaxCmdSN sends the command that waited
+    for the window, across the 2**32 wrap."""
+    w = _window_wire()
+    first, second = w.read(BIG), w.read(512)
+    assert second.itt == -1
+    exp, new_max = (BASE + 1) & MASK, (BASE + 20) & MASK
+    pdu = w.data_in(first.itt, pattern(BIG), sns=(FIRST_STATSN, exp, new_max))
+    feed_read(w, mode, first, pdu)
+    assert (w.state.expcmdsn, w.state.maxcmdsn) == (exp, new_max)
+    sent = b"".join(bytes(b) for b in w.conn.data_to_send())
+    assert len(sent) == 48 and int.from_bytes(sent[16:20], "big") == second.itt
+    assert int.from_bytes(sent[24:28], "big") == exp  # its CmdSN
+    assert w.state.expstatsn == FIRST_STATSN  # no status: StatSN not taken
+
+
+@pytest.mark.parametrize(
+    ("exp", "max_", "expected"),
+    [
+        (BASE - 1, BASE + 5, (BASE, BASE + 5)),  # stale ExpCmdSN ignored, MaxCmdSN taken
+        (BASE, BASE - 1, (BASE, BASE)),  # stale (smaller) MaxCmdSN ignored
+        (BASE + 3, BASE + 1, (BASE, BASE)),  # MaxCmdSN < ExpCmdSN - 1: both ignored
+        (BASE + 3, BASE + 2, (BASE + 3, BASE + 2)),  # MaxCmdSN = ExpCmdSN - 1: closed, valid
+        (BASE, BASE, (BASE, BASE)),  # unchanged
+    ],
+    ids=["stale-exp", "stale-max", "invalid", "closed-window", "same"],
+)
+def test_data_in_sequence_numbers_follow_serial_arithmetic(
+    exp: int, max_: int, expected: tuple[int, int]
+) -> None:
+    w = _window_wire()
+    task = w.read(64)
+    w.deliver(w.data_in(task.itt, pattern(64), sns=(0, exp & MASK, max_ & MASK)), "whole")
+    assert (w.state.expcmdsn, w.state.maxcmdsn) == tuple(v & MASK for v in expected)
+
+
+@pytest.mark.parametrize("mode", ["whole", "pieces"])
+def test_status_in_data_in_takes_statsn_status_and_no_residual(mode: str) -> None:
+    """StatSN + 1 becomes ExpStatSN (wrapping), the status byte is the task's status
+    (CONDITION MET here, not GOOD), the response is 0."""
+    w = Wire()
+    task = w.read(BIG)
+    pdu = w.data_in(task.itt, pattern(BIG), status=0x04, sns=(MASK, 1, 64))
+    feed_read(w, mode, task, pdu)
+    assert task.done and task.error is None and task.status == 0x04 and task.response == 0
+    assert task.residual == 0 and task.sense_data == b""
+    assert w.state.expstatsn == 0
+    assert w.conn.stats.scsirsp_pdus == 1 and w.conn.stats.datain_pdus == 1
+    assert w.conn.stats.rxdata_octets == BIG
+
+
+@pytest.mark.parametrize("mode", ["whole", "pieces"])
+def test_status_with_underflow_in_data_in_keeps_the_status(mode: str) -> None:
+    w = Wire()
+    task = w.read(BIG + 8)
+    pdu = w.data_in(task.itt, pattern(BIG), status=0x04, underflow=8)
+    feed_read(w, mode, task, pdu)
+    assert task.done and task.error is None and task.status == 0x04
+    assert task.residual == 8 and task.response == 0
+
+
+# == SCSI Response and R2T boundaries ======================================================
+
+
+@pytest.mark.parametrize(("extra", "ok"), [(0, True), (-1, False)])
+def test_sense_length_boundary(extra: int, ok: bool) -> None:
+    """SenseLength may use every byte after it, never one more (§11.4.7)."""
+    w = Wire()
+    task = w.read(512)
+    sense = bytes([0x70, 0, 0x05]) + bytes(15)
+    data = len(sense).to_bytes(2, "big") + sense[: len(sense) + extra]
+    w.deliver(w.response(task.itt, status=2, data=data), "whole")
+    if ok:
+        assert task.done and task.error is None and task.sense_data == sense
+    else:
+        assert_failed(task, f"SenseLength 18 exceeds the {17} bytes that follow")
+
+
+def test_underflow_of_the_whole_length_is_a_good_empty_read() -> None:
+    w = Wire()
+    task = w.read(512)
+    w.deliver(w.response(task.itt, underflow=512), "whole")
+    assert task.good and task.residual == 512 and task.transferred == 0 == task.received
+
+
+def test_residual_count_without_o_or_u_is_not_a_residual() -> None:
+    """Residual Count is valid only with the O or U bit (§11.4.5)."""
+    w = Wire()
+    task = w.read(512)
+    w.deliver(w.data_in(task.itt, pattern(512), final=True), "whole")
+    w.deliver(w.response(task.itt, underflow=100, flags=0x80), "whole")
+    assert task.good and task.residual == 0 and task.transferred == 512
+
+
+def _r2t(w: Wire, itt: int, *, offset: int, length: int, sns: tuple[int, int] = (1, 64),
+         r2tsn: int = 0) -> bytes:  # fmt: skip
+    return rawpdu.R2T(itt=itt, ttt=0x55, statsn=w.statsn, expcmdsn=sns[0], maxcmdsn=sns[1],
+                      r2tsn=r2tsn, buffer_offset=offset,
+                      desired_data_transfer_length=length).encode(w.hd, w.dd)  # fmt: skip
+
+
+def _write(w: Wire, data: bytes) -> ScsiTask:
+    task = ScsiTask(bytes([0x2A]) + bytes(9), write_data=data)
+    w.conn.submit(task)
+    w.conn.data_to_send()
+    return task
+
+
+def test_r2t_for_a_single_byte_is_answered() -> None:
+    w = Wire()
+    params = ConnectionParams(immediate_data=False)
+    w.conn = FullFeatureConnection(params, w.state, timers=NO_TIMERS)
+    task = _write(w, pattern(512))
+    w.deliver(_r2t(w, task.itt, offset=511, length=1), "whole")
+    sent = b"".join(bytes(b) for b in w.conn.data_to_send())
+    assert sent[0] & 0x3F == 0x05 and int.from_bytes(sent[5:8], "big") == 1
+    assert int.from_bytes(sent[40:44], "big") == 511 and sent[48] == pattern(512)[511]
+    assert w.conn.stats.r2t_pdus == 1
+
+
+def test_r2t_opens_the_window_for_a_queued_command() -> None:
+    w = _window_wire()
+    params = ConnectionParams(immediate_data=False)
+    w.conn = FullFeatureConnection(params, w.state, timers=NO_TIMERS)
+    task = _write(w, pattern(512))
+    queued = w.read(512)
+    assert queued.itt == -1
+    exp, new_max = (BASE + 1) & MASK, (BASE + 5) & MASK
+    w.deliver(_r2t(w, task.itt, offset=0, length=512, sns=(exp, new_max)), "whole")
+    assert (w.state.expcmdsn, w.state.maxcmdsn) == (exp, new_max)
+    assert queued.itt != -1
