@@ -58,6 +58,18 @@ class IscsiUrl:
         return f"iscsi://{who}{self.portal}/{self.target}/{self.lun}"
 
 
+def chap_password_from_env(url: str, user: str, environ: Mapping[str, str] = os.environ) -> str:
+    """The password of a URL that names ``user`` but no password: libiscsi's
+    ``LIBISCSI_CHAP_PASSWORD``; InvalidParameterError when it is not set either."""
+    password = environ.get("LIBISCSI_CHAP_PASSWORD")
+    if password is None:
+        raise InvalidParameterError(
+            f"iSCSI URL {url!r} names user {user!r} but no password "
+            "(user%password@ or LIBISCSI_CHAP_PASSWORD)"
+        )
+    return password
+
+
 def parse_iscsi_url(url: str, env: Mapping[str, str] | None = None) -> IscsiUrl:
     """Parse ``url``; raises :class:`InvalidParameterError` (exit 7) on any problem."""
     environ = os.environ if env is None else env
@@ -94,12 +106,7 @@ def parse_iscsi_url(url: str, env: Mapping[str, str] | None = None) -> IscsiUrl:
         raise InvalidParameterError(f"invalid iSCSI URL {url!r}: LUN {lun} is above 16383")
     args = _arguments(url, query)
     if user is not None and password is None:
-        password = environ.get("LIBISCSI_CHAP_PASSWORD")
-        if password is None:
-            raise InvalidParameterError(
-                f"iSCSI URL {url!r} names user {user!r} but no password "
-                "(user%password@ or LIBISCSI_CHAP_PASSWORD)"
-            )
+        password = chap_password_from_env(url, user, environ)
     target_user = args.pop("target_user", None)
     target_password = args.pop("target_password", None)
     if target_user is not None and target_password is None:
@@ -148,4 +155,4 @@ def _digest(value: str, name: str) -> str:
         ) from None
 
 
-__all__ = ["DEFAULT_PORT", "IscsiUrl", "parse_iscsi_url"]
+__all__ = ["DEFAULT_PORT", "IscsiUrl", "chap_password_from_env", "parse_iscsi_url"]

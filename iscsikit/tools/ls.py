@@ -28,7 +28,7 @@ from iscsikit.cli.console import ArgumentParser, console_main
 from iscsikit.errors import InvalidParameterError, IscsiError
 from iscsikit.lun.lun import run_blocking
 from iscsikit.lun.scan import LunInfo, scan
-from iscsikit.lun.url import DEFAULT_PORT, parse_iscsi_url
+from iscsikit.lun.url import DEFAULT_PORT, chap_password_from_env, parse_iscsi_url
 from iscsikit.proto.address import Portal, parse_portal
 
 PROG = "iscsikit-ls"
@@ -58,7 +58,9 @@ def _split_url(url: str) -> tuple[Portal, str | None, str | None, str | None]:
     user = password = None
     if "@" in rest:
         creds, rest = rest.rsplit("@", 1)
-        user, _, password = creds.partition("%")
+        user, percent, password = creds.partition("%")
+        if not percent:
+            password = chap_password_from_env(url, user)
     return parse_portal(rest, default_port=DEFAULT_PORT), target or None, user, password
 
 

@@ -191,7 +191,19 @@ def test_url_tools_take_passwords_from_the_environment(target: Tgtd) -> None:
     assert any("iscsikit.tools.perf" in line for line in watch.seen)
     assert [line for line in watch.seen if _leaks(line)] == []
     assert _leaks(result.stdout + result.stderr) == []
+    # iscsikit-ls with a portal-only URL: discovery CHAP, the secret from the environment.
+    du, dsecret = SECRETS["disc"]
+    ls = [sys.executable, "-m", "iscsikit.tools.ls", f"iscsi://{du}@{target.portal}"]
+    listed = subprocess.run(
+        ls, check=False, env={**env, "LIBISCSI_CHAP_PASSWORD": dsecret},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert f"Target:{IQN} Portal:{target.portal},1" in listed.stdout
+    assert _leaks(listed.stdout + listed.stderr) == []
     # Without the environment the user's password is missing: a clear error, exit 7.
     env.pop("LIBISCSI_CHAP_PASSWORD")
     result = subprocess.run(argv, check=False, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 7 and "LIBISCSI_CHAP_PASSWORD" in result.stderr
+    listed = subprocess.run(ls, check=False, env=env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 7 and "LIBISCSI_CHAP_PASSWORD" in listed.stderr
