@@ -136,6 +136,7 @@ class ManagedSession(SessionShell[AsyncCommandChannel]):
         self._closed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._logout_task: asyncio.Task[None] | None = None
         #: The record the session was made from (None: made from API arguments).
         self.node: NodeRecord | None = None
         #: Its LUNs as the daemon serves them over NBD.
@@ -154,6 +155,12 @@ class ManagedSession(SessionShell[AsyncCommandChannel]):
         if not self.policy.finished:
             self._feed(Input.LOGOUT)
         await self._closed.wait()
+        exchange = self._logout_task
+        if exchange is not None and not exchange.done():
+            # The session can close while the exchange is still unwinding (a timed-out
+            # logout closes the connection, which fails it, before wait_for raises): its
+            # error is known only once it ends (bounded by the logout timeout).
+            await asyncio.wait([exchange])
         if self._logout_error is not None:
             error, self._logout_error = self._logout_error, None
             raise error
@@ -197,7 +204,7 @@ class ManagedSession(SessionShell[AsyncCommandChannel]):
             elif action is Action.DRAIN:
                 self._spawn(self._drain())
             elif action is Action.LOGOUT:
-                self._spawn(self._logout_exchange())
+                self._logout_task = self._spawn(self._logout_exchange())
             elif action is Action.DROP:
                 self._drop_connection()
             elif action is Action.CLOSE:
@@ -219,10 +226,11 @@ class ManagedSession(SessionShell[AsyncCommandChannel]):
         if self.on_change is not None and self.policy.state is not before:
             self.on_change(self)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _login_attempt(self) -> None:
         portal = self._next_portal()
@@ -249,13 +257,23 @@ class ManagedSession(SessionShell[AsyncCommandChannel]):
         if channel is None:
             self._feed(Input.LOGOUT_DONE)
             return
+        # Asked before the exchange, as the blocking twin does: a logout that times out in
+        # the machine fails the connection first (CONN_FAILED moves the state on), and its
+        # error must still reach the caller.
+        user = self.policy.state is State.LOGGING_OUT
         try:
             await asyncio.wait_for(channel.logout(), self.settings.timeouts.logout)
         except (IscsiError, TimeoutError) as exc:
-            if self.policy.state is State.LOGGING_OUT:
-                self._logout_error = (
-                    exc if isinstance(exc, IscsiError) else LogoutError("logout timed out")
-                )
+            if user:
+                # A LogoutError (10) whatever failed under it, as the blocking twin's.
+                if isinstance(exc, LogoutError):
+                    self._logout_error = exc
+                elif isinstance(exc, IscsiError):
+                    self._logout_error = LogoutError(f"logout failed: {exc}")
+                else:
+                    self._logout_error = LogoutError(
+                        f"logout timed out after {self.settings.timeouts.logout:g} s"
+                    )
             self._feed(Input.CONN_FAILED)
             return
         self._feed(Input.LOGOUT_DONE)

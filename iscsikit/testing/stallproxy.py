@@ -94,7 +94,9 @@ class _Link:
             if not data:
                 with self.proxy.lock:
                     self.upstream_closed = True
-                if not self.cut:
+                    # A stalled link stays silent: the target's close does not get through.
+                    silent = self.down_budget == 0
+                if not self.cut and not silent:
                     with contextlib.suppress(OSError):
                         self.client.shutdown(socket.SHUT_RDWR)
                 return

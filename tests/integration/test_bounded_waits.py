@@ -44,6 +44,7 @@ from iscsikit.errors import (
     ConnectionFailedError,
     IscsiErr,
     IscsiError,
+    LogoutError,
     PduTimeoutError,
     TransportTimeoutError,
 )
@@ -457,6 +458,54 @@ def test_async_read_stalled_mid_data_in(tgtd: Tgtd, outcome: str) -> None:
 
     with proxy(tgtd) as p, contextlib.suppress(_Done, IscsiError):
         asyncio.run(main(p))
+
+
+#: Logout: no keepalive or command timer (only the logout's own bound may end it).
+LOGOUT_TIMERS = Timers(
+    noop_out_interval=0, noop_out_timeout=0, command_timeout=0, logout_timeout=1, tick=0.1
+)
+LOGOUT_TIMEOUT = 1.0
+
+
+@pytest.mark.parametrize("kind", ["open_lun", "plain", "async"])
+def test_logout_answer_never_comes(tgtd: Tgtd, kind: str) -> None:
+    """The target goes silent (its close held back too) as the Logout Request goes out:
+    the logout fails with LogoutError (10) after ``logout_timeout`` -- never a success,
+    never a hang -- whether the blocking manager, a plain session or the asyncio manager
+    runs it."""
+    options: dict[str, Any] = {
+        "initiator_name": INITIATOR,
+        "timers": LOGOUT_TIMERS,
+        "logout_timeout": LOGOUT_TIMEOUT,
+    }
+    with proxy(tgtd) as p:
+        started = 0.0
+        with pytest.raises(LogoutError) as info:
+            if kind == "open_lun":
+                lun = iscsikit.open_lun(url(p), **options)
+                lun.read(0, 4096)
+                p.stall_down(0)
+                started = time.monotonic()
+                lun.close()
+            elif kind == "plain":
+                session = iscsikit.login(p.portal, IQN, **options)
+                iscsikit.Lun.attach(session, 1).read(0, 4096)
+                p.stall_down(0)
+                started = time.monotonic()
+                session.logout()
+            else:
+
+                async def main() -> None:
+                    nonlocal started
+                    async with iscsikit.open_lun_async(url(p), **options) as alun:
+                        await alun.read(0, 4096)
+                        p.stall_down(0)
+                        started = time.monotonic()
+
+                asyncio.run(main())
+        took = bounded(started, LOGOUT_TIMEOUT)
+    assert took >= 0.8 * LOGOUT_TIMEOUT
+    assert info.value.code == IscsiErr.LOGOUT
 
 
 class _Done(Exception):
