@@ -352,6 +352,26 @@ def test_cli_sendtargets_stops_mid_message(tgtd: Tgtd, tmp_path: Path, where: st
     assert 0.8 <= took <= SLACK * 1.0 + 2, f"took {took:.1f} s"
 
 
+@pytest.mark.parametrize("where", ["login", "text"])
+def test_api_discover_stops_mid_message(tgtd: Tgtd, where: str) -> None:
+    """``iscsikit.discover``: the login is bounded by ``login_timeout`` (code 8), the
+    answer by ``response_timeout`` (code 11, a PDU timeout); both TransportTimeoutError."""
+    with proxy(tgtd) as probe:
+        found = iscsikit.discover(probe.portal, initiator_name=INITIATOR, timeout=5)
+        assert [t.name for t in found] == [IQN]
+        turns = probe.turns(0)
+    at = DATA_PART if where == "login" else turns[-2] + DATA_PART
+    with proxy(tgtd, stall_down_after=at) as p:
+        started = time.monotonic()
+        with pytest.raises(TransportTimeoutError) as info:
+            iscsikit.discover(
+                p.portal, initiator_name=INITIATOR, login_timeout=1, response_timeout=1
+            )
+        took = bounded(started, 1.0)
+    assert took >= 0.8
+    assert info.value.code == (8 if where == "login" else 11)
+
+
 # == Full Feature Phase: a READ whose Data-In stops half way ================================
 
 #: Keepalive and command timeouts short enough for a test: a stalled connection is found
