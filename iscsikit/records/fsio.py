@@ -12,6 +12,17 @@ Durability is paid per *batch*, not per file: a :class:`WriteBatch` of a few fil
 ``syncfs()`` before the renames (the new data is on disk before any name points at it)
 and one after (the renames are).  ``durable=False`` skips both (tests, scratch data).
 
+**Symlinks are not followed for writing** (issue 14, "files as root").  Given the
+database ``root``, every write -- a file replaced, a link made, a directory made or
+removed, a file unlinked -- reaches its directory from ``root`` one component at a time
+(``openat(..., O_DIRECTORY | O_NOFOLLOW)``) and then acts relative to that directory
+(``openat``/``renameat``/``unlinkat``/``mkdirat``).  A symlink planted anywhere below
+``root`` (``nodes/T/P,t -> /etc``) therefore stops the write with a DatabaseError
+instead of letting it land outside the database, with no window between a check and
+the use; the record file itself is replaced by ``rename()``, which replaces a link
+rather than writing through it.  ``root`` itself may be a link (a packaged
+``/etc/iscsi`` pointing elsewhere).  Reading follows links, as iscsiadm does.
+
 Errors become :class:`~iscsikit.errors.DatabaseError` (code 6) naming the file.
 """
 
@@ -33,6 +44,7 @@ __all__ = [
     "WriteBatch",
     "db_error",
     "make_dirs",
+    "open_dir",
     "read_text",
     "remove_empty_dir",
     "remove_temp_files",
@@ -54,6 +66,64 @@ _syncfs_missing = False
 def db_error(action: str, path: str | os.PathLike[str], exc: OSError) -> DatabaseError:
     """A DatabaseError (6) that says what failed on which file."""
     return DatabaseError(f"Could not {action} {os.fspath(path)}: {exc.strerror or exc}")
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _refused_link(path: str) -> DatabaseError:
+    return DatabaseError(f"Could not use {path}: a symbolic link, not followed for writing")
+
+
+def open_dir(directory: str, root: str | None, *, create: bool = False) -> int:
+    """A descriptor of ``directory``, reached from ``root`` without following a symlink
+    below it (see the module doc; ``root`` None: opened as a plain path).  ``create``
+    makes missing directories (0700) on the way.  FileNotFoundError if one is missing;
+    DatabaseError for a symlink, a non-directory or an I/O error."""
+    if root is None:
+        try:
+            return os.open(directory, _DIR_FLAGS)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise db_error("open directory", directory, exc) from exc
+    rel = os.path.relpath(directory, root)
+    if rel == "." or rel.startswith(".."):
+        if rel != ".":
+            raise DatabaseError(f"Could not use {directory}: outside the database {root}")
+        parts: list[str] = []
+    else:
+        parts = rel.split(os.sep)
+    try:
+        fd = os.open(root, _DIR_FLAGS)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise db_error("open directory", root, exc) from exc
+    walked = root
+    try:
+        for part in parts:
+            walked = f"{walked}/{part}"
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, DIR_MODE, dir_fd=fd)
+            try:
+                child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(walked):
+                    raise _refused_link(walked) from exc
+                if isinstance(exc, FileNotFoundError):
+                    raise
+                if exc.errno == errno.ENOTDIR:
+                    notdir = OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+                    raise db_error("use as a directory", walked, notdir) from exc
+                raise db_error("open directory", walked, exc) from exc
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def read_text(path: str) -> str | None:
@@ -123,9 +193,12 @@ def sync_dirs(dirs: Iterable[str], *, many: bool = False) -> None:
             raise db_error("sync", directory, exc) from exc
 
 
-def make_dirs(path: str, created: list[str] | None = None) -> None:
+def make_dirs(path: str, created: list[str] | None = None, *, root: str | None = None) -> None:
     """``mkdir -p`` with mode 0700; appends each directory's parent it created in to
-    ``created`` (for durability)."""
+    ``created`` (for durability).  With ``root``: below it, through no symlink."""
+    if root is not None:
+        _make_dirs_below(path, created, root)
+        return
     try:
         os.mkdir(path, DIR_MODE)
     except FileExistsError as exc:
@@ -147,25 +220,66 @@ def make_dirs(path: str, created: list[str] | None = None) -> None:
         created.append(os.path.dirname(path))
 
 
-def unlink(path: str) -> bool:
-    """Remove a file or link; False if it was not there."""
+def _make_dirs_below(path: str, created: list[str] | None, root: str) -> None:
+    rel = os.path.relpath(path, root)
+    walked = root
+    for part in [] if rel == "." else rel.split(os.sep):
+        parent, walked = walked, f"{walked}/{part}"
+        if os.path.isdir(walked) and not os.path.islink(walked):
+            continue
+        fd = open_dir(parent, root)
+        try:
+            os.mkdir(part, DIR_MODE, dir_fd=fd)
+        except FileExistsError:
+            pass  # a link or a file: open_dir below says which
+        except OSError as exc:
+            raise db_error("make directory", walked, exc) from exc
+        else:
+            if created is not None:
+                created.append(parent)
+        finally:
+            os.close(fd)
+    if rel != ".":
+        os.close(open_dir(path, root))  # refuses a link or a file met above
+
+
+def unlink(path: str, *, root: str | None = None) -> bool:
+    """Remove a file or link; False if it was not there.  With ``root``: its directory
+    reached through no symlink below ``root``."""
+    head, tail = os.path.split(path)
     try:
-        os.unlink(path)
+        fd = open_dir(head, root) if root is not None else None
+    except FileNotFoundError:
+        return False
+    try:
+        os.unlink(tail if fd is not None else path, dir_fd=fd)
     except FileNotFoundError:
         return False
     except OSError as exc:
         raise db_error("remove", path, exc) from exc
+    finally:
+        if fd is not None:
+            os.close(fd)
     return True
 
 
-def remove_empty_dir(path: str) -> bool:
-    """rmdir if empty (usr/idbm.c removes a node's portal and target dirs this way)."""
+def remove_empty_dir(path: str, *, root: str | None = None) -> bool:
+    """rmdir if empty (usr/idbm.c removes a node's portal and target dirs this way);
+    with ``root``, through no symlink below it (a link is never removed as a dir)."""
+    head, tail = os.path.split(path)
     try:
-        os.rmdir(path)
+        fd = open_dir(head, root) if root is not None else None
+    except FileNotFoundError:
+        return False
+    try:
+        os.rmdir(tail if fd is not None else path, dir_fd=fd)
     except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+        if exc.errno in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
             return False
         raise db_error("remove directory", path, exc) from exc
+    finally:
+        if fd is not None:
+            os.close(fd)
     return True
 
 
@@ -182,15 +296,16 @@ def _walk_dirs(root: str, depth: int) -> Iterator[str]:
             yield from _walk_dirs(entry.path, depth - 1)
 
 
-def remove_temp_files(roots: Iterable[tuple[str, int]]) -> list[str]:
-    """Delete temporary files a crashed writer left, under ``(directory, depth)`` roots.
+def remove_temp_files(roots: Iterable[tuple[str, int]], *, root: str | None = None) -> list[str]:
+    """Delete temporary files a crashed writer left, under ``(directory, depth)`` roots
+    (with ``root``: none reached through a symlink below it; those are left alone).
 
     Only call this with the database lock held: then no live iscsikit writer has
     temporary files.
     """
     removed = []
-    for root, depth in roots:
-        for directory in _walk_dirs(root, depth):
+    for top, depth in roots:
+        for directory in _walk_dirs(top, depth):
             try:
                 names = os.listdir(directory)
             except (FileNotFoundError, NotADirectoryError):
@@ -198,7 +313,11 @@ def remove_temp_files(roots: Iterable[tuple[str, int]]) -> list[str]:
             for name in names:
                 if TEMP_MARKER in name:
                     path = os.path.join(directory, name)
-                    if unlink(path):
+                    try:
+                        gone = unlink(path, root=root)
+                    except DatabaseError:
+                        continue  # under a planted link: not ours
+                    if gone:
                         removed.append(path)
     return removed
 
@@ -211,16 +330,40 @@ class WriteBatch:
     temporary files and leaves every old file untouched.
     """
 
-    def __init__(self, *, durable: bool = True) -> None:
+    def __init__(self, *, durable: bool = True, root: str | os.PathLike[str] | None = None) -> None:
         self.durable = durable
+        #: The database root: every directory written in is reached from it through no
+        #: symlink (see the module doc); None: plain paths.
+        self.root = os.fspath(root) if root is not None else None
         self._staged: list[tuple[str, str]] = []  # (temp, final)
         self.dirs: list[str] = []  # directories whose entries changed
+        self._dir: tuple[str, int] | None = None  # the last directory opened
 
     def __enter__(self) -> WriteBatch:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.abort()
+        self._close_dir()
+
+    def _dir_fd(self, directory: str) -> int | None:
+        """``directory`` opened from the root (kept for the next call), or None."""
+        if self.root is None:
+            return None
+        if self._dir is not None and self._dir[0] == directory:
+            return self._dir[1]
+        self._close_dir()
+        try:
+            fd = open_dir(directory, self.root)
+        except FileNotFoundError as exc:
+            raise db_error("open directory", directory, exc) from exc
+        self._dir = (directory, fd)
+        return fd
+
+    def _close_dir(self) -> None:
+        if self._dir is not None:
+            os.close(self._dir[1])
+            self._dir = None
 
     def __len__(self) -> int:
         return len(self._staged)
@@ -233,9 +376,13 @@ class WriteBatch:
         """Stage ``path`` := ``text`` (mode 0600)."""
         temp = self._temp_name(path)
         data = text.encode("utf-8", "surrogateescape")
+        dir_fd = self._dir_fd(os.path.dirname(path))
         try:
             fd = os.open(
-                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE
+                temp if dir_fd is None else os.path.basename(temp),
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
+                FILE_MODE,
+                dir_fd=dir_fd,
             )
         except OSError as exc:
             raise db_error("create", temp, exc) from exc
@@ -255,12 +402,14 @@ class WriteBatch:
         A new link is made in place at once (``symlink()`` is atomic: the link appears
         whole); only replacing one needs a temporary name and a rename.
         """
+        dir_fd = self._dir_fd(os.path.dirname(path))
+        name = path if dir_fd is None else os.path.basename(path)
         try:
-            if os.readlink(path) == target:
+            if os.readlink(name, dir_fd=dir_fd) == target:
                 return
         except FileNotFoundError:
             try:
-                os.symlink(target, path)
+                os.symlink(target, name, dir_fd=dir_fd)
             except OSError as exc:
                 raise db_error("create link", path, exc) from exc
             self.dirs.append(os.path.dirname(path))
@@ -269,7 +418,7 @@ class WriteBatch:
             pass
         temp = self._temp_name(path)
         try:
-            os.symlink(target, temp)
+            os.symlink(target, temp if dir_fd is None else os.path.basename(temp), dir_fd=dir_fd)
         except OSError as exc:
             raise db_error("create link", temp, exc) from exc
         self._staged.append((temp, path))
@@ -297,12 +446,20 @@ class WriteBatch:
         done = 0
         try:
             for temp, final in staged:
-                os.replace(temp, final)
+                dir_fd = self._dir_fd(os.path.dirname(final))
+                if dir_fd is None:
+                    os.replace(temp, final)
+                else:
+                    old, new = os.path.basename(temp), os.path.basename(final)
+                    os.replace(old, new, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                 done += 1
-        except OSError as exc:
+        except (OSError, DatabaseError) as exc:
             self._staged = staged[done:]
+            if isinstance(exc, DatabaseError):
+                raise
             raise db_error("replace", staged[done][1], exc) from exc
         finally:
+            self._close_dir()
             self.dirs.extend(os.path.dirname(final) for _, final in staged[:done])
         if self.durable:
             sync_dirs(self.dirs, many=many)
@@ -312,5 +469,5 @@ class WriteBatch:
         """Remove the temporary files of everything not committed."""
         staged, self._staged = self._staged, []
         for temp, _ in staged:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+            with contextlib.suppress(OSError, DatabaseError):
+                unlink(temp, root=self.root)

@@ -29,11 +29,16 @@ On top of it:
   current ``lock.write``, no flock on it and the noted pid gone, removes ``lock.write``
   at once.  Any other ``lock.write`` (an iscsiadm, or an unknown writer) is waited for,
   never broken.
+* **Planted links.**  The lock directory (``/run/lock`` is world-writable) and the files
+  in it are never followed through a symlink: a lock directory that is a link, or a
+  ``lock`` / ``lock.write`` / owner note that is one, fails with DatabaseError (6) or is
+  ignored (the note), instead of creating, opening or truncating the file it points to.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -192,9 +197,15 @@ class DbLock:
     def _link(self, deadline: float) -> None:
         try:
             os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
-            os.close(os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            if os.path.islink(self.lock_dir):
+                raise OSError(errno.ELOOP, "a symbolic link, not followed")
+            # O_NOFOLLOW: a "lock" planted as a link to another file is refused, not
+            # created or opened there (link() below never follows one either).
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+            os.close(os.open(self.lock_file, flags, 0o600))
         except OSError as exc:
-            raise DatabaseError(f"Could not open {self.lock_file}: {exc.strerror}") from exc
+            where = self.lock_dir if os.path.islink(self.lock_dir) else self.lock_file
+            raise DatabaseError(f"Could not open {where}: {exc.strerror}") from exc
         while True:
             try:
                 os.link(self.lock_file, self.write_file)
@@ -215,7 +226,7 @@ class DbLock:
     def _mark_held(self) -> None:
         """flock the inode we now hold and leave the owner note (both best effort)."""
         state = self._state
-        fd = os.open(self.write_file, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(self.write_file, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         info = os.fstat(fd)
         state.fd = fd
         state.ident = (info.st_dev, info.st_ino, info.st_ctime_ns)
@@ -229,7 +240,10 @@ class DbLock:
             return  # no note: nobody will take this lock for a dead one
         tmp = f"{self.owner_file}.{os.getpid()}"
         try:
-            note = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)  # a left-over note, or a link planted to be written through
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            note = os.open(tmp, flags, 0o600)
             try:
                 os.write(note, f"{os.getpid()} {info.st_ctime_ns}\n".encode())
             finally:
@@ -264,8 +278,9 @@ class DbLock:
 
     def _owner_note(self) -> tuple[int, int] | None:
         try:
-            with open(self.owner_file, encoding="ascii") as note:
-                pid, ctime = note.read().split()
+            fd = os.open(self.owner_file, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            with open(fd, encoding="ascii") as note:
+                pid, ctime = note.read(64).split()
             return int(pid), int(ctime)
         except (OSError, ValueError):
             return None
@@ -277,7 +292,7 @@ class DbLock:
             return False
         pid, ctime = note
         try:
-            fd = os.open(self.write_file, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self.write_file, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         except FileNotFoundError:
             return True
         except OSError:

@@ -11,12 +11,26 @@ lock before it is reported as truncated.
 A malformed file never affects another record: its problems are collected (file and
 line) and what is valid in it loads.  Only I/O errors other than "not there" raise
 (:class:`~iscsikit.errors.DatabaseError`).
+
+**Which file is a record.**  iscsiadm 2.1.8 takes a node's identity from the file's
+values, not from its path (``__idbm_rec_read`` starts from compiled defaults, and
+``rec_match_fn`` / ``print_nodes_config`` compare the values read), so a file without
+``node.name`` or address lines, or naming another target, portal, tpgt or iface than
+its path, is never found by ``-T``/``-p`` ("No records found", exit 21) -- and where it
+is found (tpgt or iface differing), iscsiadm's update writes a second file elsewhere.
+iscsikit applies one rule (:func:`identity_conflicts`): a node file is the record at
+its path only when its identity keys (after the compiled defaults) equal the path's;
+otherwise it is not loaded (a :class:`RecordProblem` says why) and so never shown,
+updated, deleted, logged into or rewritten.  Listing (:meth:`Reader.node_ids`) still
+goes by directory names only.  Iface and discovery records are found by their path in
+iscsiadm too (``iface_conf_read``, ``idbm_discovery_read``): there the path names the
+record whatever the file says.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from iscsikit.config.registry import REGISTRY, RecordType
@@ -72,14 +86,42 @@ def node_defaults() -> dict[str, str]:
     return dict(_DEFAULTS[RecordType.NODE])
 
 
+def identity_conflicts(values: Mapping[str, str], identity: Iterable[tuple[str, str]]) -> list[str]:
+    """Why a file whose ``values`` (compiled defaults, then the file's) are not the
+    record its path names: one phrase per identity key that differs; [] if it is."""
+    return [
+        f"'{name}' is {values.get(name, '')!r} in the file, {want!r} by its path"
+        for name, want in identity
+        if values.get(name, "") != want
+    ]
+
+
+def node_identity(node: NodeId) -> list[tuple[str, str]]:
+    """The keys (and values) a node file at ``node``'s path must hold to be its record.
+
+    An old-style file (``<address>,<port>``) names no iface: the one inside it counts.
+    """
+    identity = [
+        ("node.name", node.target),
+        ("node.conn[0].address", node.address),
+        ("node.conn[0].port", str(node.port)),
+        ("node.tpgt", str(node.tpgt)),
+    ]
+    if node.tpgt != -1:
+        identity.append(("iface.iscsi_ifacename", node.iface))
+    return identity
+
+
 def _settle(
     values: dict[str, str],
     parsed: ParsedRecord,
-    identity: Iterable[tuple[str, str]],
+    identity: list[tuple[str, str]],
     path: Path,
     problems: list[RecordProblem],
 ) -> None:
-    """Make the identity keys agree with where the file is (the path wins)."""
+    """Iface and discovery files: the identity keys come from the path (iscsiadm finds
+    these records by path -- ``idbm_discovery_read``, ``iface_conf_read``); a file that
+    says otherwise is reported."""
     for name, want in identity:
         have = parsed.values.get(name)
         if have is not None and have != want:
@@ -87,6 +129,11 @@ def _settle(
                 RecordProblem(path, 0, f"'{name}' is {have!r} in the file but {want!r} by its name")
             )
         values[name] = want
+
+
+def _foreign(path: Path, conflicts: list[str]) -> RecordProblem:
+    why = "; ".join(conflicts)
+    return RecordProblem(path, 0, f"not the record its path names (not found by iscsiadm): {why}")
 
 
 class Reader:
@@ -170,8 +217,16 @@ class Reader:
         for node, path, result in zip(nodes, files, parsed, strict=True):
             if result is None:
                 continue
-            records.append(self._node_record(node, Path(path), result, problems))
+            record = self._node_record(node, Path(path), result, problems)
+            if record is not None:
+                records.append(record)
         return records
+
+    def found_node_ids(self, nodes: list[NodeId], problems: list[RecordProblem]) -> list[NodeId]:
+        """Those of ``nodes`` whose file is their record (see the module doc): what
+        iscsiadm's ``-T``/``-p`` would find."""
+        found = {str(r.path) for r in self.load_nodes(nodes, problems)}
+        return [n for n in nodes if self.layout.node_file(n) in found]
 
     def _read_node_text(self, path: str) -> str | None:
         try:
@@ -202,19 +257,17 @@ class Reader:
     @staticmethod
     def _node_record(
         node: NodeId, path: Path, parsed: ParsedRecord, problems: list[RecordProblem]
-    ) -> NodeRecord:
+    ) -> NodeRecord | None:
+        """The record of the file at ``node``'s path, or None (a problem noted) when the
+        file is not that record (see the module doc)."""
         values = node_defaults()
         values.update(parsed.values)
         own = parsed.problems
-        identity = [
-            ("node.name", node.target),
-            ("node.conn[0].address", node.address),
-            ("node.conn[0].port", str(node.port)),
-            ("node.tpgt", str(node.tpgt)),
-        ]
-        if node.tpgt != -1:
-            identity.append(("iface.iscsi_ifacename", node.iface))
-        _settle(values, parsed, identity, path, own)
+        conflicts = identity_conflicts(values, node_identity(node))
+        if conflicts:
+            own.append(_foreign(path, conflicts))
+            problems.extend(own)
+            return None
         problems.extend(own)
         return NodeRecord(values, path=path, problems=own, loaded=True)
 

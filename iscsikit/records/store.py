@@ -31,7 +31,11 @@ key or value -> :class:`~iscsikit.errors.InvalidParameterError` (7); the databas
 cannot be read or written -> :class:`~iscsikit.errors.DatabaseError` (6), naming the
 file.  Problems in files (malformed lines, unknown keys, truncation) never raise: each
 record carries its own in ``record.problems`` and :attr:`Records.problems` collects
-those met by the last call.
+those met by the last call.  A node file that is not the record its path names (its
+``node.name``, address, port, tpgt or iface differ from the path's, or are missing, as
+in an empty or garbage file) is not a record: queries leave it out, updates and deletes
+never touch it, and ``add_node`` refuses to replace it (DatabaseError, 6), as iscsiadm
+2.1.8 does (:mod:`iscsikit.records.reader`).
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ class Records:
         #: Problems found in files by the most recent call.
         self.problems: list[RecordProblem] = []
         self._dirty_marker = str(self.layout.db_root / DIRTY_MARKER)
+        self._root = str(self.layout.db_root)
 
     @classmethod
     def at(
@@ -144,6 +149,23 @@ class Records:
         sorts them, from directory names alone (no record file is opened)."""
         self.problems = []
         return self._reader.node_ids(self.problems, target, address, port, tpgt, iface)
+
+    def found_node_ids(
+        self,
+        target: str | None = None,
+        address: str | None = None,
+        port: int | None = None,
+        tpgt: int | None = None,
+        iface: str | None = None,
+    ) -> list[NodeId]:
+        """:meth:`node_ids` of the nodes whose file is their record (each file is read):
+        what iscsiadm's ``-T``/``-p`` finds, and what updates and deletes act on.  A
+        file naming another node than its path, or none (empty, garbage, no
+        ``node.name`` or address line), is left out with a problem in
+        :attr:`problems` (see :mod:`iscsikit.records.reader`)."""
+        self.problems = []
+        ids = self._reader.node_ids(self.problems, target, address, port, tpgt, iface)
+        return self._reader.found_node_ids(ids, self.problems)
 
     def nodes(
         self,
@@ -316,6 +338,7 @@ class Records:
         self.problems = []
         with self._writing():
             ids = self._reader.node_ids(self.problems, target, address, port, tpgt, iface)
+            ids = self._reader.found_node_ids(ids, self.problems)
             if not ids:
                 raise NoObjectsFoundError("No records found")
             paths = [self.layout.node_file(n) for n in ids]
@@ -342,7 +365,7 @@ class Records:
         with self._writing():
             directory = self.layout.discovery_dir(record.type, record.address, record.port)
             if os.path.isfile(directory):  # usr/idbm.c idbm_open_rec_w converts old records
-                fsio.unlink(directory)
+                fsio.unlink(directory, root=self._root)
             path = self.layout.discovery_file(record.type, record.address, record.port)
             self._writer.write_file(path, record)
 
@@ -368,11 +391,11 @@ class Records:
                 nodes = [node for node, _ in links]
                 self._writer.delete_nodes(nodes, self.problems, strict=False)
             for _, link in links:
-                fsio.unlink(link)
+                fsio.unlink(link, root=self._root)
             if path is not None:
-                fsio.unlink(path)
+                fsio.unlink(path, root=self._root)
                 if path != directory:
-                    fsio.remove_empty_dir(directory)
+                    fsio.remove_empty_dir(directory, root=self._root)
             if self.durable:
                 fsio.sync_dirs([directory, os.path.dirname(directory)])
             record.path = None
@@ -402,11 +425,18 @@ class Records:
                 changes = {k: v for k, v in record.values.items() if stored.values.get(k) != v}
             if "iface.iscsi_ifacename" in changes:
                 REGISTRY.check_modifiable(RecordType.IFACE, "iface.iscsi_ifacename")
-            self._writer.rewrite([path], RecordType.IFACE, [changes], self.problems)
+            self._writer.rewrite(
+                [path],
+                RecordType.IFACE,
+                [changes],
+                self.problems,
+                identity=[{"iface.iscsi_ifacename": record.name}],
+            )
             record.mark_stored(Path(path))
             node_changes = {k: v for k, v in changes.items() if k in _NODE_IFACE_KEYS}
             if node_changes:
                 ids = self._reader.node_ids(self.problems, iface=record.name)
+                ids = self._reader.found_node_ids(ids, self.problems)
                 paths = [self.layout.node_file(n) for n in ids if n.tpgt != -1]
                 self._writer.rewrite(
                     paths, RecordType.NODE, [node_changes] * len(paths), self.problems, strict=False
@@ -423,7 +453,7 @@ class Records:
                 raise NoObjectsFoundError(f"Could not read iface info for {name}.")
             ids = [n for n in self._reader.node_ids(self.problems, iface=name) if n.tpgt != -1]
             self._writer.delete_nodes(ids, self.problems, strict=False)
-            fsio.unlink(path)
+            fsio.unlink(path, root=self._root)
             if self.durable:
                 fsio.sync_dirs([self.layout.ifaces])
 
@@ -441,7 +471,8 @@ class Records:
                     (layout.static, 0),
                     (layout.fw, 0),
                     (layout.ifaces, 0),
-                ]
+                ],
+                root=self._root,
             )
         return [Path(p) for p in removed]
 
@@ -459,7 +490,8 @@ class Records:
                     self.cleanup()
                 fsio.make_dirs(str(self.layout.db_root))
                 try:
-                    os.close(os.open(self._dirty_marker, os.O_WRONLY | os.O_CREAT, 0o600))
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                    os.close(os.open(self._dirty_marker, flags, 0o600))
                 except OSError as exc:
                     raise fsio.db_error("create", self._dirty_marker, exc) from exc
             try:

@@ -5,7 +5,9 @@ The :class:`Writer` is the mechanics behind :class:`~iscsikit.records.store.Reco
 the database lock held.  Each operation follows usr/idbm.c, quirks included where they
 are deliberate (noted where they occur):
 
-* a node file is written first, then its discovery link (``idbm_add_node``);
+* a node file is written first, then its discovery link (``idbm_add_node``); a file
+  that is not the record its path names is never replaced (DatabaseError, as
+  iscsiadm fails there), the other records of the batch are still written;
 * a node is deleted link first, then file, then its portal and target directories if
   they are empty (``idbm_delete_node``);
 * an update re-reads the stored file and applies only the changed keys (a line splice
@@ -17,11 +19,11 @@ All file replacement goes through :class:`~iscsikit.records.fsio.WriteBatch`.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from iscsikit.config.registry import REGISTRY, RecordType
-from iscsikit.errors import InvalidParameterError, NoObjectsFoundError
+from iscsikit.errors import DatabaseError, InvalidParameterError, NoObjectsFoundError
 from iscsikit.records import fsio
 from iscsikit.records.fileformat import RecordProblem, format_record, parse_record, patch_record
 from iscsikit.records.layout import Layout, NodeId, check_name
@@ -42,6 +44,8 @@ class Writer:
         self.layout = layout
         self.reader = reader
         self.durable = durable
+        #: Writes reach their directories from here through no symlink (records/fsio.py).
+        self.root = str(layout.db_root)
 
     # -- paths ------------------------------------------------------------------------
 
@@ -92,8 +96,8 @@ class Writer:
     def write_file(self, path: str, record: Record) -> None:
         """Write one record file (its directory is created if needed)."""
         created: list[str] = []
-        fsio.make_dirs(os.path.dirname(path), created)
-        with fsio.WriteBatch(durable=self.durable) as batch:
+        fsio.make_dirs(os.path.dirname(path), created, root=self.root)
+        with fsio.WriteBatch(durable=self.durable, root=self.root) as batch:
             batch.write(path, format_record(record.values, record.record_type))
             batch.dirs.extend(created)
             batch.commit()
@@ -107,7 +111,9 @@ class Writer:
         created: list[str] = []
         stale: list[str] = []
         paths: list[str] = []
-        with fsio.WriteBatch(durable=self.durable) as batch:
+        refused: list[str] = []
+        written: list[NodeRecord] = []
+        with fsio.WriteBatch(durable=self.durable, root=self.root) as batch:
             for record in records:
                 node = record.id
                 check_name("target name", node.target)
@@ -115,42 +121,67 @@ class Writer:
                 check_name("iface name", node.iface)
                 path = layout.node_file(node)
                 if os.path.lexists(path):  # replaced: its old link goes (idbm_delete_node)
+                    if not os.path.exists(path):  # a dangling link: iscsiadm cannot open it
+                        refused.append(f"Could not open {path}: No such file or directory")
+                        continue
                     old = self.reader.load_node(node, problems, path=path)
+                    if old is None and os.path.isfile(path):
+                        refused.append(self._not_replaced(path))
+                        continue
                     old_link = self.link_path(old) if old is not None else None
                     if old_link is not None and old_link != self.link_path(record):
                         stale.append(old_link)
                 if node.tpgt == -1:
                     if os.path.isdir(path):
                         raise InvalidParameterError(f"{path} is a directory, not a record")
-                    fsio.make_dirs(layout.target_dir(node.target), created)
+                    fsio.make_dirs(layout.target_dir(node.target), created, root=self.root)
                 else:
                     old_style = layout.old_style_file(node.target, node.address, node.port)
                     if os.path.isfile(old_style):
                         stale.append(old_style)  # usr/idbm.c idbm_rec_write converts it
-                    fsio.make_dirs(layout.portal_dir(node), created)
+                    fsio.make_dirs(layout.portal_dir(node), created, root=self.root)
                 batch.write(path, format_record(record.values, RecordType.NODE))
                 paths.append(path)
+                written.append(record)
             batch.dirs.extend(created)
             batch.commit()
-        links = self._add_links(records, problems)
-        removed = [p for p in stale if p not in links and fsio.unlink(p)]
+        links = self._add_links(written, problems)
+        removed = [p for p in stale if p not in links and fsio.unlink(p, root=self.root)]
         if removed and self.durable:
             fsio.sync_dirs((os.path.dirname(p) for p in removed), many=len(removed) > 1)
-        for record, path in zip(records, paths, strict=True):
+        for record, path in zip(written, paths, strict=True):
             record.mark_stored(Path(path))
+        if refused:
+            raise DatabaseError("\n".join(refused))
+
+    def _not_replaced(self, path: str) -> str:
+        """Why a new record does not replace the file at ``path``, which is not the record
+        its path names: iscsiadm's ``idbm_add_node`` deletes the node the *file* names
+        first, and fails (exit 6) where that is not there; where it is, iscsiadm would
+        delete that other record, which iscsikit never does."""
+        parsed = parse_record(fsio.read_text(path) or "", RecordType.NODE, path=Path(path))
+        values = node_defaults()
+        values.update(parsed.values)
+        named = (
+            f"{self.layout.nodes}/{values['node.name']}/{values['node.conn[0].address']},"
+            f"{values['node.conn[0].port']},{values['node.tpgt']}/{values['iface.iscsi_ifacename']}"
+        )
+        if os.path.lexists(named):
+            return f"{path} names the record {named}: not replaced"
+        return f"Could not stat {named} to delete node: No such file or directory"
 
     def _add_links(self, records: list[NodeRecord], problems: list[RecordProblem]) -> set[str]:
         layout = self.layout
         created: list[str] = []
         links: set[str] = set()
-        with fsio.WriteBatch(durable=self.durable) as batch:
+        with fsio.WriteBatch(durable=self.durable, root=self.root) as batch:
             for record in records:
                 link = self.link_path(record)
                 if link is None:
                     continue
                 directory = os.path.dirname(link)
                 if directory in (layout.static, layout.fw, layout.isns):
-                    fsio.make_dirs(directory, created)
+                    fsio.make_dirs(directory, created, root=self.root)
                 elif not os.path.isdir(directory):
                     problems.append(
                         RecordProblem(Path(directory), 0, "no such discovery record: no link")
@@ -196,15 +227,15 @@ class Writer:
             files.append((node, path))
         touched: list[str] = []
         for link in dict.fromkeys(links):  # usr/idbm.c removes the link first
-            if fsio.unlink(link):
+            if fsio.unlink(link, root=self.root):
                 touched.append(os.path.dirname(link))
         for _, path in files:
-            fsio.unlink(path)
+            fsio.unlink(path, root=self.root)
             touched.append(os.path.dirname(path))
         for node, _ in files:
-            if node.tpgt != -1 and fsio.remove_empty_dir(layout.portal_dir(node)):
+            if node.tpgt != -1 and fsio.remove_empty_dir(layout.portal_dir(node), root=self.root):
                 touched.append(layout.target_dir(node.target))
-            if fsio.remove_empty_dir(layout.target_dir(node.target)):
+            if fsio.remove_empty_dir(layout.target_dir(node.target), root=self.root):
                 touched.append(layout.nodes)
         if self.durable:
             fsio.sync_dirs(touched, many=len(files) >= fsio.SYNCFS_THRESHOLD)
@@ -233,7 +264,16 @@ class Writer:
                 format_record(r.values, r.record_type) if c is None else None
                 for r, c in zip(records, changes, strict=True)
             ]
-            self.rewrite(paths, records[0].record_type, changes, problems, full=full)
+            kind = records[0].record_type
+            # An iface or discovery record is named by its path (reader._settle): a file
+            # that lacks its identity keys gets them back, so that iscsiadm reads what
+            # was written as the record it is (a node file lacking them is no record).
+            identity = (
+                None
+                if kind is RecordType.NODE
+                else [{k: r.values[k] for k in _IDS[kind] if k in r.values} for r in records]
+            )
+            self.rewrite(paths, kind, changes, problems, full=full, identity=identity)
         for record, path in zip(records, paths, strict=True):
             record.mark_stored(Path(path))
 
@@ -246,18 +286,20 @@ class Writer:
         *,
         full: list[str | None] | None = None,
         strict: bool = True,
+        identity: Sequence[Mapping[str, str]] | None = None,
     ) -> None:
         """Apply ``changes[i]`` to the stored file ``paths[i]`` (or write ``full[i]``),
         reading each again (the lock is held) so that other writers' changes stay.
 
         ``strict``: a missing file raises NoObjectsFoundError before anything is
-        written; otherwise it is skipped.
+        written; otherwise it is skipped.  ``identity[i]``: keys the file must hold,
+        set where a rewritten file lacks them.
         """
         texts = [fsio.read_text(p) for p in paths]
         missing = [p for p, t in zip(paths, texts, strict=True) if t is None]
         if missing and strict:
             raise NoObjectsFoundError(f"No record found: {missing[0]}")
-        with fsio.WriteBatch(durable=self.durable) as batch:
+        with fsio.WriteBatch(durable=self.durable, root=self.root) as batch:
             for i, (path, text) in enumerate(zip(paths, texts, strict=True)):
                 if text is None:
                     continue
@@ -274,6 +316,9 @@ class Writer:
                             else {k.name: k.default for k in REGISTRY.keys(record_type)}
                         )
                         values.update(parsed.values)
+                        if identity is not None:
+                            lacking = identity[i].keys() - parsed.values.keys()
+                            values.update({k: identity[i][k] for k in lacking})
                         values.update(change)
                         new = format_record(values, record_type)
                 if new is not None and new != text:

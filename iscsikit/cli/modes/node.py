@@ -6,7 +6,9 @@ Follows iscsiadm 2.1.8's node mode step by step (``-L``, ``-U``, then ``exec_nod
 ``-o delete``.  Stdout and exit codes match iscsiadm's (checked with the oracle);
 stderr says the same things with an ``iscsikit-adm:`` prefix.
 
-Records come from :meth:`CliEnv.records` (listing reads directory names only); the
+Records come from :meth:`CliEnv.records` (listing reads directory names only; show,
+update, delete and login act only on files that are the record their path names, as
+iscsiadm finds them: :meth:`~iscsikit.records.Records.found_node_ids`); the
 session commands live in :mod:`~iscsikit.cli.modes.node_sessions`, and reach sessions
 only through :meth:`CliEnv.session_service`.  ``--output json`` writes one document
 (:class:`Output`) instead of the text.
@@ -20,7 +22,7 @@ from iscsikit.cli import printing
 from iscsikit.cli.modes import node_sessions
 from iscsikit.cli.modes.node_sessions import login_nodes
 from iscsikit.cli.options import LOGIN_ALL_MODES, OPS, Portal, UsageError, parse_portal
-from iscsikit.errors import MESSAGES, IscsiErr, IscsiError
+from iscsikit.errors import MESSAGES, DatabaseError, IscsiErr, IscsiError
 
 if TYPE_CHECKING:
     from iscsikit.cli.env import CliEnv
@@ -187,7 +189,7 @@ def _run(args: ParsedArgs, env: CliEnv, out: Output) -> int:
         return _update(args, pattern, env, out)
     if op == OPS["delete"]:
         records = env.records()
-        ids = records.node_ids(**pattern.filters())
+        ids = records.found_node_ids(**pattern.filters())
         if not ids:
             raise _no_records()
         records.delete_nodes(ids)
@@ -263,7 +265,16 @@ def _add_static(pattern: Pattern, env: CliEnv, out: Output) -> int:
         iface=iface,
         template=env.iscsid_conf().template(RecordType.NODE),
     )
-    records.add_node(node)
+    try:
+        records.add_node(node)
+    except DatabaseError as exc:
+        # The file there is not this node's record (usr/idbm.c idbm_add_node fails on
+        # it): iscsiadm's two lines, exit 6, the file left as it is.
+        for line in str(exc).splitlines():
+            env.err(line)
+        raise IscsiError(
+            f"Error while adding record: {MESSAGES[IscsiErr.IDBM]}", code=IscsiErr.IDBM
+        ) from exc
     _added(node, out)
     return 0
 
@@ -292,7 +303,7 @@ def _update(args: ParsedArgs, pattern: Pattern, env: CliEnv, out: Output) -> int
         if canonical.startswith("iface.") and canonical != "iface.transport_name":
             raise UsageError(f"Cannot modify {name}. Use iface mode to update this value.")
     records = env.records()
-    ids = records.node_ids(**pattern.filters())
+    ids = records.found_node_ids(**pattern.filters())
     if not ids:
         raise _no_records()
     changes: dict[str, str] = {}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from iscsikit.errors import DatabaseError, NoObjectsFoundError
 from iscsikit.records import DiscoveryRecord, IfaceRecord, NodeRecord, Records
 
 T = "iqn.2001-04.com.example:t"
@@ -33,6 +34,9 @@ def damage(db: Records, i: int, edit: str) -> tuple[Path, dict[int, bytes]]:
         text = text.replace("# END RECORD\n", "")
     elif edit == "truncated":
         text = text[: text.index("node.session.cmds_max") + 25]  # mid-line, no newline
+    elif edit == "truncated-after-identity":
+        # the identity lines (name, tpgt, iface, address, port) kept, the rest cut mid-line
+        text = text[: text.index("node.conn[0].startup") + 10]
     elif edit == "unknown":
         text = text.replace("# END RECORD", "node.brand_new_key = 1\n# END RECORD")
     elif edit == "duplicate":
@@ -53,11 +57,10 @@ def damage(db: Records, i: int, edit: str) -> tuple[Path, dict[int, bytes]]:
     [
         ("garbage", "does not have '=' separator", "manual", "128"),
         ("no-end", "END RECORD", "manual", "128"),
-        ("truncated", "no newline", "manual", "128"),
+        ("truncated-after-identity", "no newline", "manual", "128"),
         ("unknown", "unknown key 'node.brand_new_key'", "manual", "128"),
         ("duplicate", "set again", "onboot", "128"),
         ("bad-values", "unknown value format 'sometimes'", "manual", "12"),
-        ("empty", "END RECORD", "manual", "128"),
     ],
 )
 def test_damaged_record_loads_what_is_valid(
@@ -68,10 +71,10 @@ def test_damaged_record_loads_what_is_valid(
     assert [r.target for r in records] == [f"{T}0", f"{T}1", f"{T}2"]
     bad = records[1]
     assert (bad.get("node.startup"), bad.get("node.session.cmds_max")) == (startup, cmds_max)
-    assert bad.target == f"{T}1" and bad.tpgt == 1  # identity from the path
+    assert bad.target == f"{T}1" and bad.tpgt == 1
     assert bad.problems and all(p.path == path for p in bad.problems)
     assert any(words in p.message for p in bad.problems)
-    assert all(p.line > 0 for p in bad.problems if "by its name" not in p.message)
+    assert all(p.line > 0 for p in bad.problems)
     assert db.problems == bad.problems
     assert records[0].problems == [] and records[2].problems == []
     # Reading, and writing the others, never touches the damaged file or the others.
@@ -99,12 +102,35 @@ def test_line_numbers_point_at_the_line(db: Records) -> None:
     assert str(problem).startswith(f"{path}:{problem.line}: ")
 
 
-def test_identity_in_file_disagreeing_with_path(db: Records) -> None:
+@pytest.mark.parametrize("edit", ["empty", "truncated", "other-name", "no-address", "other-tpgt"])
+def test_file_without_its_identity_is_not_a_record(db: Records, edit: str) -> None:
+    """iscsiadm 2.1.8 matches a node by the values in its file: one whose node.name,
+    address, port, tpgt or iface is missing or names another node is never found by
+    -T/-p; iscsikit neither loads nor touches it (oracle: test_records_corrupt_oracle)."""
     path = node_file(db, 2)
-    path.write_text(path.read_text().replace(f"node.name = {T}2", f"node.name = {T}9"))
-    node = db.node(target=f"{T}2")
-    assert node.target == f"{T}2"
-    assert any("by its name" in p.message for p in node.problems)
+    if edit == "other-name":
+        path.write_text(path.read_text().replace(f"node.name = {T}2", f"node.name = {T}9"))
+    elif edit == "no-address":
+        path.write_text(path.read_text().replace("node.conn[0].address = 10.0.0.1\n", ""))
+    elif edit == "other-tpgt":
+        path.write_text(path.read_text().replace("node.tpgt = 1\n", "node.tpgt = 7\n"))
+    else:
+        damage(db, 2, edit)
+    before = path.read_bytes()
+    assert [r.target for r in db.nodes()] == [f"{T}0", f"{T}1"]
+    (problem,) = [p for p in db.problems if "not the record its path names" in p.message]
+    assert problem.path == path
+    with pytest.raises(NoObjectsFoundError):
+        db.node(target=f"{T}2")
+    assert db.found_node_ids(target=f"{T}2") == []
+    with pytest.raises(NoObjectsFoundError):
+        db.update_node_values({"node.startup": "automatic"}, target=f"{T}2")
+    assert db.update_node_values({"node.startup": "automatic"}) == 2  # the two good ones
+    with pytest.raises(DatabaseError, match="to delete node"):
+        db.add_node(NodeRecord.new(f"{T}2", "10.0.0.1", 3260, 1))
+    assert path.read_bytes() == before
+    # listing goes by names: the file is still listed (docs/compatibility.md)
+    assert len(db.node_ids()) == 3
 
 
 def test_stray_entries_are_reported_not_fatal(db: Records) -> None:

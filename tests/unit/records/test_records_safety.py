@@ -30,7 +30,7 @@ def db(tmp_path: Path) -> Records:
 def test_failed_rename_keeps_old_record(db: Records, monkeypatch: pytest.MonkeyPatch) -> None:
     before = {n.path: Path(str(n.path)).read_bytes() for n in db.nodes()}
 
-    def broken_replace(src: str, dst: str) -> None:
+    def broken_replace(src: str, dst: str, **dir_fds: int) -> None:
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "replace", broken_replace)
@@ -52,12 +52,13 @@ def test_failure_midway_leaves_each_record_whole(
     real = os.replace
     calls = []
 
-    def flaky_replace(src: str, dst: str) -> None:
-        if "/nodes/" in dst:
+    def flaky_replace(src: str, dst: str, **dir_fds: int) -> None:
+        # record files are renamed within their directory's descriptor (records/fsio.py)
+        if "/nodes/" in dst or dir_fds:
             calls.append(dst)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        real(src, dst)
+        real(src, dst, **dir_fds)
 
     monkeypatch.setattr(os, "replace", flaky_replace)
     with pytest.raises(DatabaseError, match="No space left"):
