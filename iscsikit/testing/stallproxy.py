@@ -18,19 +18,26 @@ On command it makes the network misbehave the way a multipath layer must survive
   when the initiator spoke again), so a test can aim N at a given message without the
   proxy knowing what a PDU is.
 
+:class:`SilentPeer` is the proxy's counterpart without a target behind it: a raw server
+that runs a short script on each connection (read a request, send *part* of an answer)
+and then stays silent with the socket open; :func:`answer_part` makes the usual script.
+
 Everything is bounded: sockets have timeouts, :meth:`stop` closes every socket and joins
-every thread.  No iSCSI knowledge here: bytes only.
+every thread.  No iSCSI knowledge here: bytes only (a peer that must not share the codec
+under test builds its bytes with :mod:`struct`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
-__all__ = ["StallProxy"]
+__all__ = ["SilentPeer", "StallProxy", "answer_part", "recv_exact", "recv_some"]
 
 _CHUNK = 1 << 16
 
@@ -279,3 +286,117 @@ class StallProxy:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# -- a peer that goes silent ----------------------------------------------------------------
+
+
+def recv_some(sock: socket.socket, at_least: int = 1) -> bytes:
+    """At least ``at_least`` bytes from ``sock`` (fewer if it closes; maybe more)."""
+    data = b""
+    while len(data) < at_least:
+        chunk = sock.recv(_CHUNK)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    """Exactly ``n`` bytes from ``sock``; :class:`ConnectionError` if it closes first."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError(f"closed after {len(data)} of {n} bytes")
+        data += chunk
+    return data
+
+
+class SilentPeer:
+    """A server that runs ``script(sock)`` on each accepted connection and then keeps the
+    socket open and silent until :meth:`stop` (TCP on ``127.0.0.1``, or a unix socket at
+    ``unix_path``).  Each script runs in its own thread with a 10 s socket timeout; an
+    exception other than :class:`OSError` (the client leaving first) is raised again by
+    :meth:`stop` as an :class:`AssertionError`."""
+
+    def __init__(
+        self,
+        script: Callable[[socket.socket], None],
+        *,
+        unix_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.script = script
+        if unix_path is None:
+            self._listener = socket.create_server(("127.0.0.1", 0))
+        else:
+            self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._listener.bind(os.fspath(unix_path))
+            self._listener.listen(8)
+        self._listener.settimeout(0.2)
+        self._conns: list[socket.socket] = []
+        self._errors: list[BaseException] = []
+        self._stopping = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True, name="silentpeer")]
+        self._threads[0].start()
+
+    @property
+    def portal(self) -> str:
+        """``host:port`` of a TCP peer."""
+        host, port = self._listener.getsockname()[:2]
+        return f"{host}:{port}"
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(10)
+            self._conns.append(conn)
+            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _run(self, conn: socket.socket) -> None:
+        try:
+            self.script(conn)
+        except OSError:
+            pass  # the client gave up first
+        except BaseException as exc:  # reported by stop()
+            self._errors.append(exc)
+
+    def stop(self) -> None:
+        """Close the listener and every connection, join the threads; idempotent."""
+        self._stopping.set()
+        self._listener.close()
+        for conn in self._conns:
+            conn.close()
+        for thread in self._threads:
+            thread.join(5)
+        if self._errors:
+            raise AssertionError(f"a SilentPeer script failed: {self._errors!r}")
+
+    def __enter__(self) -> SilentPeer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def answer_part(part: bytes, *, after: int = 1) -> Callable[[socket.socket], None]:
+    """A :class:`SilentPeer` script: read at least ``after`` bytes of a request, send
+    ``part``, then nothing more."""
+
+    def script(sock: socket.socket) -> None:
+        recv_some(sock, after)
+        sock.sendall(part)
+
+    return script

@@ -9,14 +9,14 @@ not something else, ended the wait) and at most three times it.
 
 Two kinds of peer:
 
-* :class:`SilentPeer` - a raw socket server written with :mod:`socket` and
-  :mod:`struct` only (it must not share the codec under test): it reads what the client
-  sends, writes a few bytes, and is silent from then on;
+* :class:`~iscsikit.testing.stallproxy.SilentPeer` - a raw socket server; the scripts
+  here build their bytes with :mod:`struct` only (they must not share the codec under
+  test): read what the client sends, write a few bytes, then silence;
 * tgtd behind :class:`~iscsikit.testing.stallproxy.StallProxy` with
   ``stall_down_after`` / :meth:`~iscsikit.testing.stallproxy.StallProxy.stall_down`:
-  a real target whose bytes stop reaching the initiator part way through a message, where
-  a real first part matters (a login already through its first step, a read with half its
-  Data-In delivered).
+  a real target (or open-isns isnsd) whose bytes stop reaching the initiator part way
+  through a message, where a real first part matters (a login already through its first
+  step, a read with half its Data-In delivered, a logout).
 
 docs/timeouts.md names the setting that governs each bound tested here.
 """
@@ -30,7 +30,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,7 +56,7 @@ from iscsikit.proto.ffp import Timers
 from iscsikit.testing.daemon import RunningDaemon, short_root
 from iscsikit.testing.isnsd import Isnsd, isns_missing
 from iscsikit.testing.nbd import ThreadServer
-from iscsikit.testing.stallproxy import StallProxy
+from iscsikit.testing.stallproxy import SilentPeer, StallProxy, answer_part, recv_exact, recv_some
 from iscsikit.testing.tgtd import Tgtd
 
 pytestmark = pytest.mark.integration
@@ -77,104 +76,6 @@ def bounded(started: float, timeout: float) -> float:
     took = time.monotonic() - started
     assert took <= SLACK * timeout, f"took {took:.1f} s for a timeout of {timeout:g} s"
     return took
-
-
-# == the raw peer ===========================================================================
-
-
-def recv_some(sock: socket.socket, at_least: int = 1) -> bytes:
-    """At least ``at_least`` bytes from ``sock`` (fewer if it closes)."""
-    data = b""
-    while len(data) < at_least:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError(f"closed after {len(data)} of {n} bytes")
-        data += chunk
-    return data
-
-
-class SilentPeer:
-    """A server that runs ``script(sock)`` on each accepted connection and then keeps the
-    socket open and silent until :meth:`stop` (TCP on loopback, or a unix socket)."""
-
-    def __init__(
-        self, script: Callable[[socket.socket], None], *, unix_path: Path | None = None
-    ) -> None:
-        self.script = script
-        if unix_path is None:
-            self.listener = socket.create_server(("127.0.0.1", 0))
-        else:
-            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.listener.bind(str(unix_path))
-            self.listener.listen(8)
-        self.listener.settimeout(0.2)
-        self.conns: list[socket.socket] = []
-        self.errors: list[BaseException] = []
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
-
-    @property
-    def portal(self) -> str:
-        host, port = self.listener.getsockname()[:2]
-        return f"{host}:{port}"
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.settimeout(10)
-            self.conns.append(conn)
-            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
-            self.threads.append(thread)
-            thread.start()
-
-    def _run(self, conn: socket.socket) -> None:
-        try:
-            self.script(conn)
-        except OSError:
-            pass  # the client gave up first: what the tests want
-        except BaseException as exc:  # reported by stop()
-            self.errors.append(exc)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.listener.close()
-        for conn in self.conns:
-            conn.close()
-        for thread in self.threads:
-            thread.join(5)
-        assert not self.errors, self.errors
-
-    def __enter__(self) -> SilentPeer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def answer_part(part: bytes, *, after: int = 1) -> Callable[[socket.socket], None]:
-    """A script: wait for ``after`` bytes of a request, send ``part``, go silent."""
-
-    def script(sock: socket.socket) -> None:
-        recv_some(sock, after)
-        sock.sendall(part)
-
-    return script
 
 
 # == real targets ===========================================================================
@@ -586,14 +487,13 @@ def nbd_reply_part(sock: socket.socket) -> None:
 
 
 def test_nbd_client_handshake_stops_mid_greeting(tmp_path: Path) -> None:
-    with SilentPeer(nbd_greeting_part, unix_path=tmp_path / "s") as peer:
+    with SilentPeer(nbd_greeting_part, unix_path=tmp_path / "s"):
         started = time.monotonic()
         with pytest.raises(TransportTimeoutError) as info:
             NbdClient(str(tmp_path / "s"), connect_timeout=NBD_TIMEOUT)
         took = bounded(started, NBD_TIMEOUT)
     assert took >= 0.8 * NBD_TIMEOUT
     assert info.value.code == IscsiErr.TRANS_TIMEOUT
-    del peer
 
 
 def test_nbd_client_reply_stops_half_way(tmp_path: Path) -> None:
@@ -699,16 +599,21 @@ def isns_payload_part(sock: socket.socket) -> None:
     sock.sendall(struct.pack(">HHHH", 1, 0x8002, 40, 0x0C00) + xid + b"\0\0" + bytes(8))
 
 
+def expect_isns_timeout(portal: str) -> None:
+    """An iSNS query at ``portal`` fails with IsnsQueryError (25) after its timeout."""
+    host, port = portal.rsplit(":", 1)
+    started = time.monotonic()
+    with pytest.raises(IsnsQueryError) as info:
+        isns_query(Portal(host, int(port)), INITIATOR, timeout=ISNS_TIMEOUT)
+    assert bounded(started, ISNS_TIMEOUT) >= 0.8 * ISNS_TIMEOUT
+    assert info.value.code == IscsiErr.ISNS_QUERY
+    assert "no response" in str(info.value)
+
+
 @pytest.mark.parametrize("script", [isns_header_part, isns_payload_part], ids=["header", "payload"])
 def test_isns_query_stops_mid_message(script: Callable[[socket.socket], None]) -> None:
     with SilentPeer(script) as peer:
-        host, port = peer.portal.rsplit(":", 1)
-        started = time.monotonic()
-        with pytest.raises(IsnsQueryError) as info:
-            isns_query(Portal(host, int(port)), INITIATOR, timeout=ISNS_TIMEOUT)
-        took = bounded(started, ISNS_TIMEOUT)
-    assert took >= 0.8 * ISNS_TIMEOUT
-    assert info.value.code == IscsiErr.ISNS_QUERY
+        expect_isns_timeout(peer.portal)
 
 
 @pytest.mark.skipif(bool(isns_missing()), reason=f"open-isns missing: {isns_missing()}")
@@ -723,11 +628,4 @@ def test_isns_server_stops_mid_response(tmp_path: Path, part: int) -> None:
             found = isns_query(Portal(host, int(port)), INITIATOR, timeout=5)
             assert [t.name for t in found] == [f"{IQN}:isns"]
         with StallProxy(srv.portal, stall_down_after=part) as p:
-            host, port = p.portal.rsplit(":", 1)
-            started = time.monotonic()
-            with pytest.raises(IsnsQueryError) as info:
-                isns_query(Portal(host, int(port)), INITIATOR, timeout=ISNS_TIMEOUT)
-            took = bounded(started, ISNS_TIMEOUT)
-    assert took >= 0.8 * ISNS_TIMEOUT
-    assert info.value.code == IscsiErr.ISNS_QUERY
-    assert "no response" in str(info.value)
+            expect_isns_timeout(p.portal)
