@@ -12,7 +12,7 @@ the exit codes, stdout and the record file afterwards are compared:
   values iscsikit shows (``-o show -S``), also after iscsiadm's own update.
 * :data:`NOT_FOUND` -- iscsiadm reads the identity from the file and does not find it
   (empty, garbage, truncated, no ``node.name`` / address line, another name / port,
-  NUL in the name): "No records found" (21) for show, update and delete, and
+  NUL in the name): "No records found" (21) for show, update, delete and login, and
   ``-o new`` fails with iscsiadm's two lines (6); the file is never rewritten.
 * :data:`DELIBERATE` -- iscsiadm finds the file by its values but then writes or
   deletes another path (tpgt or iface in the file differ from the path): iscsikit
@@ -62,6 +62,7 @@ UPDATE = (
     "automatic",
 )
 DELETE = ("-m", "node", "-T", T, "-p", PORTAL, "-o", "delete")
+LOGIN = ("-m", "node", "-T", T, "-p", PORTAL, "-l")
 NEW = ("-m", "node", "-o", "new", "-T", T, "-p", f"{PORTAL},1")
 
 Edit = Callable[[bytes], bytes]
@@ -262,7 +263,7 @@ def test_not_found_classes_are_no_records_and_never_rewritten(
     # has it but not the address or port of its path; iscsikit: not a record (21).
     theirs, ours = pair.both("-m", "node", "-T", T)
     assert theirs[0] == (0 if name in NAME_KEPT else 21) and ours == (21, b"", ours[2])
-    for args in (SHOW, UPDATE, DELETE):
+    for args in (SHOW, UPDATE, DELETE, LOGIN):
         theirs, ours = pair.both(*args)
         assert (ours[0], ours[1]) == (theirs[0], theirs[1]) == (21, b""), (args, ours, theirs)
         assert last_error(ours[2]) == last_error(theirs[2]) == "No records found"
