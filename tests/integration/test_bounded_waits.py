@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -166,6 +167,10 @@ def test_open_lun_login_retries_stay_bounded(tgtd: Tgtd) -> None:
 # == the command line: login through the daemon, SendTargets discovery =======================
 
 
+#: Seconds a command may spend outside the wait under test (python, imports, records).
+CLI_START = 3.0
+
+
 def write_root_conf(root: Path, lines: str = "") -> None:
     etc = root / "etc" / "iscsi"
     etc.mkdir(parents=True, exist_ok=True)
@@ -209,7 +214,7 @@ def test_cli_node_login_stops_mid_response(tgtd: Tgtd) -> None:
     assert "timed out" in r.stderr
     assert 1 <= attempts <= 2
     # Two attempts of 1 s (and the retry delay), plus starting the command and daemon work.
-    assert took <= SLACK * (attempts * LOGIN_TIMEOUT + 1) + 2, f"took {took:.1f} s"
+    assert took <= SLACK * (attempts * LOGIN_TIMEOUT + 1) + CLI_START, f"took {took:.1f} s"
 
 
 ST_CONF = (
@@ -249,8 +254,8 @@ def test_cli_sendtargets_stops_mid_message(tgtd: Tgtd, tmp_path: Path, where: st
     assert "Could not perform SendTargets discovery: iSCSI PDU timed out" in r.stderr
     assert IQN not in r.stdout
     assert attempts == 1
-    # One timeout of 1 s, plus starting the command (python, imports).
-    assert 0.8 <= took <= SLACK * 1.0 + 2, f"took {took:.1f} s"
+    # One timeout of 1 s, plus starting the command.
+    assert 0.8 <= took <= SLACK * 1.0 + CLI_START, f"took {took:.1f} s"
 
 
 @pytest.mark.parametrize("where", ["login", "text"])
@@ -441,11 +446,18 @@ IHAVEOPT = b"IHAVEOPT"
 NBD_OPT_GO = 7
 
 
+def still_open(sock: socket.socket) -> bool:
+    """Whether the peer has neither closed ``sock`` nor sent anything on it yet."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    return not readable
+
+
 def test_nbd_server_drops_a_client_stalled_mid_negotiation(tmp_path: Path) -> None:
     """iscsikit's NBD server: a client that sends half an option header and stops is
     dropped after ``Limits.handshake_timeout``; another client is served meanwhile."""
     path = tmp_path / "nbd.sock"
-    server = ThreadServer(MemoryDevice(1 << 20), path, limits=Limits(handshake_timeout=1))
+    limit = 2 * NBD_TIMEOUT
+    server = ThreadServer(MemoryDevice(1 << 20), path, limits=Limits(handshake_timeout=limit))
     try:
         stalled = socket.socket(socket.AF_UNIX)
         stalled.settimeout(10)
@@ -459,10 +471,10 @@ def test_nbd_server_drops_a_client_stalled_mid_negotiation(tmp_path: Path) -> No
         with NbdClient(str(path), timeout=5, connect_timeout=5) as other:
             other.write(0, b"x" * 4096)
             assert other.read(0, 4096) == b"x" * 4096
-        assert time.monotonic() - started < NBD_TIMEOUT, "the other client was held up"
-        assert stalled.recv(1) == b""  # dropped by the server
-        took = bounded(started, NBD_TIMEOUT)
-        assert took >= 0.8 * NBD_TIMEOUT
+        assert still_open(stalled), "the other client was served only after the drop"
+        assert stalled.recv(1) == b""  # then dropped by the server
+        took = bounded(started, limit)
+        assert took >= 0.8 * limit
         stalled.close()
     finally:
         server.stop()
@@ -526,10 +538,10 @@ def test_daemon_drops_a_half_request_and_serves_others() -> None:
         # A frame announcing 200 bytes of JSON, and 20 of them.
         stalled.sendall(struct.pack(">I", 200) + b'{"v": 1, "id": 1, "o')
         started = time.monotonic()
-        for _ in range(3):
+        for _ in range(2):
             r = daemon.adm("-m", "session", timeout=30)
             assert r.returncode == 21, r.stderr  # no sessions: served, not held up
-        assert time.monotonic() - started < IPC_REQUEST_TIMEOUT / 2
+        assert still_open(stalled), "the other clients were served only after the drop"
         rest = b""
         while chunk := stalled.recv(65536):  # an error reply, then the close
             rest += chunk
