@@ -28,6 +28,7 @@ with fuzzlib.instrument():
         parse_portal_name,
     )
 
+_C_SPACE = " \t\n\v\f\r"
 _KINDS = (RecordType.NODE, RecordType.IFACE, RecordType.SENDTARGETS, RecordType.ISNS)
 
 
@@ -49,7 +50,9 @@ def TestOneInput(data: bytes) -> None:
     written_keys = {line.partition(" = ")[0] for line in written.splitlines()}
     for key, value in parsed.values.items():
         # Only the iface IP block of the record's family is written (as idbm_print does).
-        if key in written_keys and again.values.get(key) != value:
+        # A string cut to its field length may end in a blank, which the reader strips
+        # (as iscsiadm's does): that value reads back without it.
+        if key in written_keys and again.values.get(key) not in (value, value.rstrip(_C_SPACE)):
             raise AssertionError(
                 f"{key} = {value!r} was written and reads back as {again.values.get(key)!r}"
             )
