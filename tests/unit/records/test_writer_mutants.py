@@ -53,14 +53,16 @@ def test_names_that_would_leave_the_tree_are_refused(
     assert not any("escaped" in name for name in os.listdir(tmp_path))
 
 
-@pytest.mark.parametrize("tpgt", [0, 1])
-def test_a_stored_new_record_cannot_change_its_identity(db: Records, tpgt: int) -> None:
+@pytest.mark.parametrize(("tpgt", "new_tpgt"), [(0, 5), (1, 0)])
+def test_a_stored_new_record_cannot_change_its_identity(
+    db: Records, tpgt: int, new_tpgt: int
+) -> None:
     """A record made with ``new()`` carries no change set (it is rewritten whole), so
     the writer's path check is what refuses a tpgt changed after it was stored."""
     record = NodeRecord.new(T1, "10.0.0.1", 3260, tpgt)
     db.add_node(record)
     stored = files(db.db_root)
-    record.values["node.tpgt"] = str(tpgt + 5)
+    record.values["node.tpgt"] = str(new_tpgt)
     with pytest.raises(InvalidParameterError, match="ids cannot be changed"):
         db.update_node(record)
     assert files(db.db_root) == stored
@@ -95,9 +97,12 @@ def test_an_old_style_isns_link_found_wins(db: Records) -> None:
     db.add_node(_isns_node())
     db.add_discovery(DiscoveryRecord.new("isns", "127.0.0.2", 3205))
     db.add_node(_isns_node())
-    assert (db.db_root / "isns" / f"{T1},10.0.0.1,3260,1,default").is_symlink()
+    old_style = db.db_root / "isns" / f"{T1},10.0.0.1,3260,1,default"
+    assert old_style.is_symlink()
     server = db.db_root / "isns" / "127.0.0.2,3205"
     assert not (server / f"{T1},10.0.0.1,3260,1,default").exists()
+    db.delete_node(db.node())  # the link the node is known by goes with it
+    assert not os.path.lexists(old_style)
 
 
 def test_an_old_style_record_over_a_directory_is_refused(db: Records) -> None:
@@ -133,3 +138,57 @@ def test_a_node_of_an_unknown_sendtargets_server_gets_no_link_and_a_problem(
     assert not (db.db_root / "send_targets").exists() or not any(
         (db.db_root / "send_targets").iterdir()
     )
+
+
+def test_an_update_is_applied_once(db: Records) -> None:
+    """After an update the record's values count as stored: updating it again without
+    new changes does not re-apply the old ones over a change another writer made since."""
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 1))
+    key = "node.session.timeo.replacement_timeout"
+    record = db.node()
+    record.values[key] = "5"
+    db.update_node(record)
+    db.update_node_values({key: "7"})  # another writer
+    db.update_node(record)
+    assert db.node().values[key] == "7"
+
+
+def test_a_discovery_record_cannot_change_its_identity(db: Records) -> None:
+    db.add_discovery(DiscoveryRecord.new("sendtargets", "10.9.9.9", 3260))
+    (record,) = db.discoveries("sendtargets")
+    record.values["discovery.sendtargets.address"] = "10.9.9.8"
+    with pytest.raises(InvalidParameterError):
+        db.update_discovery(record)
+    assert [d.address for d in db.discoveries("sendtargets")] == ["10.9.9.9"]
+
+
+def test_an_update_without_changes_leaves_the_file_alone(db: Records) -> None:
+    """A record file not in open-iscsi's exact layout (a comment added by hand) is not
+    normalized by an update that changes nothing."""
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 1))
+    path = db.db_root / "nodes" / T1 / "10.0.0.1,3260,1" / "default"
+    text = "# edited by hand\n" + path.read_text()
+    path.write_text(text)
+    record = db.node()
+    db.update_node(record)
+    assert path.read_text() == text
+
+
+def test_deleting_a_tpgt_0_node_removes_its_portal_directory(db: Records) -> None:
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 0))
+    db.delete_node(db.node())
+    assert not (db.db_root / "nodes" / T1).exists()
+
+
+def test_an_update_rewriting_a_malformed_file_reports_its_problems(db: Records) -> None:
+    """A file open-iscsi's line splice cannot patch is rewritten whole; what was wrong
+    in it is reported, not dropped silently."""
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 1))
+    path = db.db_root / "nodes" / T1 / "10.0.0.1,3260,1" / "default"
+    path.write_text(path.read_text() + "this line is no key = value pair\n= nameless\n")
+    record = db.node()
+    record.values["node.session.timeo.replacement_timeout"] = "9"
+    db.update_node(record)
+    assert db.problems, "the malformed lines went unreported"
+    assert all(p.path == path for p in db.problems)
+    assert db.node().values["node.session.timeo.replacement_timeout"] == "9"
