@@ -54,7 +54,7 @@ from iscsikit.records.model import DiscoveryRecord, NodeRecord
 if TYPE_CHECKING:
     from iscsikit.daemon.service import Daemon
 
-__all__ = ["ISNS_TIMEOUT", "REGISTER_RETRY", "Discoveryd"]
+__all__ = ["ISNS_TIMEOUT", "REGISTER_RETRY", "Discoveryd", "serve_scn_connection"]
 
 log = logging.getLogger(__name__)
 
@@ -315,27 +315,10 @@ class RecordWorker:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One connection from the server: SCNs and ESIs, each answered."""
         self._writers.add(writer)
-        messages = ServerMessageReader()
         try:
-            while data := await reader.read(65536):
-                for request in messages.receive_data(data):
-                    if request.function == FunctionId.ESI:
-                        writer.write(encode_esi_response(parse_esi(request)))
-                        continue
-                    scn = parse_scn(request)
-                    writer.write(encode_scn_response(scn.xid, scn.destination))
-                    for change in scn.changes:
-                        log.info("discoveryd: SCN for %s: %s %s", scn.destination, change.name,
-                                 (change.bits.name or hex(change.bits)).lower())  # fmt: skip
-                    self.notify()
-                await writer.drain()
-        except IsnsProtocolError as exc:
-            log.warning("discoveryd: iSNS server sent a bad message: %s", exc)
-        except (OSError, asyncio.IncompleteReadError):
-            pass
+            await serve_scn_connection(reader, writer, self.notify)
         finally:
             self._writers.discard(writer)
-            writer.close()
 
     async def close(self) -> None:
         """Close the SCN listener and deregister (SCNDereg + DevDereg), bounded."""
@@ -357,3 +340,45 @@ class RecordWorker:
             )  # fmt: skip
         except (IscsiError, TimeoutError) as exc:
             log.warning("discoveryd: iSNS deregistration from %s failed: %s", self.server, exc)
+
+
+async def serve_scn_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    on_scn: Callable[[], None],
+    timeout: float = ISNS_TIMEOUT,
+) -> None:
+    """Answer the SCNs and ESIs an iSNS server sends on one connection, calling
+    ``on_scn`` for each SCN, until it closes, errs, or stops for ``timeout`` seconds in the
+    middle of a message or of taking our answers (an idle connection may stay open: the
+    server speaks when something changes).  The connection is closed at the end."""
+    messages = ServerMessageReader()
+    try:
+        while True:
+            wait = timeout if messages.buffered else None
+            try:
+                data = await asyncio.wait_for(reader.read(65536), wait)
+            except TimeoutError:
+                log.warning("discoveryd: iSNS server stopped mid-message for %g s", timeout)
+                return
+            if not data:
+                return
+            for request in messages.receive_data(data):
+                if request.function == FunctionId.ESI:
+                    writer.write(encode_esi_response(parse_esi(request)))
+                    continue
+                scn = parse_scn(request)
+                writer.write(encode_scn_response(scn.xid, scn.destination))
+                for change in scn.changes:
+                    log.info("discoveryd: SCN for %s: %s %s", scn.destination, change.name,
+                             (change.bits.name or hex(change.bits)).lower())  # fmt: skip
+                on_scn()
+            await asyncio.wait_for(writer.drain(), timeout)
+    except IsnsProtocolError as exc:
+        log.warning("discoveryd: iSNS server sent a bad message: %s", exc)
+    except TimeoutError:
+        log.warning("discoveryd: iSNS server took no answer for %g s", timeout)
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()

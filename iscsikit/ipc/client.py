@@ -108,7 +108,8 @@ class DaemonClient:
         for attempt in range(2):
             sock = self._connection(wait)
             try:
-                sock.settimeout(None if math.isinf(wait) else wait)
+                # The request is small: sending it is bounded even when the reply is not.
+                sock.settimeout(wait if not math.isinf(wait) else self._bound())
                 sock.sendall(data)
             except OSError as exc:
                 refusal = self._refusal(sock)
@@ -178,9 +179,20 @@ class DaemonClient:
             return None
         return reply.error.to_exception()
 
+    def _bound(self) -> float:
+        """The finite wait for a step that never takes long (sending a request, the rest
+        of a reply that has begun), even when the operation's own wait is infinite."""
+        return self.timeout if not math.isinf(self.timeout) else DEFAULT_TIMEOUT
+
     def _receive(self, sock: _socket.socket, wait: float) -> ReplyReceived:
         deadline = time.monotonic() + wait
         while True:
+            if math.isinf(deadline) and self._decoder.buffered:
+                # An operation may take its time (a login: wait is infinite), but once its
+                # reply has begun the rest comes at once: a daemon that stops mid-reply
+                # must not hold the command forever.
+                wait = self._bound()
+                deadline = time.monotonic() + wait
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.close()

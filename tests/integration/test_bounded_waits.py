@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import select
 import socket
@@ -641,3 +642,53 @@ def test_isns_server_stops_mid_response(tmp_path: Path, part: int) -> None:
             assert [t.name for t in found] == [f"{IQN}:isns"]
         with StallProxy(srv.portal, stall_down_after=part) as p:
             expect_isns_timeout(p.portal)
+
+
+def test_ipc_client_reply_of_a_long_operation_stops_half_way(tmp_path: Path) -> None:
+    """A login waits as long as the daemon needs (no reply timeout), but once the reply
+    has begun its rest is bounded by the client's timeout."""
+    path = tmp_path / "d.sock"
+    with SilentPeer(ipc_reply_part, unix_path=path):
+        client = DaemonClient(path, timeout=1)
+        started = time.monotonic()
+        with pytest.raises(DaemonTimeoutError):
+            client.request("login", {}, timeout=math.inf)
+        bounded(started, 1)
+        client.close()
+
+
+def test_isns_scn_listener_drops_a_server_that_stops_mid_message() -> None:
+    """discoveryd's SCN listener: an iSNS server connection that sends part of a message
+    and goes silent is closed after the timeout; an idle one (nothing half-sent) stays."""
+    from iscsikit.daemon.discoveryd import serve_scn_connection
+
+    async def scenario() -> tuple[float, bool]:
+        calls: list[None] = []
+        server = await asyncio.start_server(
+            lambda r, w: serve_scn_connection(r, w, lambda: calls.append(None), timeout=1.0),
+            "127.0.0.1",
+            0,
+        )
+        port = server.sockets[0].getsockname()[1]
+        try:
+            idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)
+            half_r, half_w = await asyncio.open_connection("127.0.0.1", port)
+            half_w.write(struct.pack(">HHH", 1, 0x0006, 0))  # half an SCN header
+            await half_w.drain()
+            started = time.monotonic()
+            assert await asyncio.wait_for(half_r.read(1), SLACK * 1.0 + 1) == b""
+            took = time.monotonic() - started
+            idle_open = True
+            with contextlib.suppress(TimeoutError):
+                idle_open = await asyncio.wait_for(idle_r.read(1), 0.5) != b""
+            for w in (idle_w, half_w):
+                w.close()
+            assert calls == []
+            return took, idle_open
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    took, idle_open = asyncio.run(scenario())
+    assert 0.8 <= took <= SLACK * 1.0, took
+    assert idle_open

@@ -89,6 +89,11 @@ class ServerMessageReader:
     _first: Header | None = None
     _sequence: int = 0
 
+    @property
+    def buffered(self) -> bool:
+        """True while part of a message has arrived and the rest has not."""
+        return bool(self._buffer) or self._first is not None
+
     def receive_data(self, data: bytes) -> list[ServerRequest]:
         self._buffer += data
         out: list[ServerRequest] = []
