@@ -51,3 +51,11 @@ def test_target_refuses_other_chap_keys_in_the_offer() -> None:
     target = ChapTarget({"init": b"secret-secret"})
     with pytest.raises(RemoteProtocolError, match="unexpected CHAP_R in the initiator's"):
         target.challenge({"CHAP_A": "5", "CHAP_R": "0x00"})
+
+
+@pytest.mark.parametrize("text", ["0bA", "0bAAAAA", "0bAAAAA=="])
+def test_base64_of_an_impossible_length_is_refused(text: str) -> None:
+    """n % 4 == 1 characters cannot encode whole bytes: refused as such (not left to
+    the base64 decoder's own error)."""
+    with pytest.raises(ValueError, match="impossible length"):
+        decode_binary(text)
