@@ -61,6 +61,7 @@ __all__ = [
     "parse_record",
     "patch_record",
     "record_family",
+    "record_values",
 ]
 
 #: The version written in ``# BEGIN RECORD <version>`` (open-iscsi writes its own
@@ -434,6 +435,13 @@ def _canonical_values(text: str, table: _Table) -> dict[str, str] | None:
         if len(good) < _CACHE_LIMIT * 4:
             good.add((name, value))
     return values
+
+
+def record_values(text: str, record: RecordType) -> dict[str, str]:
+    """The values ``text`` sets, as :func:`parse_record` reads them (problems dropped):
+    a file in open-iscsi's own layout is read by the memoized fast path."""
+    values = _canonical_values(text, _table(record))
+    return values if values is not None else parse_record(text, record).values
 
 
 def patch_record(text: str, record: RecordType, changes: Mapping[str, str]) -> str | None:

@@ -75,6 +75,22 @@ def _refused_link(path: str) -> DatabaseError:
     return DatabaseError(f"Could not use {path}: a symbolic link, not followed for writing")
 
 
+def _below(path: str, root: str) -> list[str]:
+    """The components of ``path`` under ``root`` ([] for root itself); DatabaseError if
+    ``path`` is not under it.  Paths here are built from the root by string (Layout):
+    the common case is a plain prefix, without normalising."""
+    root = root.rstrip("/") or "/"
+    prefix = root if root == "/" else root + "/"
+    if path.startswith(prefix) and "/." not in path[len(prefix) - 1 :] and "//" not in path:
+        return path[len(prefix) :].split("/")
+    rel = os.path.relpath(path, root)
+    if rel == ".":
+        return []
+    if rel == ".." or rel.startswith("../"):
+        raise DatabaseError(f"Could not use {path}: outside the database {root}")
+    return rel.split(os.sep)
+
+
 def open_dir(directory: str, root: str | None, *, create: bool = False) -> int:
     """A descriptor of ``directory``, reached from ``root`` without following a symlink
     below it (see the module doc; ``root`` None: opened as a plain path).  ``create``
@@ -87,13 +103,7 @@ def open_dir(directory: str, root: str | None, *, create: bool = False) -> int:
             raise
         except OSError as exc:
             raise db_error("open directory", directory, exc) from exc
-    rel = os.path.relpath(directory, root)
-    if rel == "." or rel.startswith(".."):
-        if rel != ".":
-            raise DatabaseError(f"Could not use {directory}: outside the database {root}")
-        parts: list[str] = []
-    else:
-        parts = rel.split(os.sep)
+    parts = _below(directory, root)
     try:
         fd = os.open(root, _DIR_FLAGS)
     except FileNotFoundError:
@@ -221,9 +231,9 @@ def make_dirs(path: str, created: list[str] | None = None, *, root: str | None =
 
 
 def _make_dirs_below(path: str, created: list[str] | None, root: str) -> None:
-    rel = os.path.relpath(path, root)
+    parts = _below(path, root)
     walked = root
-    for part in [] if rel == "." else rel.split(os.sep):
+    for part in parts:
         parent, walked = walked, f"{walked}/{part}"
         if os.path.isdir(walked) and not os.path.islink(walked):
             continue
@@ -239,7 +249,7 @@ def _make_dirs_below(path: str, created: list[str] | None, root: str) -> None:
                 created.append(parent)
         finally:
             os.close(fd)
-    if rel != ".":
+    if parts:
         os.close(open_dir(path, root))  # refuses a link or a file met above
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from iscsikit.config.registry import REGISTRY, RecordType
 from iscsikit.errors import DatabaseError
-from iscsikit.records.fileformat import ParsedRecord, RecordProblem, parse_record
+from iscsikit.records.fileformat import ParsedRecord, RecordProblem, parse_record, record_values
 from iscsikit.records.fsio import db_error, read_text
 from iscsikit.records.layout import (
     BUILTIN_IFACES,
@@ -225,8 +225,20 @@ class Reader:
     def found_node_ids(self, nodes: list[NodeId], problems: list[RecordProblem]) -> list[NodeId]:
         """Those of ``nodes`` whose file is their record (see the module doc): what
         iscsiadm's ``-T``/``-p`` would find."""
-        found = {str(r.path) for r in self.load_nodes(nodes, problems)}
-        return [n for n in nodes if self.layout.node_file(n) in found]
+        found = []
+        for node in nodes:
+            path = self.layout.node_file(node)
+            text = self._read_node_text(path)
+            if text is None:
+                continue
+            values = node_defaults()
+            values.update(record_values(text, RecordType.NODE))
+            conflicts = identity_conflicts(values, node_identity(node))
+            if conflicts:
+                problems.append(_foreign(Path(path), conflicts))
+            else:
+                found.append(node)
+        return found
 
     def _read_node_text(self, path: str) -> str | None:
         try:
