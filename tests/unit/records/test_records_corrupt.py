@@ -73,3 +73,21 @@ def test_new_over_a_dangling_record_link_fails_as_iscsiadm(db: Records, tmp_path
     with pytest.raises(DatabaseError, match=r"Could not open .*: No such file or directory"):
         db.add_node(NodeRecord.new(T, "10.0.0.1", 3260, 1))
     assert path.is_symlink() and not (tmp_path / "gone").exists()
+
+
+@pytest.mark.parametrize("edit", ["canonical", "crlf", "duplicate", "no-name"])
+def test_record_values_reads_as_the_parser(db: Records, edit: str) -> None:
+    """The identity check's fast reader agrees with parse_record on every file."""
+    from iscsikit.records.fileformat import record_values
+
+    db.add_node(NodeRecord.new(T, "10.0.0.1", 3260, 1))
+    text = (db.db_root / "nodes" / T / "10.0.0.1,3260,1" / "default").read_text()
+    if edit == "crlf":
+        text = text.replace("\n", "\r\n")
+    elif edit == "duplicate":
+        text = text.replace("# END RECORD", f"node.name = {T}.x\n# END RECORD")
+    elif edit == "no-name":
+        text = text.replace(f"node.name = {T}\n", "")
+    values = record_values(text, RecordType.NODE)
+    assert values == parse_record(text, RecordType.NODE).values
+    assert values.get("node.name") == {"duplicate": f"{T}.x", "no-name": None}.get(edit, T)
