@@ -3,8 +3,8 @@
 Usage (see README.md): run it in a private clone, never in a shared work tree - each
 mutant is written over the real source file while its tests run, and restored after:
 
-    git clone /work/main /work/tmp/mut && cd /work/tmp/mut
-    python3 -B tests/mutation/run.py --target receive --out /work/tmp/mut-results
+    git clone . /tmp/iscsikit-mut && cd /tmp/iscsikit-mut
+    python3 -B tests/mutation/run.py --target receive
 
 Mutation operators (each applied alone, at one node of one listed function):
 
@@ -513,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--function", help="only functions whose name contains this")
     parser.add_argument("--limit", type=int, help="at most this many mutants per target")
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
-    parser.add_argument("--out", type=Path, default=Path("/work/tmp/mut-results"))
+    parser.add_argument("--out", type=Path, default=Path("/tmp/iscsikit-mutation"))
     parser.add_argument(
         "--again",
         type=Path,
