@@ -196,12 +196,12 @@ def _oracle(oracle_dir: Path, args: tuple[str, ...]) -> tuple[int, bytes, str]:
     return proc.returncode, proc.stdout, proc.stderr.decode(errors="replace")
 
 
-def read_back(db: Path, tmp: Path) -> tuple[int, bytes]:
-    """``-o show -S`` of T by iscsiadm, on a copy of ``db``."""
+def read_back(db: Path, tmp: Path, args: tuple[str, ...] = SHOW) -> tuple[int, bytes]:
+    """``-o show -S`` of T (or ``args``) by iscsiadm, on a copy of ``db``."""
     copy = tmp / f"readback-{len(list(tmp.glob('readback-*')))}"
     shutil.copytree(db, copy / "etc-iscsi", symlinks=True)
     Oracle(copy)
-    code, out, _ = _oracle(copy, SHOW)
+    code, out, _ = _oracle(copy, args)
     return code, out
 
 
@@ -450,3 +450,40 @@ def test_damaged_iface_files(base: Path, tmp_path: Path) -> None:
     code, out, _ = _oracle(copy, ("-m", "iface", "-I", "ify"))
     assert code == 0 and out == pair.ours("-m", "iface", "-I", "ify")[1]
     assert b"iface.iscsi_ifacename = ify\n" in out and b"iface.net_ifacename = lo\n" in out
+
+
+def test_non_default_iface_files(base: Path, tmp_path: Path) -> None:
+    """A record bound to another iface is that iface's record for both tools; a copy of
+    the default record saved under another iface's name is no record of that iface
+    (its file says default): iscsiadm shows it as a second default record and its
+    delete by -T/-p fails on it (6); iscsikit leaves it out and deletes the real
+    records only (docs/compatibility.md)."""
+    pair = Pair(base, tmp_path, None)
+    for args in (
+        ("-m", "iface", "-I", "ifx", "-o", "new"),
+        ("-m", "node", "-o", "new", "-T", T, "-p", f"{PORTAL},1", "-I", "ifx"),
+    ):
+        assert pair.theirs(*args)[0] == 0
+    shutil.rmtree(pair.kit_db)
+    shutil.copytree(pair.ora_db, pair.kit_db, symlinks=True)
+    portal = f"nodes/{T}/{ADDRESS},3260,1"
+    for db in (pair.ora_db, pair.kit_db):
+        shutil.copy(db / portal / "default", db / portal / "ifz")
+    with_ifx = (*SHOW, "-I", "ifx")
+    theirs, ours = pair.both(*with_ifx)
+    assert (ours[0], ours[1]) == (theirs[0], theirs[1]) and ours[0] == 0
+    update = ("-m", "node", "-T", T, "-p", PORTAL, "-I", "ifx", "-o", "update")
+    theirs, ours = pair.both(*update, "-n", "node.startup", "-v", "automatic")
+    assert ours[0] == theirs[0] == 0
+    shown = read_back(pair.kit_db, tmp_path, with_ifx)
+    assert shown == read_back(pair.ora_db, tmp_path, with_ifx) and shown[0] == 0
+    assert b"node.startup = automatic\n" in shown[1]
+    # without -I: iscsiadm shows the copy too (as a second "default" record), iscsikit
+    # the two records only
+    theirs, ours = pair.both(*SHOW)
+    assert theirs[0] == ours[0] == 0
+    assert (theirs[1].count(b"# BEGIN RECORD"), ours[1].count(b"# BEGIN RECORD")) == (3, 2)
+    theirs, ours = pair.both(*DELETE)
+    assert theirs[0] == 6 and ours[0] == 0
+    for db in (pair.ora_db, pair.kit_db):
+        assert sorted(p.name for p in (db / portal).iterdir()) == ["ifz"]
