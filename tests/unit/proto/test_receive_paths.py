@@ -1102,3 +1102,13 @@ def test_an_ahs_pdu_without_data_behind_another_pdu(hd: bool, cut: int | None) -
         assert task.good and not other.done
         w.conn.receive_data(wire[len(first) + 48 + cut :])
     assert task.good and other.good
+
+
+def test_reader_accepts_the_smallest_max_recv() -> None:
+    """MaxRecvDataSegmentLength 1 is a legal setting (1..2**24-1, RFC 7143 §13.12)."""
+    reader = _login_reader(max_data_segment_length=1)
+    reader.receive_data(_nop_in(b"x", hd=False, dd=False))
+    assert reader.next_pdu() is not None
+    reader.receive_data(_nop_in(b"xy", hd=False, dd=False)[:48])
+    with pytest.raises(RemoteProtocolError, match="2-byte data segment exceeds"):
+        reader.next_pdu()
