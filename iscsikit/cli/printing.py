@@ -50,6 +50,7 @@ __all__ = [
     "iface_text",
     "login_target",
     "node_flat",
+    "node_iface_label",
     "node_text",
     "node_tree",
     "portal_text",
@@ -143,6 +144,17 @@ def discovery_text(discovery: DiscoveryRecord, *, show_secrets: bool = False) ->
 def node_flat(node: NodeLike) -> str:
     """One node ``-P 0`` line: ``127.0.0.1:3260,1 iqn...`` (tpgt as unsigned 32 bits)."""
     return f"{portal_text(node.address, node.port)},{node.tpgt & 0xFFFFFFFF} {node.target}\n"
+
+
+def node_iface_label(node: NodeRecord) -> str:
+    """``tcp:[hw=,ip=,net_if=,iscsi_if=default] 127.0.0.1,3260,1 iqn...``: how iscsiadm
+    names a node with its iface when it adds one (usr/iscsiadm.c, ``iface_fmt``)."""
+    v = node.values
+    return (
+        f"{v['iface.transport_name']}:[hw={v['iface.hwaddress']},ip={v['iface.ipaddress']},"
+        f"net_if={v['iface.net_ifacename']},iscsi_if={node.iface}] "
+        f"{node.address},{node.port},{node.tpgt} {node.target}"
+    )
 
 
 def node_tree(nodes: Iterable[NodeLike], *, indent: str = "") -> str:

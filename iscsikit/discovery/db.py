@@ -25,6 +25,7 @@ from iscsikit.errors import InvalidParameterError
 from iscsikit.proto.sendtargets import DiscoveredTarget
 from iscsikit.records.model import DiscoveryRecord, IfaceRecord, NodeRecord
 from iscsikit.records.store import Records
+from iscsikit.records.writer import NodesNotWritten
 
 
 class DiscoveryOp(enum.Flag):
@@ -62,6 +63,9 @@ class DiscoveryOutcome:
     added: list[NodeRecord] = field(default_factory=list)
     updated: list[NodeRecord] = field(default_factory=list)
     deleted: list[NodeRecord] = field(default_factory=list)
+    #: Records that were to be added or updated but were not, each with the reason
+    #: (a file at their path that is another record or none: iscsiadm goes on too).
+    not_written: list[tuple[NodeRecord, str]] = field(default_factory=list)
 
 
 def binding_ifaces(records: Records, requested: Sequence[str] = ()) -> list[IfaceRecord]:
@@ -132,7 +136,13 @@ def apply_discovery(
         # add_nodes replaces a record of the same id: that is open-iscsi's "update".
         changed = outcome.added + outcome.updated
         if changed:
-            records.add_nodes(changed, discovery=source)
+            try:
+                records.add_nodes(changed, discovery=source)
+            except NodesNotWritten as exc:
+                outcome.not_written = list(exc.refused)
+                failed = {id(record) for record, _ in exc.refused}
+                outcome.added = [n for n in outcome.added if id(n) not in failed]
+                outcome.updated = [n for n in outcome.updated if id(n) not in failed]
         if outcome.deleted:
             records.delete_nodes(outcome.deleted)
     return outcome

@@ -25,6 +25,7 @@ from iscsikit.records.layout import NodeId
 from iscsikit.records.lock import DbLock
 from iscsikit.records.model import DiscoveryRecord, IfaceRecord, NodeRecord, Record
 from iscsikit.records.store import Records
+from iscsikit.records.writer import NodesNotWritten
 
 __all__ = [
     "RECORD_VERSION",
@@ -33,6 +34,7 @@ __all__ = [
     "IfaceRecord",
     "NodeId",
     "NodeRecord",
+    "NodesNotWritten",
     "ParsedRecord",
     "Record",
     "RecordProblem",

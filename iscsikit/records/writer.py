@@ -30,11 +30,20 @@ from iscsikit.records.layout import Layout, NodeId, check_name
 from iscsikit.records.model import DiscoveryRecord, NodeRecord, Record
 from iscsikit.records.reader import Reader, node_defaults
 
-__all__ = ["Writer"]
+__all__ = ["NodesNotWritten", "Writer"]
 
 _IDS = {
     record: frozenset(k.name for k in REGISTRY.keys(record) if k.record_id) for record in RecordType
 }
+
+
+class NodesNotWritten(DatabaseError):
+    """Some node records of a batch were not written (the others were): each with the
+    reason, in iscsiadm's words (``refused``)."""
+
+    def __init__(self, refused: list[tuple[NodeRecord, str]]) -> None:
+        super().__init__("\n".join(reason for _, reason in refused))
+        self.refused = tuple(refused)
 
 
 class Writer:
@@ -111,7 +120,7 @@ class Writer:
         created: list[str] = []
         stale: list[str] = []
         paths: list[str] = []
-        refused: list[str] = []
+        refused: list[tuple[NodeRecord, str]] = []
         written: list[NodeRecord] = []
         with fsio.WriteBatch(durable=self.durable, root=self.root) as batch:
             for record in records:
@@ -122,11 +131,12 @@ class Writer:
                 path = layout.node_file(node)
                 if os.path.lexists(path):  # replaced: its old link goes (idbm_delete_node)
                     if not os.path.exists(path):  # a dangling link: iscsiadm cannot open it
-                        refused.append(f"Could not open {path}: No such file or directory")
+                        missing = f"Could not open {path}: No such file or directory"
+                        refused.append((record, missing))
                         continue
                     old = self.reader.load_node(node, problems, path=path)
                     if old is None and os.path.isfile(path):
-                        refused.append(self._not_replaced(path))
+                        refused.append((record, self._not_replaced(path)))
                         continue
                     old_link = self.link_path(old) if old is not None else None
                     if old_link is not None and old_link != self.link_path(record):
@@ -152,7 +162,7 @@ class Writer:
         for record, path in zip(written, paths, strict=True):
             record.mark_stored(Path(path))
         if refused:
-            raise DatabaseError("\n".join(refused))
+            raise NodesNotWritten(refused)
 
     def _not_replaced(self, path: str) -> str:
         """Why a new record does not replace the file at ``path``, which is not the record

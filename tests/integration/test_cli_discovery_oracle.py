@@ -556,6 +556,30 @@ def test_discoverydb_discover_uses_stored_record(
     assert_same(*db.run_both(tmp_path / "run", argv, host_network=True))
 
 
+@pytest.mark.parametrize("content", [b"", b"\x8f garbage \x00\xff" * 20], ids=["empty", "garbage"])
+def test_discovery_over_a_file_that_is_not_the_record(
+    fresh_db: Db, targets: Targets, tmp_path: Path, content: bytes
+) -> None:
+    """A discovered portal whose record path holds a file that is not its record: iscsiadm
+    says why it cannot replace it, "Could not add/update [...]", prints the portal and
+    exits 0, leaving the file alone; the other target's record is written."""
+    db = Db(tmp_path / "db")
+    shutil.copytree(fresh_db.base, db.base, dirs_exist_ok=True, symlinks=True)
+    host, port = targets.portal.rsplit(":", 1)
+    bad = db.base / "etc-iscsi" / "nodes" / ALPHA / f"{host},{port},1"
+    bad.mkdir(parents=True)
+    (bad / "gold").write_bytes(content)
+    argv = ("-m", "discovery", "-t", "st", "-p", targets.portal, "-I", "gold")
+    theirs, ours, ordered = db.run_both(tmp_path / "run", argv, host_network=True)
+    assert_same(theirs, ours, ordered)
+    assert theirs.rc == 0 and ALPHA in theirs.stdout and BETA in theirs.stdout
+    added = f"Could not add/update [tcp:[hw=,ip=,net_if=,iscsi_if=gold] {host},{port},1 {ALPHA}]"
+    assert added in theirs.stderr and added in ours.stderr, ours.stderr
+    assert (
+        tmp_path / "run/root/etc/iscsi/nodes" / ALPHA / f"{host},{port},1/gold"
+    ).read_bytes() == content
+
+
 def test_discovery_login_without_daemon(fresh_db: Db, targets: Targets, tmp_path: Path) -> None:
     argv = ("-m", "discovery", "-t", "st", "-p", targets.portal, "-I", "gold", "-l")
     assert_same(*fresh_db.run_both(tmp_path, argv, host_network=True))

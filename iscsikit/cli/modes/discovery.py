@@ -57,7 +57,7 @@ from iscsikit.cli.modes.discovery_records import (
     stored,
     update,
 )
-from iscsikit.cli.printing import portal_text
+from iscsikit.cli.printing import node_iface_label, portal_text
 from iscsikit.errors import IscsiErr, IscsiError, NoObjectsFoundError
 
 if TYPE_CHECKING:
@@ -247,6 +247,10 @@ def _discover(cmd: Command, kind: str, ip: str, port: int, *, fresh: bool) -> in
         for iface, found in results
         for t in found
     ]
+    for outcome in outcomes:  # iscsiadm reports each and goes on (exec_disc_op_on_recs)
+        for node, reason in outcome.not_written:
+            env.err(reason)
+            env.err(f"Could not add/update [{node_iface_label(node)}]")
     cmd.doc["targets"] = jsonout.node_list_json(nodes)
     cmd.doc["changes"] = {
         what: [jsonout.node_json(n) for o in outcomes for n in getattr(o, what)]

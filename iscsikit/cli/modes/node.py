@@ -280,12 +280,7 @@ def _add_static(pattern: Pattern, env: CliEnv, out: Output) -> int:
 
 
 def _added(node: NodeRecord, out: Output) -> None:
-    v = node.values
-    out.text(
-        f"New iSCSI node [{v['iface.transport_name']}:[hw={v['iface.hwaddress']},"
-        f"ip={v['iface.ipaddress']},net_if={v['iface.net_ifacename']},"
-        f"iscsi_if={node.iface}] {node.address},{node.port},{node.tpgt} {node.target}] added\n"
-    )
+    out.text(f"New iSCSI node [{printing.node_iface_label(node)}] added\n")
     out.add("nodes", out.node_doc(node, node))
 
 
