@@ -87,10 +87,12 @@ _WRITER_TESTS = (
     "tests/unit/records/test_records_malformed.py",
     "tests/unit/records/test_records_fileformat.py",
     "tests/unit/records/test_bindings_add.py",
+    "tests/unit/records/test_records_symlinks.py",
+    "tests/unit/records/test_records_corrupt.py",
 )
 
 #: The mutant sets by name: the receive-side checks of proto/ (digests, offsets, DataSN,
-#: residuals, ITTs), framing, CHAP and the record writer.
+#: residuals, ITTs), framing, CHAP, the record writer and its file operations.
 TARGETS: dict[str, Target] = {
     "receive": Target(
         "iscsikit/proto/ffp_receive.py",
@@ -186,6 +188,22 @@ TARGETS: dict[str, Target] = {
             "Writer.delete_nodes",
             "Writer.update",
             "Writer.rewrite",
+        ),
+        _WRITER_TESTS,
+    ),
+    "fsio": Target(
+        "iscsikit/records/fsio.py",
+        (
+            "open_dir",
+            "sync_dirs",
+            "make_dirs",
+            "_make_dirs_below",
+            "unlink",
+            "WriteBatch._dir_fd",
+            "WriteBatch.write",
+            "WriteBatch.symlink",
+            "WriteBatch.commit",
+            "WriteBatch.abort",
         ),
         _WRITER_TESTS,
     ),

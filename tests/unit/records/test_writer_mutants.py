@@ -9,14 +9,16 @@ identity was changed in place.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from iscsikit.errors import InvalidParameterError
-from iscsikit.records import DiscoveryRecord, NodeRecord, Records
+from iscsikit.records import DiscoveryRecord, IfaceRecord, NodeRecord, Records, fsio
 
 T1 = "iqn.2001-04.com.example:disk1"
+T2 = "iqn.2001-04.com.example:disk2"
 
 
 @pytest.fixture
@@ -192,3 +194,295 @@ def test_an_update_rewriting_a_malformed_file_reports_its_problems(db: Records) 
     assert db.problems, "the malformed lines went unreported"
     assert all(p.path == path for p in db.problems)
     assert db.node().values["node.session.timeo.replacement_timeout"] == "9"
+
+
+# -- durability: which directories are synced ----------------------------------------------
+#
+# records/fsio.py's contract: a record file's new text is on disk before its name points at
+# it, and every directory whose entries changed (a file renamed in, a link made or
+# removed, a subdirectory made or removed) is synced after its last change.  The spy
+# below records, at each os.fsync / syncfs, the state of what it syncs: for a directory
+# its entries as (name, inode) (a rename over a name changes the inode), for a file its
+# text.  A test then checks the final tree against those snapshots.
+
+_Entries = frozenset[tuple[str, int]]
+
+
+def _entries(directory: str) -> _Entries:
+    return frozenset(
+        (e.name, e.inode()) for e in os.scandir(directory) if not e.name.startswith(".")
+    )
+
+
+def _state(root: Path) -> tuple[dict[str, _Entries], dict[str, str]]:
+    """Every directory's entries and every regular file's text under ``root``."""
+    dirs: dict[str, _Entries] = {}
+    texts: dict[str, str] = {}
+    for top, subdirs, names in os.walk(root):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        dirs[top] = _entries(top)
+        for name in names:
+            path = os.path.join(top, name)
+            if not os.path.islink(path) and not name.startswith("."):
+                texts[path] = Path(path).read_text()
+    return dirs, texts
+
+
+class SyncSpy:
+    """Records what each os.fsync and syncfs made durable (see above)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+        self.root = root
+        self.dirs: list[tuple[str, _Entries]] = []  # (directory, entries when synced)
+        self.texts: list[tuple[str, str]] = []  # (file, its text) when synced
+        self.syncfs = 0
+        self.fsyncs = 0
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            self.fsyncs += 1
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            if os.path.isdir(path):
+                self.dirs.append((path, _entries(path)))
+            else:
+                self.texts.append((path, Path(path).read_text()))
+            real_fsync(fd)
+
+        def syncfs(path: str) -> None:
+            self.syncfs += 1
+            dirs, _ = _state(self.root)
+            self.dirs.extend(dirs.items())
+            for top, _, names in os.walk(self.root):
+                files = (os.path.join(top, n) for n in names if not n.startswith(".lock"))
+                self.texts += [(f, Path(f).read_text()) for f in files if not os.path.islink(f)]
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(fsio, "_syncfs", syncfs)
+
+    def check(
+        self, before: tuple[dict[str, _Entries], dict[str, str]], *, exact: bool = True
+    ) -> None:
+        """Every directory changed since ``before`` was synced in its final state, and
+        every file written was synced with its final text before its rename; ``exact``: no directory
+        whose entries did not change was synced."""
+        after_dirs, after_texts = _state(self.root)
+        changed = {d for d, e in after_dirs.items() if before[0].get(d) != e}
+        # A directory made here was synced by its parent (its entries are new with it);
+        # its own entries changed too and count like any other.
+        for directory in sorted(changed):
+            assert (directory, after_dirs[directory]) in self.dirs, (
+                f"{directory} not synced after its last change"
+            )
+        written = {p for p, t in after_texts.items() if before[1].get(p) != t}
+        for path in sorted(written):  # synced under its temporary name, before the rename
+            assert any(t == after_texts[path] and p != path for p, t in self.texts), (
+                f"{path}: its text was not synced before it was renamed into place"
+            )
+        if exact and not self.syncfs:
+            synced = {d for d, _ in self.dirs}
+            assert synced <= changed, f"synced although unchanged: {sorted(synced - changed)}"
+
+
+def _sendtargets(db: Records, address: str = "127.0.0.1") -> DiscoveryRecord:
+    disc = DiscoveryRecord.new("sendtargets", address, 3260)
+    db.add_discovery(disc)
+    return disc
+
+
+def _nothing(db: Records) -> None:
+    pass
+
+
+def _add_static(db: Records) -> None:
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 1))
+
+
+def _add_discovered(db: Records) -> None:
+    db.add_node(NodeRecord.new(T1, "127.0.0.1", 3260, 1), discovery=_sendtargets(db))
+
+
+def _add_discovered_two(db: Records) -> None:
+    disc = _sendtargets(db)
+    db.add_nodes([NodeRecord.new(t, "127.0.0.1", 3260, 1) for t in (T1, T2)], discovery=disc)
+
+
+def _rediscover_elsewhere(db: Records) -> None:
+    """The node's link moves from one server's directory to another's."""
+    second = db.discovery("sendtargets", "127.0.0.2")
+    db.add_node(NodeRecord.new(T1, "127.0.0.1", 3260, 1), discovery=second)
+
+
+def _add_second_server(db: Records) -> None:
+    _add_discovered(db)
+    _sendtargets(db, "127.0.0.2")
+
+
+def _add_old_style(db: Records) -> None:
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260))
+
+
+def _add_with_tpgt(db: Records) -> None:
+    """Replaces the old-style file: a new portal directory, the old file removed."""
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 3))
+
+
+def _add_again(db: Records) -> None:
+    record = NodeRecord.new(T1, "10.0.0.1", 3260, 1)
+    record.values["node.session.timeo.replacement_timeout"] = "17"
+    db.add_node(record)
+
+
+def _update(db: Records) -> None:
+    record = db.node()
+    record.set("node.startup", "automatic")
+    db.update_node(record)
+
+
+def _delete(db: Records) -> None:
+    db.delete_node(db.node())
+
+
+def _delete_by_id(db: Records) -> None:
+    db.delete_node(db.node().id)
+
+
+def _delete_both_by_id(db: Records) -> None:
+    db.delete_nodes([db.node(target=T1).id, db.node(target=T2).id])
+
+
+def _delete_one_of_two(db: Records) -> None:
+    db.delete_node(db.node(target=T2))
+
+
+def _add_isns_and_static(db: Records) -> None:
+    db.add_node(_isns_node())
+    db.add_node(NodeRecord.new(T2, "10.0.0.1", 3260, 1))
+
+
+def _add_iface(db: Records) -> None:
+    db.add_iface(IfaceRecord.new("ifx"))
+
+
+def _update_iface(db: Records) -> None:
+    ifx = db.iface("ifx")
+    ifx.set("iface.mtu", "9000")
+    db.update_iface(ifx)
+
+
+def _bound_node(db: Records) -> None:
+    _add_iface(db)
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 1, iface=db.iface("ifx")))
+
+
+def _update_discovery(db: Records) -> None:
+    disc = db.discovery("sendtargets", "127.0.0.1")
+    disc.set("discovery.sendtargets.timeo.login_timeout", "9")
+    db.update_discovery(disc)
+
+
+@pytest.mark.parametrize(
+    ("setup", "action"),
+    [
+        (_nothing, _add_static),
+        (_nothing, _add_discovered),
+        (_nothing, _add_discovered_two),
+        (_add_second_server, _rediscover_elsewhere),
+        (_add_old_style, _add_with_tpgt),
+        (_add_static, _add_again),
+        (_add_static, _update),
+        (_add_static, _delete),
+        (_add_discovered, _delete),
+        (_add_discovered, _delete_by_id),
+        (_add_discovered_two, _delete_one_of_two),
+        (_add_old_style, _delete),
+        (_nothing, _add_isns_and_static),
+        (_add_isns_and_static, _delete_both_by_id),
+        (_nothing, _add_iface),
+        (_bound_node, _update_iface),
+        (_add_discovered, _update_discovery),
+    ],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_every_changed_directory_is_synced_after_its_change(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    setup: Callable[[Records], None],
+    action: Callable[[Records], None],
+) -> None:
+    db = Records.at(tmp_path / "iscsi", durable=True)
+    setup(db)
+    before = _state(db.db_root)
+    spy = SyncSpy(monkeypatch, db.db_root)
+    action(db)
+    assert spy.syncfs == 0  # a few files: fsync() each file and directory
+    spy.check(before)
+
+
+def test_a_large_batch_is_synced_by_syncfs_before_and_after_the_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From fsio.SYNCFS_THRESHOLD files on, one syncfs() before the renames and one
+    after replace the fsync()s; the contract is the same."""
+    db = Records.at(tmp_path / "iscsi", durable=True)
+    disc = _sendtargets(db)
+    targets = [f"{T1}-{i}" for i in range(fsio.SYNCFS_THRESHOLD + 2)]
+    before = _state(db.db_root)
+    spy = SyncSpy(monkeypatch, db.db_root)
+    db.add_nodes([NodeRecord.new(t, "127.0.0.1", 3260, 1) for t in targets], discovery=disc)
+    spy.check(before)
+    assert spy.syncfs >= 2
+    before = _state(db.db_root)
+    spy = SyncSpy(monkeypatch, db.db_root)
+    db.delete_nodes([db.node(target=t) for t in targets])
+    spy.check(before)
+    assert (spy.syncfs, spy.fsyncs) == (1, 0)  # one syncfs, no fsync per directory
+
+
+# -- scenarios the first run found untested ----------------------------------------------
+
+
+def test_deleting_the_fw_source_removes_its_nodes_and_links(db: Records) -> None:
+    fw = DiscoveryRecord.new("fw")
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 1), discovery=fw)
+    db.add_node(NodeRecord.new(T2, "10.0.0.2", 3260, 1))  # static: stays
+    assert (db.db_root / "fw" / f"{T1},10.0.0.1,3260,1,default").is_symlink()
+    db.delete_discovery(db.discovery("fw"))
+    assert [n.target for n in db.nodes()] == [T2]
+    assert not any((db.db_root / "fw").iterdir())
+
+
+def test_a_pre_directory_discovery_file_is_updated_and_deleted_in_place(db: Records) -> None:
+    """Before open-iscsi 2.0-872 a SendTargets record was the file
+    ``send_targets/<address>,<port>`` itself; iscsiadm still reads and updates it there."""
+    disc = _sendtargets(db)
+    directory = db.db_root / "send_targets" / "127.0.0.1,3260"
+    text = (directory / "st_config").read_text()
+    (directory / "st_config").unlink()
+    directory.rmdir()
+    directory.write_text(text)
+    record = db.discovery("sendtargets", "127.0.0.1")
+    record.set("discovery.sendtargets.timeo.login_timeout", "9")
+    db.update_discovery(record)
+    assert directory.is_file()
+    assert "discovery.sendtargets.timeo.login_timeout = 9" in directory.read_text()
+    assert (
+        db.discovery("sendtargets", "127.0.0.1").get("discovery.sendtargets.timeo.login_timeout")
+        == "9"
+    )
+    db.delete_discovery(disc)
+    assert not directory.exists()
+
+
+def test_a_record_written_whole_counts_as_stored(db: Records) -> None:
+    """After add_iface / add_discovery the record object tracks changes from what was
+    written: a later update applies only its own change, keeping another writer's."""
+    ifx = IfaceRecord.new("ifx")
+    db.add_iface(ifx)
+    assert ifx.path == db.db_root / "ifaces" / "ifx"
+    theirs = db.iface("ifx")
+    theirs.set("iface.mtu", "9000")
+    db.update_iface(theirs)
+    ifx.set("iface.prefix_len", "24")
+    db.update_iface(ifx)
+    stored = db.iface("ifx")
+    assert (stored.get("iface.mtu"), stored.get("iface.prefix_len")) == ("9000", "24")
