@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from iscsikit.errors import InvalidParameterError
-from iscsikit.records import DiscoveryRecord, IfaceRecord, NodeRecord, Records, fsio
+from iscsikit.records import (
+    DiscoveryRecord,
+    IfaceRecord,
+    NodeRecord,
+    NodesNotWritten,
+    Records,
+    fsio,
+)
 
 T1 = "iqn.2001-04.com.example:disk1"
 T2 = "iqn.2001-04.com.example:disk2"
@@ -421,11 +428,11 @@ def test_every_changed_directory_is_synced_after_its_change(
 def test_a_large_batch_is_synced_by_syncfs_before_and_after_the_renames(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """From fsio.SYNCFS_THRESHOLD files on, one syncfs() before the renames and one
-    after replace the fsync()s; the contract is the same."""
+    """From fsio.SYNCFS_THRESHOLD files on (so: exactly that many here), one syncfs()
+    before the renames and one after replace the fsync()s; the contract is the same."""
     db = Records.at(tmp_path / "iscsi", durable=True)
     disc = _sendtargets(db)
-    targets = [f"{T1}-{i}" for i in range(fsio.SYNCFS_THRESHOLD + 2)]
+    targets = [f"{T1}-{i}" for i in range(fsio.SYNCFS_THRESHOLD)]  # exactly as many
     before = _state(db.db_root)
     spy = SyncSpy(monkeypatch, db.db_root)
     db.add_nodes([NodeRecord.new(t, "127.0.0.1", 3260, 1) for t in targets], discovery=disc)
@@ -486,3 +493,84 @@ def test_a_record_written_whole_counts_as_stored(db: Records) -> None:
     db.update_iface(ifx)
     stored = db.iface("ifx")
     assert (stored.get("iface.mtu"), stored.get("iface.prefix_len")) == ("9000", "24")
+
+
+def test_a_file_naming_another_stored_record_is_not_replaced(db: Records) -> None:
+    """The file at T1's path names T2, which is stored: iscsiadm would delete T2's
+    record there; iscsikit refuses T1 and leaves both files alone."""
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 1))
+    db.add_node(NodeRecord.new(T2, "10.0.0.1", 3260, 1))
+    path = db.db_root / "nodes" / T1 / "10.0.0.1,3260,1" / "default"
+    foreign = (db.db_root / "nodes" / T2 / "10.0.0.1,3260,1" / "default").read_text()
+    path.write_text(foreign)
+    with pytest.raises(NodesNotWritten) as err:
+        db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 1))
+    named = db.db_root / "nodes" / T2 / "10.0.0.1,3260,1" / "default"
+    assert str(err.value) == f"{path} names the record {named}: not replaced"
+    assert [r.target for r, _ in err.value.refused] == [T1]
+    assert path.read_text() == foreign
+
+
+def test_replacing_a_node_of_a_discovery_type_without_links(db: Records) -> None:
+    """An SLP-discovered node has no link (setup_disc_to_node_link); replacing it by a
+    static one removes no link and makes the static one."""
+    record = NodeRecord.new(T1, "10.0.0.1", 3260, 1)
+    record.values["node.discovery_type"] = "slp"
+    db.add_node(record)
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 1))
+    assert db.problems == []
+    assert (db.db_root / "static" / f"{T1},10.0.0.1,3260,1,default").is_symlink()
+    assert db.node().discovery_type == "static"
+
+
+def test_one_batch_storing_a_node_twice_keeps_the_link_of_the_last(db: Records) -> None:
+    """A batch holding one node twice, first found by server B then by A (where it is
+    stored): A's link, stale for the first record, is the second's new link and stays."""
+    first, second = _sendtargets(db), _sendtargets(db, "127.0.0.2")
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 1), discovery=first)
+    via_b, via_a = (NodeRecord.new(T1, "10.0.0.1", 3260, 1) for _ in range(2))
+    via_b.set_discovery(second)
+    via_a.set_discovery(first)
+    db.add_nodes([via_b, via_a])
+    assert db.node().discovery_address == "127.0.0.1"
+    assert [n.target for n in db.discovery_nodes(first)] == [T1]
+
+
+def test_deleting_a_discovered_node_removes_its_static_link_too(db: Records) -> None:
+    """A node found by SendTargets may also have a static/ link (left by an older
+    iscsiadm -o new): usr/idbm.c idbm_delete_node removes static and fw links too."""
+    db.add_node(NodeRecord.new(T1, "127.0.0.1", 3260, 1), discovery=_sendtargets(db))
+    static = db.db_root / "static"
+    static.mkdir(exist_ok=True)
+    link = static / f"{T1},127.0.0.1,3260,1,default"
+    link.symlink_to(db.db_root / "nodes" / T1 / "127.0.0.1,3260,1")
+    db.delete_node(db.node())
+    assert not os.path.lexists(link)
+    assert db.nodes() == []
+
+
+def test_a_deleted_record_has_no_pending_changes(db: Records) -> None:
+    """After delete the record object is stored nowhere and has nothing left to apply."""
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 1))
+    record = db.node()
+    record.set("node.startup", "automatic")
+    db.delete_node(record)
+    assert record.path is None
+    assert record.changes() == {}
+
+
+def test_a_malformed_discovery_file_rewritten_whole_gets_discovery_defaults(
+    db: Records,
+) -> None:
+    """A discovery file the line splice cannot patch is rewritten whole from the
+    discovery registry's defaults plus what the file holds (and its identity keys)."""
+    _sendtargets(db)
+    path = db.db_root / "send_targets" / "127.0.0.1,3260" / "st_config"
+    path.write_text("discovery.startup = manual\nno pair here\n")
+    record = db.discovery("sendtargets", "127.0.0.1")
+    record.set("discovery.sendtargets.timeo.login_timeout", "9")
+    db.update_discovery(record)
+    assert db.problems, "the malformed line went unreported"
+    expected = DiscoveryRecord.new("sendtargets", "127.0.0.1", 3260)
+    expected.set("discovery.sendtargets.timeo.login_timeout", "9")
+    assert path.read_text() == expected.to_text()
