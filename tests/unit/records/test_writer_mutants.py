@@ -357,6 +357,26 @@ def _delete_both_by_id(db: Records) -> None:
     db.delete_nodes([db.node(target=T1).id, db.node(target=T2).id])
 
 
+def _two_ifaces(db: Records) -> None:
+    """One portal, two ifaces: the portal directory holds two record files."""
+    _add_static(db)
+    _bound_node(db)
+
+
+def _two_old_style(db: Records) -> None:
+    """One target directory holding two old-style record files."""
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260))
+    db.add_node(NodeRecord.new(T1, "10.0.0.2", 3260))
+
+
+def _delete_default_iface(db: Records) -> None:
+    db.delete_node(db.node(iface="default"))
+
+
+def _delete_first_portal(db: Records) -> None:
+    db.delete_node(db.node(address="10.0.0.1"))
+
+
 def _delete_one_of_two(db: Records) -> None:
     db.delete_node(db.node(target=T2))
 
@@ -401,6 +421,8 @@ def _update_discovery(db: Records) -> None:
         (_add_discovered, _delete),
         (_add_discovered, _delete_by_id),
         (_add_discovered_two, _delete_one_of_two),
+        (_two_ifaces, _delete_default_iface),
+        (_two_old_style, _delete_first_portal),
         (_add_old_style, _delete),
         (_nothing, _add_isns_and_static),
         (_add_isns_and_static, _delete_both_by_id),
