@@ -6,8 +6,9 @@ no test could see it.  This module is written from RFC 7143 alone, with :mod:`st
 and the ``crc32c`` package, and must never import ``iscsikit.proto``: it builds the PDUs
 a target sends (:class:`DataIn`, :class:`ScsiResponse`, :class:`R2T`, :class:`NopIn`,
 :class:`TaskMgmtResponse`, :class:`AsyncMessage`, :class:`LogoutResponse`,
-:class:`LoginResponse`) and parses those an initiator sends (:func:`parse`).  Field
-names follow RFC 7143's (and so the project's dataclasses), so scripts read alike.
+:class:`LoginResponse`, :class:`TextResponse`) and parses those an initiator sends
+(:func:`parse`).  Field names follow RFC 7143's (and so the project's dataclasses), so
+scripts read alike.
 
 The Basic Header Segment (RFC 7143 §11.2.1) is 48 bytes: opcode (with the I bit, 0x40)
 at 0, flags at 1, two opcode-specific bytes, TotalAHSLength (4-byte words) at 4,
@@ -20,18 +21,22 @@ the data and its padding and is absent when there is no data segment.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Final
 
 import crc32c as _crc32c
 
 __all__ = [
+    "ASYNC_CONNECTION_DROP",
+    "ASYNC_LOGOUT_REQUEST",
     "BHS_LEN",
     "RESERVED_TAG",
+    "TMF_FUNCTION_COMPLETE",
     "AsyncMessage",
     "DataIn",
     "DataOut",
     "DigestMismatch",
+    "InitiatorPdu",
     "LoginRequest",
     "LoginResponse",
     "LogoutRequest",
@@ -46,7 +51,9 @@ __all__ = [
     "TaskMgmtRequest",
     "TaskMgmtResponse",
     "TextRequest",
+    "TextResponse",
     "crc32c",
+    "decode_text",
     "digest",
     "encode",
     "encode_text",
@@ -56,6 +63,11 @@ __all__ = [
 
 BHS_LEN: Final = 48
 RESERVED_TAG: Final = 0xFFFFFFFF
+#: Task Management Function Response "Function complete" (RFC 7143 §11.6.1).
+TMF_FUNCTION_COMPLETE: Final = 0
+#: AsyncEvent 1, the target asks for a logout; 2, it will drop a connection (§11.9.1).
+ASYNC_LOGOUT_REQUEST: Final = 1
+ASYNC_CONNECTION_DROP: Final = 2
 #: opcode (I bit included), flags, 2 specific bytes, TotalAHSLength, DSL (3 bytes),
 #: 8 bytes at 8, ITT, then seven words (RFC 7143 §11.2.1).
 _BHS: Final = struct.Struct(">BBBBB3s8sI7I")
@@ -320,6 +332,27 @@ class LoginResponse:
                     self.data, header_digest, data_digest)  # fmt: skip
 
 
+@dataclass(kw_only=True)
+class TextResponse:
+    """Text Response (RFC 7143 §11.11): flags F 0x80, C 0x40."""
+
+    final: bool = True
+    cont: bool = False
+    lun: int = 0
+    itt: int = 0
+    ttt: int = RESERVED_TAG
+    statsn: int = 0
+    expcmdsn: int = 0
+    maxcmdsn: int = 0
+    data: bytes = b""
+
+    def encode(self, header_digest: bool = False, data_digest: bool = False) -> bytes:
+        flags = 0x80 * self.final | 0x40 * self.cont
+        words = (self.ttt, self.statsn, self.expcmdsn, self.maxcmdsn, 0, 0, 0)
+        return _pdu(0x24, flags, 0, 0, _lun(self.lun), self.itt, words, self.data,
+                    header_digest, data_digest)  # fmt: skip
+
+
 TargetPdu = (
     DataIn
     | ScsiResponse
@@ -329,6 +362,7 @@ TargetPdu = (
     | AsyncMessage
     | LogoutResponse
     | LoginResponse
+    | TextResponse
 )
 
 
@@ -340,6 +374,23 @@ def encode(pdu: TargetPdu, *, header_digest: bool = False, data_digest: bool = F
 def encode_text(pairs: list[tuple[str, str]]) -> bytes:
     """Text keys as ``key=value`` NUL-terminated, UTF-8 (RFC 7143 §6.1)."""
     return b"".join(f"{key}={value}".encode() + b"\0" for key, value in pairs)
+
+
+def decode_text(data: bytes) -> list[tuple[str, str]]:
+    """``(key, value)`` pairs of a text data segment (RFC 7143 §6.1), in order: each pair
+    ends with a NUL, the value is what follows the first ``=``.  Strict, for checking
+    what an initiator sent: raises :class:`ValueError` on anything else."""
+    if not data:
+        return []
+    if not data.endswith(b"\0"):
+        raise ValueError("text does not end with a NUL")
+    pairs: list[tuple[str, str]] = []
+    for item in data[:-1].split(b"\0"):
+        key, sep, value = item.decode().partition("=")
+        if not sep or not key:
+            raise ValueError(f"not a key=value pair: {item!r}")
+        pairs.append((key, value))
+    return pairs
 
 
 # -- what an initiator sends -------------------------------------------------------------
@@ -553,11 +604,3 @@ def _ahs(ahs: bytes) -> list[tuple[int, bytes]]:
         out.append((ahs[pos + 2], ahs[pos + 3 : pos + 3 + length]))
         pos += 3 + length + (-(3 + length) % 4)
     return out
-
-
-def as_dict(pdu: InitiatorPdu) -> dict[str, object]:
-    """The fields of a parsed PDU by name (to build another type with the same fields)."""
-    return {f.name: getattr(pdu, f.name) for f in fields(pdu)}
-
-
-__all__ += ["InitiatorPdu", "as_dict"]

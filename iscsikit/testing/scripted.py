@@ -10,29 +10,30 @@ recovery use it.
 
 Every PDU on the wire is built and parsed by :mod:`iscsikit.testing.rawpdu`, written
 from RFC 7143 apart from the codec under test (digests included: a wrong one the
-initiator sends fails the script).  :meth:`Peer.recv` hands scripts the received PDU as
-the matching :mod:`iscsikit.proto.pdu` dataclass, filled field by field from rawpdu's
-parse: only the classes are used (scripts test ``isinstance`` against them), never the
-codec's encoder or decoder.
+initiator sends fails the script).  :meth:`Peer.recv` hands scripts rawpdu's own
+dataclasses (:class:`~iscsikit.testing.rawpdu.ScsiCommand`, ...): nothing here imports
+the codec under test, not even its classes.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
-from iscsikit.proto import pdu as _typed
 from iscsikit.testing import rawpdu as raw
 from iscsikit.testing.hostile import PeerClosed, read_pdu
 from iscsikit.testing.rawpdu import (
     RESERVED_TAG,
     AsyncMessage,
     DataIn,
+    InitiatorPdu,
     LoginRequest,
     LoginResponse,
+    LogoutRequest,
     LogoutResponse,
     NopIn,
+    ScsiCommand,
     ScsiResponse,
     TargetPdu,
     TaskMgmtResponse,
@@ -72,7 +73,7 @@ class Peer:
     def encode(self, pdu: TargetPdu) -> bytes:
         return raw.encode(pdu, header_digest=self.hd, data_digest=self.dd)
 
-    def recv(self, timeout: float | None = 10.0) -> _typed.Pdu:
+    def recv(self, timeout: float | None = 10.0) -> InitiatorPdu:
         """The next PDU that is not a ping (pings are answered here)."""
         while True:
             wire = read_pdu(self.conn, timeout, header_digest=self.hd, data_digest=self.dd)
@@ -82,12 +83,12 @@ class Peer:
                 continue
             if isinstance(pdu, raw.ScsiCommand) and not pdu.immediate:
                 self.expcmdsn = (pdu.cmdsn + 1) & 0xFFFFFFFF
-            return _TYPED[type(pdu)](**raw.as_dict(pdu))
+            return pdu
 
-    def command(self) -> _typed.ScsiCommand:
+    def command(self) -> ScsiCommand:
         while True:
             pdu = self.recv()
-            if isinstance(pdu, _typed.ScsiCommand):
+            if isinstance(pdu, ScsiCommand):
                 return pdu
 
     def _statsn(self) -> int:
@@ -133,7 +134,7 @@ class Peer:
 
     # -- an honest disk, for the SCSI probe and the good commands --------------------------
 
-    def answer(self, cmd: _typed.ScsiCommand) -> None:
+    def answer(self, cmd: ScsiCommand) -> None:
         """Answer ``cmd`` as a small, well-behaved disk would."""
         op = cmd.cdb[0]
         length = cmd.expected_data_transfer_length
@@ -155,18 +156,16 @@ class Peer:
         under = length - len(data)
         self.send(self.data_in(cmd.itt, data, status=0, underflow=under > 0, residual_count=under))
 
-    def serve(
-        self, until: Callable[[_typed.ScsiCommand], bool] | None = None
-    ) -> _typed.ScsiCommand | None:
+    def serve(self, until: Callable[[ScsiCommand], bool] | None = None) -> ScsiCommand | None:
         """Answer honestly until a command ``until`` picks (returned unanswered), a Logout
         (answered, then None), or the initiator closing (None)."""
         try:
             while True:
                 pdu = self.recv(timeout=None)
-                if isinstance(pdu, _typed.LogoutRequest):
+                if isinstance(pdu, LogoutRequest):
                     self.send(self.logout_response(pdu.itt))
                     return None
-                if isinstance(pdu, _typed.ScsiCommand):
+                if isinstance(pdu, ScsiCommand):
                     if until is not None and until(pdu):
                         return pdu
                     self.answer(pdu)
@@ -175,18 +174,6 @@ class Peer:
 
 
 Script = Callable[[Peer], None]
-
-#: The project's dataclass for each PDU type rawpdu parses, for scripts' isinstance tests.
-_TYPED: Final[dict[type[raw.InitiatorPdu], type[_typed.Pdu]]] = {
-    raw.LoginRequest: _typed.LoginRequest,
-    raw.ScsiCommand: _typed.ScsiCommand,
-    raw.DataOut: _typed.DataOut,
-    raw.NopOut: _typed.NopOut,
-    raw.TaskMgmtRequest: _typed.TaskMgmtRequest,
-    raw.LogoutRequest: _typed.LogoutRequest,
-    raw.TextRequest: _typed.TextRequest,
-    raw.SnackRequest: _typed.SnackRequest,
-}
 
 
 def logged_in(

@@ -28,12 +28,10 @@ from iscsikit.errors import (
     PduTimeoutError,
     RemoteProtocolError,
 )
-from iscsikit.proto.constants import TmfResponse
+
+# The initiator's own API (timers, the task it runs), not the codec: the target's PDUs
+# are rawpdu's.
 from iscsikit.proto.ffp import Timers
-from iscsikit.proto.pdu import (
-    ScsiCommand,
-    TaskMgmtRequest,
-)
 from iscsikit.proto.task import ScsiTask
 from iscsikit.scsi import cdb as C
 from iscsikit.testing.hostile import (
@@ -42,6 +40,7 @@ from iscsikit.testing.hostile import (
     reset_connection,
     silent,
 )
+from iscsikit.testing.rawpdu import TMF_FUNCTION_COMPLETE, ScsiCommand, TaskMgmtRequest
 from iscsikit.testing.scripted import BLOCK, BLOCKS, Peer, Script, disk_bytes, logged_in
 
 pytestmark = pytest.mark.integration
@@ -251,8 +250,12 @@ def test_bad_data_digest_in_data_in_drops_the_session() -> None:
         assert elapsed < QUICK and channel.closed
 
 
+def serve_all(peer: Peer) -> None:
+    peer.serve()
+
+
 def test_good_reads_with_digests() -> None:
-    with session(lambda p: p.serve() and None, digests=True) as s:
+    with session(serve_all, digests=True) as s:
         channel = s.transport_session.command_channel()
         for _ in range(3):
             task = read10()
@@ -344,7 +347,7 @@ def test_target_that_aborts_the_timed_out_read_ends_it() -> None:
             while True:
                 pdu = p.recv(timeout=None)
                 if isinstance(pdu, TaskMgmtRequest):
-                    p.send(p.tmf_response(pdu.itt, TmfResponse.FUNCTION_COMPLETE))
+                    p.send(p.tmf_response(pdu.itt, TMF_FUNCTION_COMPLETE))
         except PeerClosed:
             pass
 

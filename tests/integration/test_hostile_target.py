@@ -8,6 +8,10 @@ expected code, raised before the configured timeout (plus scheduling slack) — 
 hang and never another exception type.  Codes: a target that breaks the protocol
 during login fails the login (5); after login the connection is unusable (4); a hang
 is a timeout (8 while logging in, 11 waiting for a response).
+
+The target's PDUs are built and the initiator's parsed by :mod:`iscsikit.testing.rawpdu`
+(RFC 7143, struct and crc32c), never by the codec under test: a codec bug cannot hide
+on both ends of the wire.
 """
 
 from __future__ import annotations
@@ -20,18 +24,19 @@ import pytest
 
 import iscsikit
 from iscsikit import IscsiErr, IscsiError
-from iscsikit.proto.constants import RESERVED_TAG
-from iscsikit.proto.digest import crc32c
-from iscsikit.proto.pdu import (
+from iscsikit.testing.hostile import ScriptedTarget, read_pdu
+from iscsikit.testing.rawpdu import (
+    RESERVED_TAG,
     LoginRequest,
     LoginResponse,
     NopIn,
+    TextRequest,
     TextResponse,
-    decode_pdu,
-    encode_pdu,
+    crc32c,
+    decode_text,
+    encode_text,
+    parse,
 )
-from iscsikit.proto.text import decode_text, encode_text
-from iscsikit.testing.hostile import ScriptedTarget, read_pdu
 
 pytestmark = pytest.mark.integration
 
@@ -69,18 +74,26 @@ OPERATIONAL_ANSWERS = [
 ]
 
 
-def read_login(conn: socket.socket) -> LoginRequest:
-    """The initiator's operational-stage Login Request.  A Normal session's login starts
-    at the security stage offering AuthMethod=None (as open-iscsi's does): that round
-    is answered properly here, so each test misbehaves where it means to."""
-    pdu = decode_pdu(read_pdu(conn))
+def read_login_wire(conn: socket.socket) -> tuple[LoginRequest, bytes]:
+    """The initiator's operational-stage Login Request, parsed and as sent.  A Normal
+    session's login starts at the security stage offering AuthMethod=None (as
+    open-iscsi's does): that round is answered properly here, so each test misbehaves
+    where it means to."""
+    wire = read_pdu(conn)
+    pdu = parse(wire)
     assert isinstance(pdu, LoginRequest)
     if pdu.csg == 0:
         assert ("AuthMethod", "None") in decode_text(pdu.data)
-        conn.sendall(encode_pdu(login_response(pdu, [("AuthMethod", "None")], tsih=0, statsn=0)))
-        pdu = decode_pdu(read_pdu(conn))
+        conn.sendall(login_response(pdu, [("AuthMethod", "None")], tsih=0, statsn=0).encode())
+        wire = read_pdu(conn)
+        pdu = parse(wire)
         assert isinstance(pdu, LoginRequest) and pdu.csg == 1
-    return pdu
+    return pdu, wire
+
+
+def read_login(conn: socket.socket) -> LoginRequest:
+    """The initiator's operational-stage Login Request (see :func:`read_login_wire`)."""
+    return read_login_wire(conn)[0]
 
 
 def answer_login_then(after: Behaviour, answers: list[tuple[str, str]] | None = None) -> Behaviour:
@@ -88,7 +101,7 @@ def answer_login_then(after: Behaviour, answers: list[tuple[str, str]] | None = 
 
     def behaviour(conn: socket.socket) -> None:
         req = read_login(conn)
-        conn.sendall(encode_pdu(login_response(req, answers or OPERATIONAL_ANSWERS)))
+        conn.sendall(login_response(req, answers or OPERATIONAL_ANSWERS).encode())
         after(conn)
 
     return behaviour
@@ -142,14 +155,14 @@ def test_target_that_closes_at_once() -> None:
 
 def test_truncated_pdu_then_close() -> None:
     expect_error(
-        reply_to_login(lambda req: encode_pdu(login_response(req, []))[:30], then_close=True),
+        reply_to_login(lambda req: login_response(req, []).encode()[:30], then_close=True),
         IscsiErr.TRANS,
     )
 
 
 def test_truncated_pdu_then_silence() -> None:
     expect_error(
-        reply_to_login(lambda req: encode_pdu(login_response(req, OPERATIONAL_ANSWERS))[:60]),
+        reply_to_login(lambda req: login_response(req, OPERATIONAL_ANSWERS).encode()[:60]),
         IscsiErr.TRANS_TIMEOUT,
     )
 
@@ -157,7 +170,7 @@ def test_truncated_pdu_then_silence() -> None:
 def test_slow_drip_is_still_bounded() -> None:
     def drip(conn: socket.socket) -> None:
         req = read_login(conn)
-        for byte in encode_pdu(login_response(req, OPERATIONAL_ANSWERS)):
+        for byte in login_response(req, OPERATIONAL_ANSWERS).encode():
             conn.sendall(bytes([byte]))
             time.sleep(0.2)
 
@@ -166,20 +179,24 @@ def test_slow_drip_is_still_bounded() -> None:
 
 def test_wrong_opcode_for_login() -> None:
     def nop_in(req: LoginRequest) -> bytes:
-        return encode_pdu(NopIn(itt=req.itt, ttt=RESERVED_TAG, statsn=1, expcmdsn=1, maxcmdsn=1))
+        return NopIn(itt=req.itt, ttt=RESERVED_TAG, statsn=1, expcmdsn=1, maxcmdsn=1).encode()
 
     err = expect_error(reply_to_login(nop_in), IscsiErr.LOGIN)
     assert "Login Response" in str(err)
 
 
 def test_initiator_opcode_from_target() -> None:
-    # A Login *Request* (opcode 0x03) coming back from the target.
-    expect_error(reply_to_login(encode_pdu), IscsiErr.LOGIN)
+    # The initiator's own Login *Request* (opcode 0x03) coming back from the target.
+    def echo(conn: socket.socket) -> None:
+        conn.sendall(read_login_wire(conn)[1])
+        time.sleep(TIMEOUT + SLACK + 1)
+
+    expect_error(echo, IscsiErr.LOGIN)
 
 
 def test_unknown_opcode() -> None:
     def weird(req: LoginRequest) -> bytes:
-        raw = bytearray(encode_pdu(login_response(req, OPERATIONAL_ANSWERS)))
+        raw = bytearray(login_response(req, OPERATIONAL_ANSWERS).encode())
         raw[0] = 0x3A  # not an iSCSI opcode
         return bytes(raw)
 
@@ -188,7 +205,7 @@ def test_unknown_opcode() -> None:
 
 def test_oversized_data_segment_is_refused_without_waiting_for_it() -> None:
     def huge(req: LoginRequest) -> bytes:
-        raw = bytearray(encode_pdu(login_response(req, [])))
+        raw = bytearray(login_response(req, []).encode())
         raw[5:8] = (16 * 1024 * 1024 - 1).to_bytes(3, "big")  # DataSegmentLength
         return bytes(raw)  # ...and never send the 16 MiB
 
@@ -199,7 +216,7 @@ def test_oversized_data_segment_is_refused_without_waiting_for_it() -> None:
 def test_garbage_text_keys() -> None:
     for data in (b"\xff\xfe=\x00", b"no-equals-sign\x00", b"=empty-key\x00", b"A" * 70 + b"=1\x00"):
         expect_error(
-            reply_to_login(lambda req, d=data: encode_pdu(login_response(req, [], data=d))),  # type: ignore[misc]
+            reply_to_login(lambda req, d=data: login_response(req, [], data=d).encode()),  # type: ignore[misc]
             IscsiErr.LOGIN,
         )
 
@@ -207,23 +224,21 @@ def test_garbage_text_keys() -> None:
 def test_illegal_negotiation_answer() -> None:
     # We offered HeaderDigest=None only; CRC32C is not a legal answer.
     answers = [("HeaderDigest", "CRC32C"), ("DataDigest", "None")]
-    expect_error(
-        reply_to_login(lambda req: encode_pdu(login_response(req, answers))), IscsiErr.LOGIN
-    )
+    expect_error(reply_to_login(lambda req: login_response(req, answers).encode()), IscsiErr.LOGIN)
 
 
 def test_endless_login_rounds_are_bounded() -> None:
     def stall(conn: socket.socket) -> None:
         while True:
             req = read_login(conn)
-            conn.sendall(encode_pdu(login_response(req, [], transit=False, nsg=0)))
+            conn.sendall(login_response(req, [], transit=False, nsg=0).encode())
 
     expect_error(stall, IscsiErr.LOGIN)
 
 
 def test_leading_login_with_tsih_zero() -> None:
     expect_error(
-        reply_to_login(lambda req: encode_pdu(login_response(req, OPERATIONAL_ANSWERS, tsih=0))),
+        reply_to_login(lambda req: login_response(req, OPERATIONAL_ANSWERS, tsih=0).encode()),
         IscsiErr.LOGIN,
     )
 
@@ -242,14 +257,14 @@ def test_bad_header_digest_after_login() -> None:
             maxcmdsn=9,
             data=encode_text([("TargetName", "iqn.2024-01.x:y")]),
         )
-        raw = bytearray(encode_pdu(rsp, header_digest=True))
+        raw = bytearray(rsp.encode(header_digest=True))
         raw[48] ^= 0xFF  # corrupt the header digest
         conn.sendall(bytes(raw))
         time.sleep(TIMEOUT + SLACK + 1)
 
     def discovery(conn: socket.socket) -> None:
         req = read_login(conn)
-        conn.sendall(encode_pdu(login_response(req, answers)))
+        conn.sendall(login_response(req, answers).encode())
         bad_digest(conn)
 
     with ScriptedTarget(discovery) as target, pytest.raises(IscsiError) as info:
@@ -265,11 +280,11 @@ def test_bad_data_digest_in_full_feature_phase() -> None:
 
     def session(conn: socket.socket) -> None:
         req = read_login(conn)
-        conn.sendall(encode_pdu(login_response(req, answers, nsg=3)))
+        conn.sendall(login_response(req, answers, nsg=3).encode())
         nop = NopIn(
             itt=RESERVED_TAG, ttt=RESERVED_TAG, statsn=2, expcmdsn=2, maxcmdsn=9, data=b"payload!"
         )
-        raw = bytearray(encode_pdu(nop, data_digest=True))
+        raw = bytearray(nop.encode(data_digest=True))
         assert int.from_bytes(raw[-4:], "little") == crc32c(b"payload!")
         raw[-1] ^= 0x01  # corrupt the data digest
         conn.sendall(bytes(raw))
@@ -295,18 +310,19 @@ def test_sendtargets_endless_continuation_is_bounded() -> None:
     def endless(conn: socket.socket) -> None:
         n = 0
         while True:
-            text = decode_pdu(read_pdu(conn))
+            text = parse(read_pdu(conn))
+            assert isinstance(text, TextRequest)
             n += 1
             rsp = TextResponse(
                 final=False,
                 itt=text.itt,
                 ttt=n,
                 statsn=1 + n,
-                expcmdsn=2,  # type: ignore[attr-defined]
+                expcmdsn=2,
                 maxcmdsn=9,
                 data=encode_text([("TargetName", f"iqn.2024-01.x:{n}")]),
             )
-            conn.sendall(encode_pdu(rsp))
+            conn.sendall(rsp.encode())
 
     err = expect_error(answer_login_then(endless), IscsiErr.PDU_TIMEOUT)
     assert "timed out" in str(err)
@@ -314,17 +330,18 @@ def test_sendtargets_endless_continuation_is_bounded() -> None:
 
 def test_sendtargets_garbage_answer() -> None:
     def garbage(conn: socket.socket) -> None:
-        text = decode_pdu(read_pdu(conn))
+        text = parse(read_pdu(conn))
+        assert isinstance(text, TextRequest)
         rsp = TextResponse(
             final=True,
             itt=text.itt,
             ttt=RESERVED_TAG,
             statsn=2,
-            expcmdsn=2,  # type: ignore[attr-defined]
+            expcmdsn=2,
             maxcmdsn=9,
             data=encode_text([("TargetAddress", "1.2.3.4:3260,1")]),
         )
-        conn.sendall(encode_pdu(rsp))
+        conn.sendall(rsp.encode())
         time.sleep(TIMEOUT + SLACK + 1)
 
     expect_error(answer_login_then(garbage), IscsiErr.TRANS)

@@ -18,12 +18,16 @@ import pytest
 from iscsikit.manager.managed import ManagedSession
 from iscsikit.manager.spec import session_settings
 from iscsikit.proto.address import parse_portal
-from iscsikit.proto.constants import AsyncEvent
 from iscsikit.proto.ffp import Timers
-from iscsikit.proto.pdu import LogoutRequest, ScsiCommand
 from iscsikit.proto.task import ScsiTask
 from iscsikit.scsi import cdb as C
 from iscsikit.testing.hostile import PeerClosed, ScriptedTarget
+from iscsikit.testing.rawpdu import (
+    ASYNC_CONNECTION_DROP,
+    ASYNC_LOGOUT_REQUEST,
+    LogoutRequest,
+    ScsiCommand,
+)
 from iscsikit.testing.scripted import BLOCK, Peer, disk_bytes, logged_in
 
 pytestmark = pytest.mark.integration
@@ -90,7 +94,7 @@ def test_async_logout_request_drains_logs_out_and_comes_back() -> None:
             seen["commands"].append((0, int.from_bytes(cmd.cdb[2:6], "big")))
             peer.answer(cmd)
         cmd = peer.command()  # in flight when the target asks for the logout
-        peer.send(peer.async_message(AsyncEvent.LOGOUT_REQUEST, parameter3=5))
+        peer.send(peer.async_message(ASYNC_LOGOUT_REQUEST, parameter3=5))
         seen["commands"].append((0, int.from_bytes(cmd.cdb[2:6], "big")))
         peer.answer(cmd)
         pdu = peer.recv()  # nothing new may come before the Logout
@@ -120,7 +124,7 @@ def test_dropping_connection_event_recovers_and_reissues() -> None:
             peer.answer(cmd)
         cmd = peer.command()  # never answered on this connection: it must come again
         assert isinstance(cmd, ScsiCommand)
-        peer.send(peer.async_message(AsyncEvent.CONNECTION_DROP, parameter2=0, parameter3=0))
+        peer.send(peer.async_message(ASYNC_CONNECTION_DROP, parameter2=0, parameter3=0))
         peer.conn.close()
 
     behaviour, seen = scripted(first)

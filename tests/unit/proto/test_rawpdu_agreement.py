@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iscsikit.proto import pdu as codec
+from iscsikit.proto import text as codec_text
 from iscsikit.testing import rawpdu
 from iscsikit.testing.hostile import pdu_length as hostile_pdu_length
 
@@ -30,6 +31,7 @@ BUILT = [
     (codec.AsyncMessage, rawpdu.AsyncMessage),
     (codec.LogoutResponse, rawpdu.LogoutResponse),
     (codec.LoginResponse, rawpdu.LoginResponse),
+    (codec.TextResponse, rawpdu.TextResponse),
 ]
 #: Initiator PDUs rawpdu parses.
 PARSED = [
@@ -107,3 +109,27 @@ def test_rfc_7143_appendix_b4_crc32c_vectors() -> None:
     assert rawpdu.crc32c(bytes(range(32))) == 0x46DD794E
     assert rawpdu.crc32c(bytes(range(31, -1, -1))) == 0x113FDB5C
     assert rawpdu.digest(bytes(32)) == bytes.fromhex("aa36918a")
+
+
+#: Pairs both text codecs accept: RFC 7143 key names, values without a NUL.
+PAIRS = st.lists(
+    st.tuples(
+        st.from_regex(r"[A-Za-z][A-Za-z0-9.\-+@_]{0,20}", fullmatch=True),
+        st.text(st.characters(blacklist_characters="\0", blacklist_categories=["Cs"]), max_size=40),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs=PAIRS)
+def test_text_keys_encoded_and_decoded_alike(pairs: list[tuple[str, str]]) -> None:
+    wire = rawpdu.encode_text(pairs)
+    assert wire == codec_text.encode_text(pairs)
+    assert rawpdu.decode_text(wire) == codec_text.decode_text(wire) == pairs
+
+
+@pytest.mark.parametrize("bad", [b"A=1", b"no-equals\0", b"=empty-key\0", b"A=1\0\0B=2\0"])
+def test_decode_text_refuses_what_is_not_key_value_text(bad: bytes) -> None:
+    with pytest.raises(ValueError):
+        rawpdu.decode_text(bad)
