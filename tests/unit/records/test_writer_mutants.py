@@ -369,6 +369,12 @@ def _two_old_style(db: Records) -> None:
     db.add_node(NodeRecord.new(T1, "10.0.0.2", 3260))
 
 
+def _two_portals(db: Records) -> None:
+    """One target directory holding two portal directories."""
+    db.add_node(NodeRecord.new(T1, "10.0.0.1", 3260, 1))
+    db.add_node(NodeRecord.new(T1, "10.0.0.2", 3260, 1))
+
+
 def _delete_default_iface(db: Records) -> None:
     db.delete_node(db.node(iface="default"))
 
@@ -423,6 +429,7 @@ def _update_discovery(db: Records) -> None:
         (_add_discovered_two, _delete_one_of_two),
         (_two_ifaces, _delete_default_iface),
         (_two_old_style, _delete_first_portal),
+        (_two_portals, _delete_first_portal),
         (_add_old_style, _delete),
         (_nothing, _add_isns_and_static),
         (_add_isns_and_static, _delete_both_by_id),
@@ -596,3 +603,36 @@ def test_a_malformed_discovery_file_rewritten_whole_gets_discovery_defaults(
     expected = DiscoveryRecord.new("sendtargets", "127.0.0.1", 3260)
     expected.set("discovery.sendtargets.timeo.login_timeout", "9")
     assert path.read_text() == expected.to_text()
+
+
+def test_a_store_that_is_not_durable_syncs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``durable=False`` (tests, scratch data): no fsync or syncfs, whatever changed."""
+    db = Records.at(tmp_path / "iscsi", durable=False)
+    spy = SyncSpy(monkeypatch, db.db_root)
+    _add_second_server(db)
+    _rediscover_elsewhere(db)  # a stale link removed
+    _add_old_style(db)
+    _add_with_tpgt(db)  # a stale old-style file removed
+    db.delete_nodes([n.id for n in db.nodes()])
+    assert db.nodes() == []
+    assert (spy.fsyncs, spy.syncfs) == (0, 0)
+
+
+def test_deleting_as_many_records_as_the_threshold_in_few_directories_uses_syncfs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The syncfs choice counts files, not directories: SYNCFS_THRESHOLD records of one
+    portal (one per iface) live in one directory, and deleting them is one syncfs."""
+    db = Records.at(tmp_path / "iscsi", durable=False)
+    names = [f"if{i}" for i in range(fsio.SYNCFS_THRESHOLD)]
+    for name in names:
+        db.add_iface(IfaceRecord.new(name))
+    db.add_nodes([NodeRecord.new(T1, "10.0.0.1", 3260, 1, iface=db.iface(n)) for n in names])
+    db = Records.at(tmp_path / "iscsi", durable=True)
+    before = _state(db.db_root)
+    spy = SyncSpy(monkeypatch, db.db_root)
+    db.delete_nodes([n.id for n in db.nodes()])
+    spy.check(before)
+    assert (spy.syncfs, spy.fsyncs) == (1, 0)
