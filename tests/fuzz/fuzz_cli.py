@@ -19,7 +19,8 @@ import os
 
 import fuzzlib
 
-os.environ["ISCSIKIT_ROOT"] = str(fuzzlib.scratch_root())
+if fuzzlib.as_program():
+    os.environ["ISCSIKIT_ROOT"] = str(fuzzlib.scratch_root())
 
 with fuzzlib.instrument():
     from iscsikit.cli.options import UsageError, host_number, parse, parse_portal

@@ -7,9 +7,9 @@ print levels, ``--output json``) against a fresh copy of a small records tree un
 ``ISCSIKIT_ROOT`` (iface, node and discovery records made by the store, iscsid.conf from
 the golden tests).  Nothing reaches the network or a daemon: login / logout / discovery /
 rescan / stats / ``-k`` command lines are not run, the session layer answers "iscsid is
-not running", and host names do not resolve.  ``main`` maps every error to an exit code
-and never raises; an exception it reports as "internal error" (exit 9: an exception no
-layer documents) is a finding, and so is one that escapes it.
+not running", and host names do not resolve while a command runs.  ``main`` maps every
+error to an exit code and never raises; an exception it reports as "internal error"
+(exit 9: an exception no layer documents) is a finding, and so is one that escapes it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Any, NoReturn
 import fuzzlib
 
 _ROOT = fuzzlib.scratch_root()
-os.environ["ISCSIKIT_ROOT"] = str(_ROOT / "unused")
+if fuzzlib.as_program():
+    os.environ["ISCSIKIT_ROOT"] = str(_ROOT / "unused")
 
 with fuzzlib.instrument():
     from iscsikit.cli.env import CliEnv
@@ -56,9 +57,6 @@ def _no_dns(host: Any, *args: Any, **kwargs: Any) -> Any:
     except ValueError:
         raise socket.gaierror(socket.EAI_NONAME, "fuzz harness: no name resolution") from None
     return _real_getaddrinfo(host, *args, **kwargs)
-
-
-socket.getaddrinfo = _no_dns
 
 
 class _NoDaemon:
@@ -110,7 +108,11 @@ def TestOneInput(data: bytes) -> None:
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(_TEMPLATE, root, symlinks=True)
     env = CliEnv.for_test(root, session_layer=_NoDaemon())
-    code = main(argv, env=env)
+    socket.getaddrinfo = _no_dns  # only while the command runs (pytest shares the process)
+    try:
+        code = main(argv, env=env)
+    finally:
+        socket.getaddrinfo = _real_getaddrinfo
     err = env.stderr.getvalue()  # type: ignore[attr-defined]
     if "internal error" in err:
         raise AssertionError(f"exit {code}: {err[-2000:]}")

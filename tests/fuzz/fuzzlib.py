@@ -76,11 +76,17 @@ def _fixed_adjust(self: _ib.Instruction, changed_offset: float, size: int, keep_
 _ib.Instruction.adjust = _fixed_adjust  # type: ignore[method-assign]
 
 
+def as_program() -> bool:
+    """Whether a harness runs as the program (under libFuzzer), not imported by pytest:
+    process-wide settings (environment, instrumentation) are made only then."""
+    return Path(sys.argv[0]).name.startswith("fuzz_")
+
+
 def instrument() -> contextlib.AbstractContextManager[object]:
     """Instrument the iscsikit modules imported in this block, when a harness runs as the
-    program (under libFuzzer); in any other process (pytest replaying the corpus) do
-    nothing: the modules run as they do in production."""
-    if Path(sys.argv[0]).name.startswith("fuzz_"):
+    program; in any other process (pytest replaying the corpus) do nothing: the modules
+    run as they do in production."""
+    if as_program():
         return atheris.instrument_imports(include=["iscsikit", "iscsikit_drivers"])
     return contextlib.nullcontext()
 
