@@ -83,6 +83,7 @@ _CHAP_TESTS = (
 _WRITER_TESTS = (
     "tests/unit/records/test_writer_mutants.py",
     "tests/unit/records/test_fsio_mutants.py",
+    "tests/unit/records/test_fsio_faults.py",
     "tests/unit/records/test_records_store.py",
     "tests/unit/records/test_records_safety.py",
     "tests/unit/records/test_records_malformed.py",
