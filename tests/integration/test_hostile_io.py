@@ -8,6 +8,10 @@ and the session's :class:`BlockingChannel`, and ``iscsikit.open_lun`` where the 
 probe can be faked.  Every case asserts the error type and text, a bound on the time it
 took, what became of the session (dropped, or still good for the next command), and
 that the read was never reported good.
+
+Every case runs twice: with the channel sleeping in ``recv`` as usual, and with
+``busy_poll`` on (non-blocking receives spun before sleeping), so the spinning receive
+path meets the same hostile peers.
 """
 
 from __future__ import annotations
@@ -63,6 +67,17 @@ SLOW = 5.0
 FILL = 0xEE
 
 
+#: ``BlockingChannel.busy_poll`` for the current test (see the ``receive_mode`` fixture).
+_busy_poll = [0.0]
+
+
+@pytest.fixture(autouse=True, params=[0.0, 0.002], ids=["sleeping", "busy-poll"])
+def receive_mode(request: pytest.FixtureRequest) -> Iterator[None]:
+    _busy_poll[0] = request.param
+    yield
+    _busy_poll[0] = 0.0
+
+
 def is_read(cmd: ScsiCommand) -> bool:
     return cmd.cdb[0] in (0x28, 0x88)
 
@@ -78,6 +93,7 @@ def session(script: Script, *, digests: bool = False) -> Iterator[Any]:
             target.portal, TARGET, initiator_name=INITIATOR, timeout=5, retries=0,
             timers=TIMERS, header_digest=digest, data_digest=digest,
         )  # fmt: skip
+        s.transport_session.command_channel().busy_poll = _busy_poll[0]
         try:
             yield s
         finally:
