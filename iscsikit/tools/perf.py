@@ -48,6 +48,7 @@ from iscsikit.cli.console import ArgumentParser, console_main
 from iscsikit.errors import ConnectionFailedError, IscsiErr, IscsiError, LocalProtocolError
 from iscsikit.plugin.transport import CommandChannel
 from iscsikit.proto.task import ScsiTask
+from iscsikit.tools.latency import SUB_BITS, LatencyHistogram
 
 PROG = "iscsikit-perf"
 #: iscsi-perf's own initiator name, so tgt ACLs written for it admit us too.
@@ -60,6 +61,9 @@ _READ16 = 0x88
 _WRITE16 = 0x8A
 _GOOD = 0
 _TUR_ATTEMPTS = 8
+_SECOND_NS = 1_000_000_000
+#: The percentiles the report prints, and their JSON key suffixes.
+PERCENTILES = ((50.0, "p50"), (99.0, "p99"), (99.9, "p999"))
 
 
 def _positive(text: str) -> int:
@@ -127,14 +131,14 @@ def build_parser() -> ArgumentParser:
 
 
 class _Slot:
-    """One command slot: its task, its buffer and when its current command was sent."""
+    """One command slot: its task, its buffer and when its current command was sent (ns)."""
 
     __slots__ = ("buffer", "sent", "task", "view")
 
     def __init__(self, size: int) -> None:
         self.buffer = bytearray(size)
         self.view = memoryview(self.buffer)
-        self.sent = 0.0
+        self.sent = 0
         self.task: ScsiTask | None = None
 
 
@@ -144,6 +148,12 @@ class Workload:
     Fast path (``reissue`` and ``turn`` present, as on the usertcp blocking channel):
     every slot's task is resubmitted from its own completion callback.  Otherwise a new
     :class:`ScsiTask` is made per command and ``channel.wait()`` drives the I/O.
+
+    Times are integer nanoseconds from ``clock`` (:func:`time.perf_counter_ns`).  Each
+    command's latency - from its submission to its completion callback - goes into
+    ``latency`` (a :class:`~iscsikit.tools.latency.LatencyHistogram`) and its exact sum
+    into ``latency_total``.  A resubmitted command's submission time is its slot's
+    previous completion time: one clock read per I/O.
     """
 
     def __init__(
@@ -158,8 +168,8 @@ class Workload:
         write: bool,
         runtime: float,
         rng: random.Random,
-        clock: Callable[[], float] = time.monotonic,
-        progress: Callable[[Workload, float], None] | None = None,
+        clock: Callable[[], int] = time.perf_counter_ns,
+        progress: Callable[[Workload, int], None] | None = None,
     ) -> None:
         self.lun = lun
         self.num_blocks = num_blocks
@@ -176,14 +186,15 @@ class Workload:
         self.pos = 0
         self.ios = 0
         self.bytes = 0
-        self.latency_total = 0.0
+        self.latency = LatencyHistogram()
+        self.latency_total = 0
         self.in_flight = 0
         self.stopping = False
         self.failed: ScsiTask | None = None
-        self.started = 0.0
-        self.finished = 0.0
-        self.end = 0.0
-        self.next_progress = 0.0
+        self.started = 0
+        self.finished = 0
+        self.end = 0
+        self.next_progress = 0
         size = blocks_per_io * block_size
         self.slots = [_Slot(size) for _ in range(max_in_flight)]
         if write:
@@ -214,8 +225,8 @@ class Workload:
         fast = reissue is not None and turn is not None
         clock = self.clock
         self.started = now = clock()
-        self.end = now + self.runtime if self.runtime else float("inf")
-        self.next_progress = now + 1.0
+        self.end = now + round(self.runtime * _SECOND_NS) if self.runtime else 1 << 62
+        self.next_progress = now + _SECOND_NS
         submit: Callable[[_Slot], None]
         if fast:
             assert reissue is not None
@@ -243,8 +254,8 @@ class Workload:
             self.failed = task
         self.stopping = True
 
-    def _tick(self, now: float) -> None:
-        self.next_progress = now + 1.0
+    def _tick(self, now: int) -> None:
+        self.next_progress = now + _SECOND_NS
         if self.progress is not None:
             self.progress(self, now)
 
@@ -257,7 +268,9 @@ class Workload:
             return False
         self.ios += 1
         self.bytes += task.expected_length
-        self.latency_total += now - slot.sent
+        latency = now - slot.sent
+        self.latency_total += latency
+        self.latency.record(latency)
         if now >= self.next_progress:
             self._tick(now)
         if now >= self.end:
@@ -281,6 +294,9 @@ class Workload:
         block_size = self.block_size
         random_lbas = self.random
         work = self
+        counts = self.latency.counts
+        sub_bits = SUB_BITS
+        sub_shift = SUB_BITS + 1
 
         def first(slot: _Slot) -> None:
             def done(task: ScsiTask) -> None:
@@ -291,7 +307,14 @@ class Workload:
                     return
                 work.ios += 1
                 work.bytes += task.expected_length
-                work.latency_total += now - slot.sent
+                latency = now - slot.sent
+                work.latency_total += latency
+                # LatencyHistogram.record, inlined: it runs once per I/O.
+                shift = latency.bit_length() - sub_shift
+                if shift > 0:
+                    counts[(shift << sub_bits) + (latency >> shift)] += 1
+                else:
+                    counts[latency] += 1
                 if now >= work.next_progress:
                     work._tick(now)
                 if now >= work.end:
@@ -350,7 +373,7 @@ class Workload:
 
     @property
     def seconds(self) -> float:
-        return max(self.finished - self.started, 1e-9)
+        return max((self.finished - self.started) / _SECOND_NS, 1e-9)
 
     @property
     def iops(self) -> float:
@@ -399,30 +422,76 @@ def _mb(iops: float, io_bytes: int) -> int:
     return int(iops * io_bytes) >> 20
 
 
-class _Progress:
-    """iscsi-perf's ``\\r``-rewritten status line, once a second."""
+def _us(nanoseconds: float | None) -> float | None:
+    return None if nanoseconds is None else round(nanoseconds / 1000, 2)
 
-    def __init__(self, out: IO[str], runtime: float) -> None:
+
+class _Progress:
+    """iscsi-perf's ``\\r``-rewritten status line, once a second.
+
+    ``live`` (stdout is a terminal) adds the p99 latency so far, pads each line to the
+    width of the one before rather than by a fixed amount, and :meth:`clear` blanks the
+    line at the end; otherwise (a pipe, a file) the lines are iscsi-perf's, left in place.
+    """
+
+    def __init__(self, out: IO[str], runtime: float, *, live: bool = False) -> None:
         self.out = out
         self.runtime = runtime
-        self.last_time = 0.0
+        self.live = live
+        self.last_time = 0
         self.last_ios = 0
+        self.width = 0
 
-    def __call__(self, work: Workload, now: float) -> None:
+    def __call__(self, work: Workload, now: int) -> None:
         io_bytes = work.blocks_per_io * work.block_size
-        elapsed = now - work.started
+        elapsed = (now - work.started) / _SECOND_NS
         left = int(self.runtime - elapsed) if self.runtime else int(elapsed)
         last_time = self.last_time or work.started
-        current = (work.ios - self.last_ios) / max(now - last_time, 1e-9)
+        current = (work.ios - self.last_ios) / max((now - last_time) / _SECOND_NS, 1e-9)
         average = work.ios / max(elapsed, 1e-9)
-        self.out.write(
-            f"\r{left // 3600:02d}:{left % 3600 // 60:02d}:{left % 60:02d} - "
+        line = (
+            f"{left // 3600:02d}:{left % 3600 // 60:02d}:{left % 60:02d} - "
             f"lba {work.pos}, iops current {int(current)} ({_mb(current, io_bytes)} MB/s), "
-            f"iops average {int(average)} ({_mb(average, io_bytes)} MB/s)         "
+            f"iops average {int(average)} ({_mb(average, io_bytes)} MB/s)"
         )
+        if self.live:
+            p99 = _us(work.latency.percentile(99.0))
+            line += f", p99 {p99:.1f} usec" if p99 is not None else ""
+            self.out.write("\r" + line.ljust(self.width))
+            self.width = len(line)
+        else:
+            self.out.write(f"\r{line}         ")
         self.out.flush()
         self.last_time = now
         self.last_ios = work.ios
+
+    def clear(self) -> None:
+        """End the progress output: blank the live line, or a bare ``\\r`` as before."""
+        if self.live and self.width:
+            self.out.write("\r" + " " * self.width + "\r")
+        elif not self.live:
+            self.out.write("\r")
+
+
+def latency_figures(work: Workload) -> dict[str, float | None]:
+    """p50 / p99 / p99.9 (within 1 %), max (within 1 %) and mean (exact) in µs."""
+    values = work.latency.percentiles([p for p, _ in PERCENTILES])
+    figures = {f"latency_us_{key}": _us(v) for (_, key), v in zip(PERCENTILES, values, strict=True)}
+    figures["latency_us_max"] = _us(work.latency.max())
+    figures["latency_us_avg"] = _us(work.latency_total / work.ios) if work.ios else None
+    return figures
+
+
+def latency_line(work: Workload) -> str:
+    """The report's latency line (after iscsi-perf's own lines)."""
+    f = latency_figures(work)
+    if f["latency_us_avg"] is None:
+        return "latency (usec): no command completed"
+    return (
+        f"latency (usec): p50 {f['latency_us_p50']:.1f}, p99 {f['latency_us_p99']:.1f}, "
+        f"p99.9 {f['latency_us_p999']:.1f}, max {f['latency_us_max']:.1f}, "
+        f"mean {f['latency_us_avg']:.1f}"
+    )
 
 
 def _cpu() -> tuple[float, float]:
@@ -458,7 +527,7 @@ def report(
         "bytes": work.bytes,
         "iops": round(work.iops, 1),
         "mib_per_s": round(work.mib_per_s(), 2),
-        "latency_us_avg": round(work.latency_total / work.ios * 1e6, 2) if work.ios else None,
+        **latency_figures(work),
         "cpu_seconds": round(cpu, 4),
         "cpu_user_seconds": round(cpu_user, 4),
         "cpu_sys_seconds": round(cpu_sys, 4),
@@ -511,6 +580,9 @@ def _run(args: argparse.Namespace, out: IO[str]) -> int:
             if args.runtime
             else "infinite runtime - press CTRL-C to abort.\n"
         )
+        progress = None
+        if not (quiet or args.no_progress):
+            progress = _Progress(out, args.runtime, live=_is_tty(out))
         seed = args.seed if args.seed is not None else time.time_ns() ^ os.getpid()
         work = Workload(
             lun=url.lun,
@@ -522,7 +594,7 @@ def _run(args: argparse.Namespace, out: IO[str]) -> int:
             write=args.write,
             runtime=args.runtime,
             rng=random.Random(seed),
-            progress=None if quiet or args.no_progress else _Progress(out, args.runtime),
+            progress=progress,
         )
 
         def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -565,11 +637,11 @@ def _run(args: argparse.Namespace, out: IO[str]) -> int:
             )
             out.write(json.dumps(figures) + "\n")
         else:
-            if work.progress is not None:
-                out.write("\r")
+            if progress is not None:
+                progress.clear()
             out.write(
                 f"iops average {int(work.iops)} ({_mb(work.iops, io_bytes)} MB/s)"
-                f"{' ' * 56}\n\nfinished.\n"
+                f"{' ' * 56}\n\nfinished.\n{latency_line(work)}\n"
             )
         out.flush()
     except BaseException:
@@ -578,6 +650,13 @@ def _run(args: argparse.Namespace, out: IO[str]) -> int:
         raise
     session.logout()
     return 0
+
+
+def _is_tty(out: IO[str]) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
 
 
 def _param(params: object, key: str) -> str | None:

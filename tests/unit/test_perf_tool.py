@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -95,9 +97,9 @@ def workload(**kw: object) -> perf.Workload:
     ios = [0]
     limit = int(options.pop("limit", 40))  # type: ignore[call-overload]
 
-    def clock() -> float:
+    def clock() -> int:  # nanoseconds, as time.perf_counter_ns
         ios[0] += 1
-        return 0.0 if ios[0] < limit else 1000.0
+        return 0 if ios[0] < limit else 1000 * 10**9
 
     return perf.Workload(clock=clock, runtime=1.0, **options)  # type: ignore[arg-type]
 
@@ -146,12 +148,100 @@ def test_report_has_the_json_fields() -> None:
     for key in (
         "iops", "mib_per_s", "cpu_seconds", "seconds", "ios", "bytes", "queue_depth",
         "block_size_bytes", "random", "write", "latency_us_avg", "version",
+        "latency_us_p50", "latency_us_p99", "latency_us_p999", "latency_us_max",
     ):  # fmt: skip
         assert key in data, key
     assert data["cpu_seconds"] == 0.75
     assert data["ios"] == work.ios and data["bytes"] == work.bytes
     assert data["block_size_bytes"] == 4096 and data["queue_depth"] == 4
     assert data["iops"] == round(work.ios / work.seconds, 1)
+
+
+class FastFakeChannel(FakeChannel):
+    """The usertcp channel's fast-path surface: ``machine.reissue`` and ``turn``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.machine = self
+
+    def reissue(self, task: ScsiTask, cdb: bytes, length: int) -> None:
+        task.cdb = cdb
+        task.expected_length = length
+        self.submit(task)
+
+    def turn(self) -> None:
+        self.wait()
+
+
+def stepping_clock(step: int, stop_after: int) -> Callable[[], int]:
+    """A nanosecond clock that advances ``step`` per read, jumping far ahead at the end."""
+    reads = [0]
+
+    def clock() -> int:
+        reads[0] += 1
+        return reads[0] * step + (10**15 if reads[0] >= stop_after else 0)
+
+    return clock
+
+
+def assert_histogram_matches(work: perf.Workload) -> None:
+    from iscsikit.tools.latency import bucket_bounds
+
+    histogram = work.latency
+    assert histogram.total == work.ios > 0
+    used = [(bucket_bounds(i), n) for i, n in enumerate(histogram.counts) if n]
+    low = sum(lo * n for (lo, _), n in used)
+    high = sum(hi * n for (_, hi), n in used)
+    assert low <= work.latency_total <= high
+
+
+@pytest.mark.parametrize("channel_type", [FakeChannel, FastFakeChannel])
+def test_every_completion_lands_in_the_latency_histogram(
+    channel_type: type[FakeChannel],
+) -> None:
+    channel = channel_type()
+    work = perf.Workload(
+        lun=1, num_blocks=1000, block_size=512, blocks_per_io=8, max_in_flight=4,
+        random_lbas=True, write=False, rng=random.Random(3), runtime=1.0,
+        clock=stepping_clock(37_000, 500),
+    )  # fmt: skip
+    work.run(channel)
+    assert_histogram_matches(work)
+    figures = perf.latency_figures(work)
+    p50, p99, p999 = (figures[k] for k in ("latency_us_p50", "latency_us_p99", "latency_us_p999"))
+    top, mean = figures["latency_us_max"], figures["latency_us_avg"]
+    assert p50 is not None and p99 is not None and p999 is not None and top is not None
+    assert mean is not None and 37.0 <= p50 <= p99 <= p999 <= top
+    assert mean == pytest.approx(work.latency_total / work.ios / 1000, abs=0.01)
+    line = perf.latency_line(work)
+    assert line.startswith("latency (usec): p50 ") and f"max {top:.1f}" in line
+
+
+def test_no_completion_means_no_latency_figures() -> None:
+    work = workload()
+    work.run(FakeChannel(status=2))
+    assert perf.latency_figures(work)["latency_us_p99"] is None
+    assert perf.latency_line(work) == "latency (usec): no command completed"
+
+
+def test_live_progress_shows_p99_and_is_cleared_pipe_progress_is_iscsi_perfs() -> None:
+    work = workload()
+    work.run(FakeChannel())
+    live_out, pipe_out = io.StringIO(), io.StringIO()
+    live = perf._Progress(live_out, 10.0, live=True)
+    pipe = perf._Progress(pipe_out, 10.0)
+    for progress in (live, pipe):
+        progress(work, work.started + 10**9)
+        progress(work, work.started + 2 * 10**9)
+        progress.clear()
+    text = live_out.getvalue()
+    lines = text.split("\r")[1:-1]  # the text starts and ends with a \r
+    assert len(lines) == 3 and all(", p99 " in line for line in lines[:2])
+    assert lines[0].startswith("00:00:09 - lba ") and lines[1].startswith("00:00:08 - lba ")
+    assert lines[2] == " " * len(lines[1].rstrip()) and text.endswith("\r")
+    piped = pipe_out.getvalue()
+    assert "p99" not in piped and piped.endswith("         \r")
+    assert piped.count("\r") == 3
 
 
 def test_login_failure_exits_with_the_errors_code(capsys: pytest.CaptureFixture[str]) -> None:
