@@ -21,9 +21,10 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from iscsikit.config.initiatorname import default_initiator_name, read_initiator_name
 from iscsikit.config.registry import RecordType
@@ -58,12 +59,45 @@ __all__ = ["ISNS_TIMEOUT", "REGISTER_RETRY", "Discoveryd", "serve_scn_connection
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 #: Seconds for each iSNS exchange of the daemon (connect, each response).
 ISNS_TIMEOUT = 15.0
 #: Seconds between iSNS registration attempts (iscsid: ``sleep(5)``).
 REGISTER_RETRY = 5.0
 #: Seconds the stop waits for the iSNS deregistration.
 DEREGISTER_TIMEOUT = 5.0
+
+
+async def _off_loop(fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+    """``asyncio.to_thread``, on a daemon thread of its own.
+
+    Every exchange run this way is bounded by its own socket timeout, but a cancelled
+    one still runs to that bound; in the loop's default executor it would then hold up
+    the daemon's exit (``asyncio.run`` joins that executor, and the interpreter joins
+    its threads).  A daemon thread is abandoned at exit instead: a stopping daemon
+    waits only for what :meth:`RecordWorker.close` bounds itself.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def work() -> None:
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(settle, lambda: future.set_exception(error))
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, lambda: future.set_result(result))
+
+    threading.Thread(target=work, name=f"discoveryd {fn.__name__}", daemon=True).start()
+    return await future
 
 
 def _key(node: NodeRecord) -> PortalKey:
@@ -197,7 +231,7 @@ class RecordWorker:
                           self.record.portal, exc)  # fmt: skip
                 return False
         try:
-            nodes = await asyncio.to_thread(self._discover)
+            nodes = await _off_loop(self._discover)
         except IscsiError as exc:
             log.error("discoveryd: %s discovery at %s failed: %s (retried at the next poll)",
                       self.record.type, self.record.portal, exc)  # fmt: skip
@@ -289,11 +323,11 @@ class RecordWorker:
 
     async def _register(self) -> None:
         server = self.server
-        address = await asyncio.to_thread(_local_address, server.host, server.port)
+        address = await _off_loop(_local_address, server.host, server.port)
         if self._server is None:
             self._server = await asyncio.start_server(self._serve, address, 0)
         scn_port = int(self._server.sockets[0].getsockname()[1])
-        answer = await asyncio.to_thread(
+        answer = await _off_loop(
             isns_scn_register, server, self.owner.initiator_name(),
             entity=self.entity, address=address, scn_port=scn_port, timeout=ISNS_TIMEOUT,
         )  # fmt: skip
@@ -332,7 +366,7 @@ class RecordWorker:
         entity, self._registered = self._registered, None
         try:
             await asyncio.wait_for(
-                asyncio.to_thread(
+                _off_loop(
                     isns_scn_deregister, self.server, self.owner.initiator_name(),
                     entity=entity, timeout=DEREGISTER_TIMEOUT,
                 ),

@@ -180,3 +180,21 @@ def test_scn_port_answers_scn_and_drops_a_bad_peer(daemon: RunningDaemon, isnsd:
     wait_for(lambda: "bad message" in daemon.log, 5, daemon)
     assert daemon.adm("-m", "session").returncode == 21
     assert daemon.stop() == 0
+
+
+def test_stop_is_prompt_while_an_isns_exchange_hangs(daemon: RunningDaemon) -> None:
+    """The iSNS server accepts and never answers: the registration waits for its 15 s
+    timeout.  SIGTERM meanwhile stops the daemon at once (nothing to deregister), not
+    when that exchange gives up: the stop does not wait for an abandoned exchange."""
+    from iscsikit.daemon.discoveryd import ISNS_TIMEOUT
+    from iscsikit.testing.stallproxy import SilentPeer, recv_some
+
+    with SilentPeer(lambda sock: recv_some(sock, 12)) as peer:
+        discoveryd_record(daemon, "isns", peer.portal, -1)
+        daemon.start()
+        wait_for(lambda: "discoveryd: isns" in daemon.log, 10, daemon)
+        time.sleep(1)  # the registration is on the wire, waiting for an answer
+        started = time.monotonic()
+        assert daemon.stop() == 0
+        took = time.monotonic() - started
+    assert took < ISNS_TIMEOUT / 3, f"stop took {took:.1f} s; log:\n{daemon.log[-3000:]}"
