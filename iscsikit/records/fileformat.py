@@ -57,6 +57,7 @@ __all__ = [
     "RECORD_VERSION",
     "ParsedRecord",
     "RecordProblem",
+    "canonical_values",
     "format_record",
     "parse_record",
     "patch_record",
@@ -437,6 +438,13 @@ def _canonical_values(text: str, table: _Table) -> dict[str, str] | None:
     return values
 
 
+def canonical_values(text: str, record: RecordType) -> dict[str, str] | None:
+    """The values of ``text`` when it is exactly what :func:`format_record` writes for
+    them (then they are what :func:`parse_record` reads), else None.  The dict may be
+    handed to :func:`patch_record` for the same text, which then skips this check."""
+    return _canonical_values(text, _table(record))
+
+
 def record_values(text: str, record: RecordType) -> dict[str, str]:
     """The values ``text`` sets, as :func:`parse_record` reads them (problems dropped):
     a file in open-iscsi's own layout is read by the memoized fast path."""
@@ -444,7 +452,13 @@ def record_values(text: str, record: RecordType) -> dict[str, str]:
     return values if values is not None else parse_record(text, record).values
 
 
-def patch_record(text: str, record: RecordType, changes: Mapping[str, str]) -> str | None:
+def patch_record(
+    text: str,
+    record: RecordType,
+    changes: Mapping[str, str],
+    *,
+    values: dict[str, str] | None = None,
+) -> str | None:
     """The record ``text`` with ``changes`` applied, or None when a full rewrite is needed.
 
     The fast path of an update: when ``text`` is exactly what :func:`format_record`
@@ -452,9 +466,12 @@ def patch_record(text: str, record: RecordType, changes: Mapping[str, str]) -> s
     rewrite with the changed values; it only splices the changed lines.  A file open-
     iscsi would rewrite differently (foreign lines, odd spacing, values it would
     normalize), or a change of a key that decides the iface family, returns None.
+    ``values``: :func:`canonical_values` of this very ``text``, already computed (the
+    dict is updated in place).
     """
     table = _table(record)
-    values = _canonical_values(text, table)
+    if values is None:
+        values = _canonical_values(text, table)
     if values is None:
         return None
     for name, value in changes.items():

@@ -32,10 +32,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from iscsikit.config.registry import REGISTRY, RecordType
 from iscsikit.errors import DatabaseError
-from iscsikit.records.fileformat import ParsedRecord, RecordProblem, parse_record, record_values
+from iscsikit.records.fileformat import (
+    ParsedRecord,
+    RecordProblem,
+    canonical_values,
+    parse_record,
+)
 from iscsikit.records.fsio import db_error, read_text
 from iscsikit.records.layout import (
     BUILTIN_IFACES,
@@ -52,7 +58,7 @@ from iscsikit.records.layout import (
 from iscsikit.records.lock import DbLock
 from iscsikit.records.model import DiscoveryRecord, IfaceRecord, NodeRecord
 
-__all__ = ["Reader", "listdir_sorted", "node_defaults"]
+__all__ = ["FoundNode", "Reader", "listdir_sorted", "node_defaults"]
 
 #: How long a reader waits for the lock to re-read a record caught mid-write.
 REREAD_LOCK_TIMEOUT = 5.0
@@ -134,6 +140,16 @@ def _settle(
 def _foreign(path: Path, conflicts: list[str]) -> RecordProblem:
     why = "; ".join(conflicts)
     return RecordProblem(path, 0, f"not the record its path names (not found by iscsiadm): {why}")
+
+
+class FoundNode(NamedTuple):
+    """A node file found to be its record (:meth:`Reader.found_nodes`): its path, the
+    text read, and its values if the file is in open-iscsi's layout (else None)."""
+
+    node: NodeId
+    path: str
+    text: str
+    canonical: dict[str, str] | None
 
 
 class Reader:
@@ -225,19 +241,29 @@ class Reader:
     def found_node_ids(self, nodes: list[NodeId], problems: list[RecordProblem]) -> list[NodeId]:
         """Those of ``nodes`` whose file is their record (see the module doc): what
         iscsiadm's ``-T``/``-p`` would find."""
+        return [found.node for found in self.found_nodes(nodes, problems)]
+
+    def found_nodes(self, nodes: list[NodeId], problems: list[RecordProblem]) -> list[FoundNode]:
+        """:meth:`found_node_ids` with what was read to decide: each file's text, and
+        its values when the file is in open-iscsi's own layout (for the writer, which
+        then neither reads nor checks the file again while the lock is held)."""
         found = []
+        layout = self.layout
         for node in nodes:
-            path = self.layout.node_file(node)
+            path = layout.node_file(node)
             text = self._read_node_text(path)
             if text is None:
                 continue
+            canonical = canonical_values(text, RecordType.NODE)
             values = node_defaults()
-            values.update(record_values(text, RecordType.NODE))
+            values.update(
+                canonical if canonical is not None else parse_record(text, RecordType.NODE).values
+            )
             conflicts = identity_conflicts(values, node_identity(node))
             if conflicts:
                 problems.append(_foreign(Path(path), conflicts))
             else:
-                found.append(node)
+                found.append(FoundNode(node, path, text, canonical))
         return found
 
     def _read_node_text(self, path: str) -> str | None:

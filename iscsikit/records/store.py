@@ -338,12 +338,15 @@ class Records:
         self.problems = []
         with self._writing():
             ids = self._reader.node_ids(self.problems, target, address, port, tpgt, iface)
-            ids = self._reader.found_node_ids(ids, self.problems)
-            if not ids:
+            # Read and checked once, under the lock: the writer reuses what was read.
+            found = self._reader.found_nodes(ids, self.problems)
+            if not found:
                 raise NoObjectsFoundError("No records found")
-            paths = [self.layout.node_file(n) for n in ids]
-            self._writer.rewrite(paths, RecordType.NODE, [changes] * len(paths), self.problems)
-        return len(ids)
+            paths = [f.path for f in found]
+            self._writer.rewrite(
+                paths, RecordType.NODE, [changes] * len(paths), self.problems, found=found
+            )
+        return len(found)
 
     def delete_node(self, record: NodeRecord | NodeId) -> None:
         """Remove a node record, its discovery links and its emptied directories."""

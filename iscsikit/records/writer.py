@@ -28,7 +28,7 @@ from iscsikit.records import fsio
 from iscsikit.records.fileformat import RecordProblem, format_record, parse_record, patch_record
 from iscsikit.records.layout import Layout, NodeId, check_name
 from iscsikit.records.model import DiscoveryRecord, NodeRecord, Record
-from iscsikit.records.reader import Reader, node_defaults
+from iscsikit.records.reader import FoundNode, Reader, node_defaults
 
 __all__ = ["NodesNotWritten", "Writer"]
 
@@ -236,23 +236,45 @@ class Writer:
                 continue
             files.append((node, path))
         touched: list[str] = []
-        for link in dict.fromkeys(links):  # usr/idbm.c removes the link first
-            if fsio.unlink(link, root=self.root):
-                touched.append(os.path.dirname(link))
-        for _, path in files:
-            fsio.unlink(path, root=self.root)
-            touched.append(os.path.dirname(path))
-        for node, _ in files:
-            if node.tpgt != -1 and fsio.remove_empty_dir(layout.portal_dir(node), root=self.root):
-                touched.append(layout.target_dir(node.target))
-            if fsio.remove_empty_dir(layout.target_dir(node.target), root=self.root):
-                touched.append(layout.nodes)
+        try:
+            root_fd: int | None = fsio.open_root(self.root)
+        except FileNotFoundError:
+            root_fd = None  # no database: nothing below to remove
+        try:
+            self._remove(files, links, touched, root_fd)
+        finally:
+            if root_fd is not None:
+                os.close(root_fd)
         if self.durable:
             fsio.sync_dirs(touched, many=len(files) >= fsio.SYNCFS_THRESHOLD)
         for item in items:
             if isinstance(item, NodeRecord):
                 item.path = None
                 item.mark_stored()
+
+    def _remove(
+        self,
+        files: list[tuple[NodeId, str]],
+        links: list[str],
+        touched: list[str],
+        root_fd: int | None,
+    ) -> None:
+        """Links first, then files, then emptied portal and target directories (each
+        directory reached from the open root, ``root_fd``); ``touched`` collects the
+        directories whose entries changed."""
+        layout, root = self.layout, self.root
+        for link in dict.fromkeys(links):  # usr/idbm.c removes the link first
+            if fsio.unlink(link, root=root, root_fd=root_fd):
+                touched.append(os.path.dirname(link))
+        for _, path in files:
+            fsio.unlink(path, root=root, root_fd=root_fd)
+            touched.append(os.path.dirname(path))
+        for node, _ in files:
+            portal = layout.portal_dir(node)
+            if node.tpgt != -1 and fsio.remove_empty_dir(portal, root=root, root_fd=root_fd):
+                touched.append(layout.target_dir(node.target))
+            if fsio.remove_empty_dir(layout.target_dir(node.target), root=root, root_fd=root_fd):
+                touched.append(layout.nodes)
 
     # -- updates ----------------------------------------------------------------------
 
@@ -297,15 +319,25 @@ class Writer:
         full: list[str | None] | None = None,
         strict: bool = True,
         identity: Sequence[Mapping[str, str]] | None = None,
+        found: Sequence[FoundNode] | None = None,
     ) -> None:
         """Apply ``changes[i]`` to the stored file ``paths[i]`` (or write ``full[i]``),
         reading each again (the lock is held) so that other writers' changes stay.
 
         ``strict``: a missing file raises NoObjectsFoundError before anything is
         written; otherwise it is skipped.  ``identity[i]``: keys the file must hold,
-        set where a rewritten file lacks them.
+        set where a rewritten file lacks them.  ``found``: the files as the reader read
+        them under this same hold of the lock (:meth:`Reader.found_nodes`, one per path):
+        their text and layout verdict are used instead of reading them again.
         """
-        texts = [fsio.read_text(p) for p in paths]
+        texts: list[str | None]
+        canonical: list[dict[str, str] | None]
+        if found is not None:
+            texts = [f.text for f in found]
+            canonical = [f.canonical for f in found]
+        else:
+            texts = [fsio.read_text(p) for p in paths]
+            canonical = [None] * len(paths)
         missing = [p for p, t in zip(paths, texts, strict=True) if t is None]
         if missing and strict:
             raise NoObjectsFoundError(f"No record found: {missing[0]}")
@@ -316,7 +348,7 @@ class Writer:
                 new = full[i] if full is not None else None
                 change = changes[i]
                 if new is None and change:
-                    new = patch_record(text, record_type, change)
+                    new = patch_record(text, record_type, change, values=canonical[i])
                     if new is None:
                         parsed = parse_record(text, record_type, path=Path(path))
                         problems.extend(parsed.problems)
