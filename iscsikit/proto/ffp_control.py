@@ -32,13 +32,17 @@ from iscsikit.proto.constants import (
     TmfFunction,
     TmfResponse,
 )
-from iscsikit.proto.ffp_core import _ACTIVE, _BHS, _CLOSED, _LOGGING_OUT, _ConnectionCore
+from iscsikit.proto.ffp_commands import _CommandPath
+from iscsikit.proto.ffp_core import _ACTIVE, _BHS, _CLOSED, _LOGGING_OUT
 from iscsikit.proto.ffp_params import Timers
 from iscsikit.proto.pdu import LogoutRequest, NopOut, Reject, TaskMgmtRequest
 from iscsikit.proto.task import LogoutTask, PingTask, ScsiTask, TmfTask
 
 
-class _ControlPath(_ConnectionCore):
+# One base each, in a chain (core → commands → control → renegotiation → receive) rather
+# than mixins beside each other: mypyc compiles single inheritance only.  No two of these
+# classes define the same name, so every lookup resolves as it would with mixins.
+class _ControlPath(_CommandPath):
     """Pings, task management, logout, Reject, and the timers (see the module docstring)."""
 
     def ping(self, task: PingTask) -> None:

@@ -34,7 +34,7 @@ _LARGE: Final = 16 * 1024
 _RX_RESERVE: Final = 16 * 1024
 
 
-class _Receiver(_CommandPath, _ControlPath, _Renegotiation):
+class _Receiver(_Renegotiation):  # a chain, not mixins: see ffp_control
     """Receiving and routing PDUs (see the module docstring)."""
 
     def get_buffer(self) -> memoryview:

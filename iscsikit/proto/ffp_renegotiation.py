@@ -15,13 +15,13 @@ from typing import Final
 from iscsikit.errors import RemoteProtocolError, TransportError
 from iscsikit.proto import ffp_wire as w
 from iscsikit.proto.constants import RESERVED_TAG, AsyncEvent, RejectReason
-from iscsikit.proto.ffp_core import _ConnectionCore
+from iscsikit.proto.ffp_control import _ControlPath
 from iscsikit.proto.ffp_events import AsyncEventReceived, LogoutRequested, ParametersRenegotiated
 from iscsikit.proto.pdu import AsyncMessage, TextRequest
 from iscsikit.proto.text import decode_text, encode_text
 
 
-class _Renegotiation(_ConnectionCore):
+class _Renegotiation(_ControlPath):  # a chain, not mixins: see ffp_control
     """Async Messages and Text renegotiation (see the module docstring)."""
 
     def _async_message(self, fields: tuple[int, ...], data: bytes) -> None:
