@@ -343,6 +343,21 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def missing_tools() -> list[str]:
+    """The programs a run needs that are not on PATH."""
+    return [tool for tool in ("iscsi-perf", "tgtd", "tgtadm", "taskset") if not shutil.which(tool)]
+
+
+@contextlib.contextmanager
+def bench_target(workdir: Path | None) -> Iterator[Tgtd]:
+    """:func:`environment` in ``workdir`` (default: a temporary directory), stopped on SIGTERM."""
+    # SIGTERM (and SIGINT, which a background job ignores) must still stop the tgtd.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    with contextlib.ExitStack() as stack:
+        directory = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        yield stack.enter_context(environment(directory))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -353,19 +368,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.seconds = 1, 3
-    missing = [
-        tool for tool in ("iscsi-perf", "tgtd", "tgtadm", "taskset") if not shutil.which(tool)
-    ]
+    missing = missing_tools()
     if missing:
         print(f"datapath_bench: missing {', '.join(missing)}", file=sys.stderr)
         return 1
-    # SIGTERM (and SIGINT, which a background job ignores) must still stop the tgtd.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
     started = time.time()
     info = machine()
-    with contextlib.ExitStack() as stack:
-        workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        tgtd = stack.enter_context(environment(workdir))
+    with bench_target(args.workdir) as tgtd:
         cells, digest = run_suite(tgtd, args.runs, args.seconds, sys.stderr)
     rows = [row(cell) for cell in [*cells, digest]]
     info["loadavg_after"] = os.getloadavg()
