@@ -19,7 +19,7 @@ unspecified).
 
 from __future__ import annotations
 
-from iscsikit.errors import InvalidParameterError
+from iscsikit.errors import InternalError, InvalidParameterError
 from iscsikit.lun.ranges import RangeLock
 from iscsikit.nbd.device import BlockDevice
 
@@ -55,6 +55,20 @@ class AlignedDevice:
             return await self.inner.read(offset, length)
         data = await self.inner.read(start, end - start)
         return data[offset - start : offset - start + length]
+
+    async def readinto(self, offset: int, view: memoryview) -> None:
+        """Read ``len(view)`` bytes at ``offset`` into ``view``: straight into it when the
+        range is whole blocks and the device has ``readinto`` (an AsyncLun: the SCSI data
+        lands in the caller's buffer), else through :meth:`read`."""
+        length = len(view)
+        self._check(offset, length)
+        inner = getattr(self.inner, "readinto", None)
+        if inner is not None and not offset % self.block_size and not length % self.block_size:
+            got = await inner(offset, view)
+            if got is not None and got != length:
+                raise InternalError(f"device read {got} of {length} bytes")
+        else:
+            view[:] = await self.read(offset, length)
 
     async def write(self, offset: int, data: bytes | memoryview, *, fua: bool = False) -> None:
         length = len(data)

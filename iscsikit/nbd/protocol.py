@@ -229,6 +229,36 @@ class NbdServerProtocol:
         self._inflight_count -= 1
         return self._encode_reply(command, handle, offset, error, data, message)
 
+    @property
+    def read_header_size(self) -> int:
+        """Bytes that precede the data in a successful READ reply (for
+        :meth:`reply_read_into`): 16 for a simple reply, 28 for an OFFSET_DATA chunk."""
+        return wire.STRUCTURED_READ_HEADER if self._structured else wire.SIMPLE_READ_HEADER
+
+    def reply_read_into(self, handle: int, buffer: bytearray) -> bytearray:
+        """Answer the READ ``handle`` successfully with a reply built in place: the caller
+        put the data at ``buffer[read_header_size:]``; the header is written before it and
+        ``buffer`` is returned (the same bytes :meth:`reply` would give, without copying
+        the data)."""
+        header = self.read_header_size
+        queue = self._inflight.get(handle)
+        if not queue:
+            raise LocalProtocolError(f"no request with handle {handle:#x} is in flight")
+        command, offset, length = queue[0]
+        if command is not Command.READ or not length:
+            raise LocalProtocolError(f"{command.name} of {length} bytes is not a READ with data")
+        if len(buffer) != header + length:
+            raise LocalProtocolError(f"READ of {length} bytes in a {len(buffer)}-byte buffer")
+        queue.popleft()
+        if not queue:
+            del self._inflight[handle]
+        self._inflight_count -= 1
+        if self._structured:
+            wire.offset_data_header_into(buffer, handle, offset, length)
+        else:
+            wire.simple_read_header_into(buffer, handle)
+        return buffer
+
     def _encode_reply(
         self,
         command: int,

@@ -30,7 +30,11 @@ _OPTION_REPLY = struct.Struct(">QIII")
 _EXPORT_NAME_REPLY = struct.Struct(">QH")
 _SIMPLE_REPLY = struct.Struct(">IIQ")
 _CHUNK = struct.Struct(">IHHQI")
+_OFFSET = struct.Struct(">Q")
 _ZEROES = bytes(124)
+#: Bytes before the data of a READ reply: simple, structured (chunk header + offset).
+SIMPLE_READ_HEADER = _SIMPLE_REPLY.size
+STRUCTURED_READ_HEADER = _CHUNK.size + _OFFSET.size
 
 
 def greeting(flags: HandshakeFlag) -> bytes:
@@ -97,6 +101,21 @@ def simple_reply(handle: int, error: int, data: bytes | memoryview = b"") -> byt
     return b"".join((head, data)) if data else head
 
 
+def simple_read_header_into(buffer: bytearray, handle: int) -> None:
+    """The simple reply header of a successful READ, into ``buffer[:16]`` (the data
+    follows it in the same buffer)."""
+    _SIMPLE_REPLY.pack_into(buffer, 0, SIMPLE_REPLY_MAGIC, 0, handle)
+
+
+def offset_data_header_into(buffer: bytearray, handle: int, offset: int, length: int) -> None:
+    """The NBD_REPLY_TYPE_OFFSET_DATA chunk header (DONE) and offset of ``length`` bytes of
+    READ data, into ``buffer[:28]`` (the data follows it in the same buffer)."""
+    _CHUNK.pack_into(
+        buffer, 0, STRUCTURED_REPLY_MAGIC, ReplyFlag.DONE, ReplyType.OFFSET_DATA, handle, 8 + length
+    )
+    _OFFSET.pack_into(buffer, _CHUNK.size, offset)
+
+
 def chunk(handle: int, kind: ReplyType, payload: bytes | memoryview, *, done: bool) -> bytes:
     """One structured reply chunk: magic, flags, type, handle, length, payload."""
     flags = ReplyFlag.DONE if done else ReplyFlag(0)
@@ -127,6 +146,10 @@ def none_chunk(handle: int) -> bytes:
 
 
 __all__ = [
+    "SIMPLE_READ_HEADER",
+    "STRUCTURED_READ_HEADER",
+    "offset_data_header_into",
+    "simple_read_header_into",
     "chunk",
     "error_chunk",
     "export_name_reply",
