@@ -87,9 +87,9 @@ def test_live_progress_on_a_terminal(tgtd_factory: TgtdFactory) -> None:
     assert tail, text
     first, *updates, cleared, report = tail.split("\r")
     assert first == ""
-    # once a second for 3.5 s: 3 updates (a slow machine may manage only 2), each
-    # rewritten in place with the p99 so far
-    assert len(updates) in (2, 3), updates
+    # once a second for 3.5 s: 3 updates (fewer when a loaded machine stalls the run
+    # past a second), each rewritten in place with the p99 so far
+    assert 1 <= len(updates) <= 3, updates
     for update in updates:
         match = LIVE.fullmatch(update.rstrip(" "))
         assert match is not None, update
