@@ -364,6 +364,7 @@ class RecordWorker:
         if self._registered is None:
             return
         entity, self._registered = self._registered, None
+        log.info("discoveryd: deregistering %s from %s", entity, self.server)
         try:
             await asyncio.wait_for(
                 _off_loop(

@@ -160,7 +160,9 @@ async def run(
             with contextlib.suppress(asyncio.CancelledError):
                 await startup
         await discoveryd.stop()
+        log.info("stopping: discoveryd stopped")
         await daemon.stop()
+        log.info("stopping: sessions and exports stopped")
         await server.close()
         if pidfile is not None:
             with contextlib.suppress(OSError):

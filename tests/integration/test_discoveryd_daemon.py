@@ -127,7 +127,7 @@ def test_isns_scn_triggers_discovery_login_and_logout(
         wait_for(lambda: tgtd.sessions(1) == [], 15, daemon)
         assert len(tgtd.sessions(2)) == 1
         assert "iscsikitd:" in isnsd.isnsadm("--list", "entities")
-        assert daemon.stop() == 0
+        assert daemon.stop() == 0, daemon.log[-5000:]
         # At stop the daemon deregistered: the server no longer knows the initiator.
         assert "iscsikitd:" not in isnsd.isnsadm("--list", "entities")
 
@@ -147,7 +147,7 @@ def test_isns_registration_kept_alive_within_the_registration_period(
         assert "registration period 4 s: discovering every 2 s" in daemon.log
         time.sleep(9)
         assert "iscsikitd:" in isnsd.isnsadm("--list", "entities")
-        assert daemon.stop() == 0
+        assert daemon.stop() == 0, daemon.log[-5000:]
 
 
 def test_scn_port_answers_scn_and_drops_a_bad_peer(daemon: RunningDaemon, isnsd: Isnsd) -> None:
