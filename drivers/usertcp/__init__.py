@@ -9,15 +9,23 @@ over that socket (:class:`UserTcpSession`).
 
 from __future__ import annotations
 
-from iscsikit import net
-from iscsikit.net import PduConnection
-from iscsikit.net.connection import socket_binding
-from iscsikit.plugin import Capability, ConnectSpec, Transport, TransportRegistry, hookimpl
-from iscsikit.proto.login import TargetRedirected
-from iscsikit.proto.sendtargets import DiscoveredTarget
-from iscsikit.proto.session import SessionState
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .session import UserTcpSession
+from iscsikit.plugin.hookspecs import hookimpl
+from iscsikit.plugin.transport import Capability, Transport
+
+# Registering the driver (every plugin is imported to list the transports: ``iscsikit-adm
+# -h``) must not load the connection, the protocol machines and asyncio: they are
+# imported when a session is made.
+if TYPE_CHECKING:
+    from iscsikit.net import PduConnection
+    from iscsikit.plugin.transport import ConnectSpec, TransportRegistry
+    from iscsikit.proto.login import TargetRedirected
+    from iscsikit.proto.sendtargets import DiscoveredTarget
+    from iscsikit.proto.session import SessionState
+
+    from .session import UserTcpSession
 
 
 class UserTcpTransport(Transport):
@@ -35,6 +43,13 @@ class UserTcpTransport(Transport):
     )
 
     def login(self, spec: ConnectSpec) -> UserTcpSession | TargetRedirected:
+        from iscsikit import net
+        from iscsikit.net import PduConnection
+        from iscsikit.net.connection import socket_binding
+        from iscsikit.proto.login import TargetRedirected
+
+        from .session import UserTcpSession
+
         # net.run_login's steps, with the socket bound as the node's iface asks (a
         # netdev by name or MAC, as iscsid binds; a source address, iscsikit's own).
         deadline = net.deadline_after(spec.timeouts.login)
@@ -48,6 +63,8 @@ class UserTcpTransport(Transport):
     def discover_sendtargets(
         self, spec: ConnectSpec, query: str = "All"
     ) -> list[DiscoveredTarget] | TargetRedirected:
+        from iscsikit import net
+
         return net.discover_sendtargets(spec, query)
 
 
@@ -57,3 +74,19 @@ def iscsikit_register_transports(registry: TransportRegistry) -> None:
 
 
 __all__ = ["PduConnection", "SessionState", "UserTcpSession", "UserTcpTransport"]
+
+#: The names re-exported from where they live, imported on first use (PEP 562).
+_LAZY = {
+    "PduConnection": "iscsikit.net",
+    "SessionState": "iscsikit.proto.session",
+    "UserTcpSession": "iscsikit_drivers.usertcp.session",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

@@ -25,7 +25,6 @@ objects.  This module must stay cheap to import (no records store, no protocol c
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -90,6 +89,8 @@ def emit(env: _Output, mode: str | None, payload: Mapping[str, Any]) -> None:
     """
     if emitted(env):
         raise RuntimeError("a JSON document was already written for this invocation")
+    import json  # here: every mode imports this module, few write JSON (start-up)
+
     doc: JsonDoc = {"version": SCHEMA_VERSION, "mode": mode}
     doc.update(payload)
     env.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

@@ -48,7 +48,9 @@ def iscsikit_offload_ports(root: Path) -> list[OffloadPort]:
     ``root`` is the filesystem root to read (``/``, or a simulated tree in tests: the
     CLI's ``ISCSIKIT_ROOT``); a driver reads ``root / "sys"`` and nothing else, never
     the environment.  Called when ifaces are listed or chosen for binding (``-m
-    iface``, discovery).  For
+    iface``, discovery), and only when ``root`` has an iSCSI host of a transport other
+    than ``tcp`` and ``iser`` (see ``iscsikit.plugin.manager.offload_ports_possible``:
+    every offload port is an iSCSI host, and a listing with none imports no driver).  For
     each port without an iface the core creates ``ifaces/<transport>.<mac>``, as
     open-iscsi's ``iscsi_default_iface_setup`` does.  Return ``[]`` when the hardware
     is absent; every implementation's list is used.

@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from iscsikit.errors import InvalidParameterError, NotSupportedError, TransportNotFoundError
-from iscsikit.proto.address import Portal
-from iscsikit.proto.ffp import Timers
-from iscsikit.proto.login import LoginAccepted, LoginConfig, TargetRedirected
-from iscsikit.proto.sendtargets import DiscoveredTarget
-from iscsikit.proto.task import PingTask, ScsiTask, TmfTask
+from iscsikit.proto.ffp_params import Timers
 
+# The protocol types below are annotations only: importing iscsikit.plugin (every
+# driver does, and the CLI for its registry) must not load the protocol machines, CHAP
+# and the digest library (tens of ms of iscsikit-adm's start-up; bench/startup_bench.py).
 if TYPE_CHECKING:
     from iscsikit.netlink.wire import ChapRecord, ParamAttr
+    from iscsikit.proto.address import Portal
+    from iscsikit.proto.login import LoginAccepted, LoginConfig, TargetRedirected
+    from iscsikit.proto.sendtargets import DiscoveredTarget
+    from iscsikit.proto.task import PingTask, ScsiTask, TmfTask
     from iscsikit.sysfs import IscsiHost
 
 

@@ -34,18 +34,17 @@ from iscsikit.cli.modes.session import (
 )
 from iscsikit.cli.options import host_number
 from iscsikit.errors import IscsiErr, IscsiError
-from iscsikit.manager.sessions import grouped
-from iscsikit.netlink import NetlinkRequestError
-from iscsikit.netlink.constants import ChapType
-from iscsikit.netlink.params import HOST_STATS_FIELDS
-from iscsikit.plugin.transport import OffloadDriver, OffloadHostOps
-from iscsikit.records.fileformat import BEGIN_PREFIX, END_LINE, RECORD_VERSION
 
+# Listing hosts is start-up bound (``-m host`` on a machine without an HBA: exit 21):
+# the netlink codec, the session layer, the record format and the driver plugins are
+# imported by the functions that use them (bench/startup_bench.py).
 if TYPE_CHECKING:
     from iscsikit.cli.env import CliEnv
     from iscsikit.cli.options import ParsedArgs
     from iscsikit.manager.sessions import SessionInfo
+    from iscsikit.netlink import NetlinkRequestError
     from iscsikit.netlink.wire import ChapRecord
+    from iscsikit.plugin.transport import OffloadDriver, OffloadHostOps
     from iscsikit.sysfs import HostIface, IscsiHost, SysfsContext
     from iscsikit.sysfs.host import Flashnode
 
@@ -142,6 +141,8 @@ def host_tree(host: IscsiHost, flags: int, sessions: list[SessionInfo]) -> str:
         out += _iface_block(iface, host, "\t")
     mine = [s for s in sessions if s.host_no == host.host_no]
     if flags and mine:
+        from iscsikit.manager.sessions import grouped
+
         out += ["\t*********\n", "\tSessions:\n", "\t*********\n"]
         out.append(session_tree(grouped(mine), flags, prefix="\t"))
     return "".join(out)
@@ -170,6 +171,7 @@ def offload_driver(transport: str | None, root: Path) -> OffloadDriver | None:
     if not transport:
         return None
     from iscsikit.plugin import manager
+    from iscsikit.plugin.transport import OffloadDriver
 
     registry = manager.transports()
     if transport not in registry:
@@ -181,6 +183,9 @@ def offload_driver(transport: str | None, root: Path) -> OffloadDriver | None:
 def chap_record_text(record: ChapRecord) -> str:
     """One CHAP entry as ``idbm_print(IDBM_PRINT_TYPE_HOST_CHAP, .., show=1)`` prints it:
     index, then username and password (``_in`` for an incoming entry), in the clear."""
+    from iscsikit.netlink.constants import ChapType
+    from iscsikit.records.fileformat import BEGIN_PREFIX, END_LINE, RECORD_VERSION
+
     suffix = "_in" if record.chap_type == ChapType.IN else ""
     password = record.password.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
     lines = [
@@ -201,6 +206,8 @@ def host_stats_text(counters: Mapping[str, int]) -> str:
 
 
 def _chap(args: ParsedArgs, env: CliEnv, ops: OffloadHostOps, found: dict[str, Any]) -> int:
+    from iscsikit.netlink import NetlinkRequestError
+
     op = args.ops[0]
     if op == "show":
         try:
@@ -230,6 +237,9 @@ def _chap(args: ParsedArgs, env: CliEnv, ops: OffloadHostOps, found: dict[str, A
 
 def _set_chap(args: ParsedArgs, env: CliEnv, ops: OffloadHostOps) -> int:
     """``new``/``update``: one username/password pair (out, or ``_in``) at ``-x``."""
+    from iscsikit.netlink import NetlinkRequestError
+    from iscsikit.netlink.constants import ChapType
+
     params = dict(args.params)
     kinds = {
         ChapType.OUT: ("host.auth.username", "host.auth.password"),
@@ -263,6 +273,8 @@ def _busy(env: CliEnv, exc: NetlinkRequestError, index: int) -> int:
 
 
 def _flashnode_op(args: ParsedArgs, env: CliEnv, ops: OffloadHostOps, host_no: int) -> int:
+    from iscsikit.netlink import NetlinkRequestError
+
     op = args.ops[0]
     if op == "new":
         portal_type = (args.portal_type or "").lower()
@@ -302,6 +314,7 @@ def _flashnode_update(
     import errno
     import os
 
+    from iscsikit.netlink import NetlinkRequestError
     from iscsikit.sysfs import SysfsContext
 
     failed = f"Update for flashnode {index} of host {host_no} failed."
@@ -349,6 +362,8 @@ def _submode(
     """``-C chap|stats|flashnode``; ``found`` gets the ``--output json`` objects (the
     text records are printed only in text mode: they would repeat them, secrets and all,
     as ``messages``)."""
+    from iscsikit.netlink import NetlinkRequestError
+
     text = args.output != "json"
     if submode == "stats":
         found["op"] = "stats"
@@ -420,6 +435,8 @@ def _submode(
 
 def _signed(counters: Mapping[str, int]) -> dict[str, int]:
     """The counters as ``%lld`` prints them (u64 read as signed), in iscsiadm's order."""
+    from iscsikit.netlink.params import HOST_STATS_FIELDS
+
     return {
         k: (v - (1 << 64) if v >= 1 << 63 else v)
         for k in HOST_STATS_FIELDS
@@ -430,6 +447,8 @@ def _signed(counters: Mapping[str, int]) -> dict[str, int]:
 def chap_json(record: ChapRecord, *, show_secrets: bool = False) -> dict[str, Any]:
     """A CHAP entry for ``--output json``: the ``host.auth.*`` keys ``-o show`` prints;
     the password is null unless ``-S``."""
+    from iscsikit.netlink.constants import ChapType
+
     suffix = "_in" if record.chap_type == ChapType.IN else ""
     password = record.password.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
     return {
@@ -462,6 +481,7 @@ def flashnode_record_text(node: Flashnode) -> str:
     all bits set when the attribute is missing (``sysfs_get_uint*`` store -1 first);
     strings as they are, ``<empty>`` when empty or missing."""
     from iscsikit.config.keytable import FLASHNODE_SPECS
+    from iscsikit.records.fileformat import BEGIN_PREFIX, END_LINE, RECORD_VERSION
     from iscsikit.sysfs.attrs import c_int
 
     sess, conn = node, node.conn()

@@ -44,7 +44,10 @@ from iscsikit.cli import jsonout
 from iscsikit.cli.options import host_number
 from iscsikit.cli.printing import EMPTY, iface_text, portal_text
 from iscsikit.errors import MESSAGES, IscsiErr, IscsiError, NoObjectsFoundError
-from iscsikit.netlink import NetlinkRequestError
+
+# Listing and showing ifaces is start-up bound: the netlink codec, the records package,
+# sysfs and the driver plugins are imported in the functions that use them, not here
+# (bench/startup_bench.py; tests/unit/cli/test_startup_imports.py).
 
 if TYPE_CHECKING:
     from iscsikit.cli.env import CliEnv
@@ -155,10 +158,12 @@ def _read(cmd: _Cmd, name: str, code: IscsiErr) -> IfaceRecord:
 def _all(cmd: _Cmd) -> list[IfaceRecord]:
     """Every iface as ``-m iface`` lists them: files by name, then the built-ins."""
     from iscsikit.manager.ifaces import ensure_offload_ifaces
+    from iscsikit.plugin.manager import for_offload_ports
     from iscsikit.records.reader import listdir_sorted
 
     records = cmd.env.records()
-    ensure_offload_ifaces(records, root=cmd.env.paths.root)
+    root = cmd.env.paths.root
+    ensure_offload_ifaces(records, for_offload_ports(root), root=root)
     names = [n for n in listdir_sorted(records.layout.ifaces) if n not in _BUILTIN]
     return [_read(cmd, n, IscsiErr.INVAL) for n in [*names, *_BUILTIN]]
 
@@ -341,6 +346,8 @@ def _apply(cmd: _Cmd, op: int) -> int:
     if driver is None:
         cmd.err("no offload HBA to configure: iSCSI netlink is not available")
         raise IscsiError("Could not apply net configuration: unknown error", code=IscsiErr.ERR)
+    from iscsikit.netlink import NetlinkRequestError
+
     attrs = [a for i in ifaces for a in driver.net_config(i.values)]
     if host is None:
         found = driver.host_by_hwaddress(ifaces[0].get("iface.hwaddress"))
@@ -460,6 +467,7 @@ def _offload_ping(
 ) -> int:
     """PING per packet through ``host`` (usr/iscsiadm.c ``exec_ping_op``): the status of
     each as iscsiadm words it; the exit code is the last packet's error, if any."""
+    from iscsikit.netlink import NetlinkRequestError
     from iscsikit.netlink.constants import IfaceType
 
     ip = cmd.args.ip or ""

@@ -31,7 +31,7 @@ import iscsikit
 from iscsikit.ipc.protocol import RequestDecoder, RequestReceived, encode_result
 from iscsikit.manager.sessions import DAEMON_SOCKET_NAME, session_from_sysfs, session_to_json
 from iscsikit.sysfs import SysfsContext
-from iscsikit.sysfs.fake import sample_kernel
+from iscsikit.sysfs.fake import FakeSysfs, sample_kernel
 
 #: Runs ``python -m iscsikit ARGS`` in this interpreter, then writes the exit code and the
 #: modules the command imported (sys.modules after minus before) as JSON to OUT.
@@ -112,15 +112,17 @@ class Started:
         )
 
 
-def start(root: Path, *args: str) -> Started:
-    """``python -m iscsikit ARGS`` with ``ISCSIKIT_ROOT=root``, in a fresh interpreter."""
+def start(root: Path, *args: str, site: bool = False) -> Started:
+    """``python -m iscsikit ARGS`` with ``ISCSIKIT_ROOT=root``, in a fresh interpreter
+    (with ``site`` when the command needs the installed drivers: an editable install
+    finds ``iscsikit_drivers`` through a ``.pth`` file)."""
     out = root / "startup.json"
     package_dir = str(Path(iscsikit.__file__).resolve().parents[1])
     path = [package_dir, *(p for p in sys.path if p and os.path.isdir(p))]
     env = {**os.environ, "ISCSIKIT_ROOT": str(root), "PYTHONPATH": os.pathsep.join(path)}
     env.pop("ISCSIKIT_DB_ROOT", None)
     proc = subprocess.run(
-        [sys.executable, "-S", "-c", _RUNNER, str(out), *args],
+        [sys.executable, *(() if site else ("-S",)), "-c", _RUNNER, str(out), *args],
         capture_output=True,
         text=True,
         env=env,
@@ -232,3 +234,95 @@ def test_node_listing(tmp_path: Path) -> None:
     # The check can fail: what node mode needs is what session mode must not load.
     assert {"iscsikit.records.store", "iscsikit.config.registry"} <= started.modules
     assert "iscsikit.records.store" in started.loaded(NOT_FOR_SESSIONS)
+
+
+# -- every other mode (issue 15: start-up within 40 ms of ``python3 -c pass`` in every
+# mode; bench/startup_bench.py) -------------------------------------------------------
+
+TARGET = "iqn.2024-01.test.iscsikit:startup"
+PORTAL = "127.0.0.1:3260"
+#: The kernel's NETLINK_ISCSI codec: only HBA operations (``-o apply``, ``-C ...``) use it.
+NETLINK = ("iscsikit.netlink",)
+#: What a mode that calls no hook and looks up no transport must not load either.
+NO_SESSIONS = ("iscsikit.ipc", "iscsikit.manager.sessions")
+#: Listing ifaces builds a plugin manager for the offload-ports hook (pluggy, the hook
+#: specifications), but without drivers when no offload host is there: nothing of
+#: NEVER's protocol stack, entry points, drivers or event loop.
+NOT_FOR_IFACES = (
+    *(n for n in NEVER if n not in ("pluggy", "iscsikit.plugin", "iscsikit.proto")),
+    "iscsikit.proto.ffp",
+    "iscsikit.proto.login",
+    "iscsikit.proto.digest",
+    "crc32c",
+    *NETLINK,
+    *NO_SESSIONS,
+)
+#: (arguments, exit code, modules it must not load), each on a database holding one
+#: discovery record and one node record.
+MODES: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
+    (("--version",), 0, (*NEVER, *NETLINK, *NO_SESSIONS, "iscsikit.records", "iscsikit.sysfs")),
+    (("-m", "discovery"), 0, NOT_FOR_NODES),
+    (("-m", "discoverydb"), 0, NOT_FOR_NODES),
+    (("-m", "node"), 0, NOT_FOR_NODES),
+    (("-m", "node", "-T", TARGET, "-p", PORTAL), 0, NOT_FOR_NODES),
+    (("-m", "session", "-P", "3"), 21, NOT_FOR_SESSIONS),
+    (("-m", "iface"), 0, NOT_FOR_IFACES),
+    (("-m", "iface", "-I", "default"), 0, (*NEVER, *NETLINK, *NO_SESSIONS)),
+    (("-m", "fw"), 22, (*NEVER, *NETLINK, *NO_SESSIONS, "iscsikit.records")),
+    (("-m", "host"), 21, (*NEVER, *NETLINK, *NO_SESSIONS, "iscsikit.records")),
+]
+
+
+@pytest.fixture(scope="module")
+def records_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root with one discovery record and one node record (made by the CLI)."""
+    root = tmp_path_factory.mktemp("startup")
+    for args in (
+        ("-m", "discoverydb", "-t", "st", "-p", PORTAL, "-o", "new"),
+        ("-m", "node", "-o", "new", "-T", TARGET, "-p", PORTAL),
+    ):
+        started = start(root, *args)
+        assert started.code == 0, started.stderr
+    return root
+
+
+@pytest.mark.parametrize(("args", "code", "unneeded"), MODES, ids=[" ".join(m[0]) for m in MODES])
+def test_mode_loads_only_what_it_needs(
+    records_root: Path, args: tuple[str, ...], code: int, unneeded: tuple[str, ...]
+) -> None:
+    started = start(records_root, *args)
+    assert started.code == code, started.stderr
+    assert started.loaded(unneeded) == []
+
+
+def test_help_loads_every_driver(records_root: Path) -> None:
+    """``-h`` lists the installed drivers with their descriptions: the one command that
+    imports them all (which also shows the checks above can see a driver)."""
+    from importlib.metadata import entry_points
+
+    started = start(records_root, "-h", site=True)
+    assert started.code == 0, started.stderr
+    wanted = {ep.value for ep in entry_points(group="iscsikit")}
+    assert wanted and wanted <= started.modules, started.stdout[-800:]
+    # Registering usertcp loads neither asyncio nor its session and data path.
+    assert started.loaded(("asyncio", "iscsikit_drivers.usertcp.session")) == []
+
+
+def test_iface_listing_asks_the_drivers_only_with_an_offload_host(tmp_path: Path) -> None:
+    """An iscsi_tcp session's host (a software transport: one host per session) does not
+    make ``-m iface`` import the drivers; a (simulated) qla4xxx host does, and its port's
+    iface is listed, as the ``iscsikit_offload_ports`` hook reports it."""
+    fake = FakeSysfs(tmp_path)
+    fake.add_transport("tcp")
+    fake.add_host(3, proc_name="iscsi_tcp", attrs={"hwaddress": "00:0a:0b:0c:0d:01"})
+    started = start(tmp_path, "-m", "iface", site=True)
+    assert started.code == 0, started.stderr
+    assert started.loaded(("iscsikit_drivers", "importlib.metadata")) == []
+    assert started.stdout.splitlines()[0].startswith("default ")
+
+    fake.add_transport("qla4xxx")
+    fake.add_host(5, proc_name="qla4xxx", attrs={"hwaddress": "00:0e:1e:00:00:05"})
+    started = start(tmp_path, "-m", "iface", site=True)
+    assert started.code == 0, started.stderr
+    assert "iscsikit_drivers.offload.qla4xxx" in started.modules
+    assert started.stdout.splitlines()[0].startswith("qla4xxx.00:0e:1e:00:00:05 qla4xxx,")
