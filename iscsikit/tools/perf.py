@@ -45,7 +45,13 @@ from typing import IO, Any
 
 import iscsikit
 from iscsikit.cli.console import ArgumentParser, console_main
-from iscsikit.errors import ConnectionFailedError, IscsiErr, IscsiError, LocalProtocolError
+from iscsikit.errors import (
+    ConnectionFailedError,
+    InvalidParameterError,
+    IscsiErr,
+    IscsiError,
+    LocalProtocolError,
+)
 from iscsikit.plugin.transport import CommandChannel
 from iscsikit.proto.task import ScsiTask
 from iscsikit.tools.latency import SUB_BITS, LatencyHistogram
@@ -86,6 +92,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _microseconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no number of microseconds") from None
+    if not 0 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 to 1000000")
+    return value
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog=PROG,
@@ -121,6 +137,11 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "-n", "--no-progress", action="store_true", help="no once-a-second progress line"
     )
+    parser.add_argument(
+        "--busy-poll", type=_microseconds, default=0, metavar="USEC",
+        help="spin up to USEC µs on non-blocking receives before sleeping (default 0: never); "
+        "trades CPU for latency at low queue depth (userspace TCP only)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: from time)")
     parser.add_argument("url", help="iscsi:// URL of the LUN")
@@ -507,6 +528,7 @@ def report(
     url: str,
     header_digest: bool,
     data_digest: bool,
+    busy_poll_us: int = 0,
 ) -> dict[str, Any]:
     """The JSON object ``--json`` prints."""
     cpu = cpu_user + cpu_sys
@@ -522,6 +544,7 @@ def report(
         "block_size_bytes": work.blocks_per_io * work.block_size,
         "header_digest": header_digest,
         "data_digest": data_digest,
+        "busy_poll_us": busy_poll_us,
         "seconds": round(work.seconds, 6),
         "ios": work.ios,
         "bytes": work.bytes,
@@ -563,6 +586,12 @@ def _run(args: argparse.Namespace, out: IO[str]) -> int:
         transport = session.transport_session
         assert transport is not None  # set by a successful login
         channel = transport.command_channel()
+        if args.busy_poll:
+            if not hasattr(channel, "busy_poll"):
+                raise InvalidParameterError(
+                    f"--busy-poll: the {type(channel).__name__} data path cannot busy-poll"
+                )
+            channel.busy_poll = args.busy_poll / 1e6
         _clear_unit_attention(channel, url.lun)
         num_blocks, block_size = _capacity(channel, url.lun)
         say(
@@ -634,6 +663,7 @@ def _run(args: argparse.Namespace, out: IO[str]) -> int:
                 url=str(url),
                 header_digest=_param(params, "HeaderDigest") == "CRC32C",
                 data_digest=_param(params, "DataDigest") == "CRC32C",
+                busy_poll_us=args.busy_poll,
             )
             out.write(json.dumps(figures) + "\n")
         else:

@@ -95,3 +95,24 @@ def test_digests_and_a_missing_target(tgtd_factory: TgtdFactory) -> None:
     )
     assert proc.returncode not in (0, 7)
     assert proc.stderr.startswith("iscsikit-perf: ") and proc.stderr.count("\n") == 1
+
+
+def test_busy_poll_runs_and_bad_values(tgtd_factory: TgtdFactory) -> None:
+    """``--busy-poll`` at queue depth 1 (the spinning receive path) and with writes;
+    a value out of range is a usage error (7)."""
+    tgtd = tgtd_factory()
+    tgtd.add_target(IQN, luns=1, lun_size=LUN_SIZE)
+    url = f"iscsi://{tgtd.portal}/{IQN}/1"
+    data = run_perf("--busy-poll", "200", "-m", "1", "-r", url)
+    sane(data, write=False, random=True, qd=1, size=4096)
+    assert data["busy_poll_us"] == 200
+    sane(run_perf("--busy-poll", "50", "-w", "-m", "2", url), write=True, random=False, qd=2,
+         size=4096)  # fmt: skip
+    assert run_perf("-m", "1", url)["busy_poll_us"] == 0
+    for bad in ("-1", "x", "2000000"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "iscsikit.tools.perf", "--busy-poll", bad, url],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 7, (bad, proc.stderr)
+        assert "--busy-poll" in proc.stderr
