@@ -447,7 +447,8 @@ class NbdServerProtocol:
         flags, kind, handle, offset, length = header
         if len(self._buf) - self._pos < length:
             return None
-        data = bytes(self._buf[self._pos : self._pos + length])
+        with memoryview(self._buf) as view:  # one copy (a bytearray slice would be two)
+            data = bytes(view[self._pos : self._pos + length])
         self._consume(length)
         self._request = None
         return self._accept(Command.WRITE, handle, flags, offset, length, data)

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 _READ_SIZE = 1 << 20
 #: Bytes of replies joined into one send.
 _BATCH = 256 * 1024
+#: The send buffer asked for on each client socket.
+_SNDBUF = 2 << 20
 #: READ reply buffers kept per size.
 _FREE_BUFFERS = 16
 
@@ -129,6 +131,13 @@ async def serve(
     connections: set[asyncio.Task[None]] = set()
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # Room for a few whole READ replies in the kernel: with the default ~208 KiB a
+            # 256 KiB reply never goes out in one send, and each rest is copied and sent
+            # again from the transport's buffer.  (Capped by net.core.wmem_max.)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF)
         task = asyncio.current_task()
         assert task is not None
         connections.add(task)
