@@ -30,7 +30,7 @@ record whatever the file says.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -57,6 +57,7 @@ from iscsikit.records.layout import (
 )
 from iscsikit.records.lock import DbLock
 from iscsikit.records.model import DiscoveryRecord, IfaceRecord, NodeRecord
+from iscsikit.records.namecache import NameCache, Recorder
 
 __all__ = ["FoundNode", "Reader", "listdir_sorted", "node_defaults"]
 
@@ -155,9 +156,14 @@ class FoundNode(NamedTuple):
 class Reader:
     """Walks and loads records of the database at ``layout`` (see the module doc)."""
 
-    def __init__(self, layout: Layout, lock: DbLock) -> None:
+    def __init__(self, layout: Layout, lock: DbLock, names: NameCache | None = None) -> None:
         self.layout = layout
         self.lock = lock
+        #: Where the node tree's names are cached (:mod:`~iscsikit.records.namecache`).
+        self.names = names
+        #: (directories checked against the cache, directories read) by the last
+        #: unfiltered :meth:`node_ids`: (n, 0) when the cached listing was used.
+        self.last_walk = (0, 0)
 
     # -- nodes ------------------------------------------------------------------------
 
@@ -172,15 +178,47 @@ class Reader:
     ) -> list[NodeId]:
         """Every node (optionally only those matching), sorted; only an old-style record
         (a file, rare) is opened, for the iface named inside it."""
+        names = self.names
+        if names is None or (target, address, port, tpgt, iface) != (None,) * 5:
+            return self._node_ids(listdir_sorted, problems, target, address, port, tpgt, iface)
+        top = self.layout.nodes
+        cached = names.load(top)
+        if cached is not None:
+            self.last_walk = (names.checked, 0)
+            return list(map(NodeId._make, cached))
+        started = names.clock()
+        recorder = Recorder(listdir_sorted)
+        known = len(problems)
+        found = self._node_ids(recorder.listdir, problems, None, None, None, None, None)
+        self.last_walk = (0, len(recorder.read))
+        if recorder.stable and len(problems) == known and all(n.tpgt != -1 for n in found):
+            nodes = [(n.target, n.address, n.port, n.tpgt, n.iface) for n in found]
+            names.store(top, recorder.read, nodes, started)
+        return found
+
+    def _node_ids(
+        self,
+        listdir: Callable[[str], list[str]],
+        problems: list[RecordProblem],
+        target: str | None,
+        address: str | None,
+        port: int | None,
+        tpgt: int | None,
+        iface: str | None,
+    ) -> list[NodeId]:
         nodes = self.layout.nodes
         if address is not None:
             address = strip_brackets(address)
-        targets = [target] if target is not None else listdir_sorted(nodes)
+        targets = [target] if target is not None else listdir(nodes)
         found: list[NodeId] = []
+        portals: dict[str, tuple[str, int, int | None] | None] = {}  # names repeat
         for name in targets:
             tdir = f"{nodes}/{name}"
-            for portal in listdir_sorted(tdir):
-                parsed = parse_portal_name(portal)
+            for portal in listdir(tdir):
+                if portal in portals:
+                    parsed = portals[portal]
+                else:
+                    parsed = portals[portal] = parse_portal_name(portal)
                 if parsed is None:
                     problems.append(
                         RecordProblem(
@@ -200,7 +238,7 @@ class Reader:
                 if tpgt is not None and group != tpgt:
                     continue
                 pdir = f"{tdir}/{portal}"
-                for ifname in listdir_sorted(pdir):
+                for ifname in listdir(pdir):
                     if iface is None or ifname == iface:
                         found.append(NodeId(name, addr, prt, group, ifname))
         return found

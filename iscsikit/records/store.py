@@ -22,7 +22,10 @@ What it adds:
 * **No data lost on read-modify-write.**  iscsiadm 2.1.8 reads a node record with the
   IPv4 iface keys only, so its ``-o update`` resets the IPv6 iface values of a node
   bound to an IPv6 iface; iscsikit reads both blocks and keeps them.
-* **Speed.**  Listing walks directory names only (:meth:`Records.node_ids`); updates
+* **Speed.**  Listing walks directory names only (:meth:`Records.node_ids`), and a
+  tree unchanged since the last listing is listed from a cache outside the database,
+  validated by directory times (:mod:`iscsikit.records.namecache`;
+  ``name_cache=False`` turns it off); updates
   rewrite only the changed lines when a file is in open-iscsi's own layout; durability
   costs one ``syncfs`` per large batch rather than two ``fsync`` per file.
 
@@ -58,6 +61,7 @@ from iscsikit.records.layout import (
 )
 from iscsikit.records.lock import DEFAULT_TIMEOUT, DbLock
 from iscsikit.records.model import DiscoveryRecord, IfaceRecord, NodeRecord
+from iscsikit.records.namecache import NameCache
 from iscsikit.records.reader import Reader
 from iscsikit.records.writer import Writer
 
@@ -66,6 +70,8 @@ __all__ = ["SYSTEM_DB_ROOTS", "SYSTEM_LOCK_DIR", "Records"]
 #: open-iscsi's lock directory, and the database roots that use it.
 SYSTEM_LOCK_DIR = Path("/run/lock/iscsi")
 SYSTEM_DB_ROOTS = (Path("/etc/iscsi"), Path("/var/lib/iscsi"))
+#: iscsikit's run-time directory (caches) for the system databases.
+SYSTEM_RUN_DIR = Path("/run/iscsikit")
 #: Present while a write is in progress; found by the next writer after a crash.
 DIRTY_MARKER = ".iscsikit-writing"
 
@@ -77,7 +83,8 @@ class Records:
     :meth:`Records.at` roots one anywhere.  ``durable=False`` skips fsync (scratch
     data); ``link_root`` is the directory discovery links point into (default: the
     database root itself; ``/etc/iscsi`` writes links as iscsiadm would for a database
-    that will be mounted there); ``lock_timeout`` bounds every wait for the lock.
+    that will be mounted there); ``lock_timeout`` bounds every wait for the lock;
+    ``name_cache``: keep the node listing in ``paths.run_dir/records-cache``.
     """
 
     def __init__(
@@ -87,12 +94,14 @@ class Records:
         lock_timeout: float = DEFAULT_TIMEOUT,
         durable: bool = True,
         link_root: str | os.PathLike[str] | None = None,
+        name_cache: bool = True,
     ) -> None:
         self.paths = paths
         self.layout = Layout(paths.db_root, link_root)
         self.lock = DbLock(paths.lock_dir, timeout=lock_timeout)
         self.durable = durable
-        self._reader = Reader(self.layout, self.lock)
+        names = NameCache(str(self.layout.db_root), str(paths.run_dir)) if name_cache else None
+        self._reader = Reader(self.layout, self.lock, names)
         self._writer = Writer(self.layout, self._reader, durable=durable)
         #: Problems found in files by the most recent call.
         self.problems: list[RecordProblem] = []
@@ -108,25 +117,35 @@ class Records:
         lock_timeout: float = DEFAULT_TIMEOUT,
         durable: bool = True,
         link_root: str | os.PathLike[str] | None = None,
+        name_cache: bool = True,
     ) -> Records:
         """A store rooted at ``db_root``.
 
         ``lock_dir`` defaults to open-iscsi's ``/run/lock/iscsi`` for the system
         databases (``/etc/iscsi``, ``/var/lib/iscsi``) and to ``<db_root>/.lock``
         elsewhere (a scratch database is not locked against the system's iscsiadm).
+        The name cache lives in ``/run/iscsikit`` for the system databases, in the
+        lock directory otherwise.
         """
         root = Path(os.path.abspath(db_root))
+        system = root in SYSTEM_DB_ROOTS
         if lock_dir is None:
-            lock_dir = SYSTEM_LOCK_DIR if root in SYSTEM_DB_ROOTS else root / ".lock"
+            lock_dir = SYSTEM_LOCK_DIR if system else root / ".lock"
         paths = Paths(
             root=Path("/"),
             config_dir=root,
             db_root=root,
             lock_dir=Path(lock_dir),
-            run_dir=Path(lock_dir),
+            run_dir=SYSTEM_RUN_DIR if system else Path(lock_dir),
             db_root_source="argument",
         )
-        return cls(paths, lock_timeout=lock_timeout, durable=durable, link_root=link_root)
+        return cls(
+            paths,
+            lock_timeout=lock_timeout,
+            durable=durable,
+            link_root=link_root,
+            name_cache=name_cache,
+        )
 
     @property
     def db_root(self) -> Path:
