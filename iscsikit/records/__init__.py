@@ -9,6 +9,7 @@
 * :mod:`~iscsikit.records.fsio` -- atomic, durable file replacement in batches;
 * :mod:`~iscsikit.records.reader` / :mod:`~iscsikit.records.writer` -- walking and
   loading records / what each write does to files;
+* :mod:`~iscsikit.records.namecache` -- the node listing, cached outside the database;
 * :mod:`~iscsikit.records.store` -- :class:`Records`, the database API.
 """
 
