@@ -16,6 +16,7 @@ thread's CPU time (``time.thread_time``), so other processes on a busy machine a
 counted; cache effects of sharing the CPU still are.
 
     python bench/ffp_microbench.py [--qd 32] [--size 4096] [--ios 200000] [--digests] [--write]
+                                   [--data-in-pdu 8192]
     python bench/ffp_microbench.py --digest-overhead --size 65536 [--write] [--runs 5]
 """
 
@@ -53,7 +54,24 @@ def data_in(itt: int, statsn: int, expcmdsn: int, payload: bytes, digests: bool)
     )
 
 
-def run(qd: int, size: int, ios: int, digests: bool) -> float:
+def data_in_sequence(
+    itt: int, statsn: int, expcmdsn: int, payload: bytes, digests: bool, pdu: int
+) -> bytes:
+    """``payload`` as Data-In PDUs of at most ``pdu`` bytes, status in the last (as tgt)."""
+    if pdu >= len(payload):
+        return data_in(itt, statsn, expcmdsn, payload, digests)
+    out = bytearray()
+    for datasn, offset in enumerate(range(0, len(payload), pdu)):
+        last = offset + pdu >= len(payload)
+        out += rawpdu.DataIn(
+            final=last, status_present=last, itt=itt, statsn=statsn if last else 0,
+            expcmdsn=expcmdsn, maxcmdsn=expcmdsn + 64, datasn=datasn, buffer_offset=offset,
+            data=payload[offset : offset + pdu],
+        ).encode(digests, digests)  # fmt: skip
+    return bytes(out)
+
+
+def run(qd: int, size: int, ios: int, digests: bool, pdu: int = 1 << 24) -> float:
     params = ConnectionParams(
         header_digest=digests, data_digest=digests, max_recv_data_segment_length=262144
     )
@@ -81,7 +99,7 @@ def run(qd: int, size: int, ios: int, digests: bool) -> float:
         batch = bytearray()
         for itt in sorted(conn._tasks):
             statsn += 1
-            batch += data_in(itt, statsn, state.cmdsn, payload, digests)
+            batch += data_in_sequence(itt, statsn, state.cmdsn, payload, digests, pdu)
         view = memoryview(batch)
         started = clock()
         while view:
@@ -209,11 +227,18 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--digest-overhead", action="store_true")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--data-in-pdu", type=int, default=1 << 24,
+        help="split each read into Data-In PDUs of this many bytes (tgt: 8192)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.digest_overhead:
         digest_overhead(args.qd, args.size, args.ios, args.write, args.runs)
         return
-    cost = (run_write if args.write else run)(args.qd, args.size, args.ios, args.digests)
+    if args.write:
+        cost = run_write(args.qd, args.size, args.ios, args.digests)
+    else:
+        cost = run(args.qd, args.size, args.ios, args.digests, args.data_in_pdu)
     print(f"{cost:.2f} µs per I/O (machine only; PDU synthesis excluded)")
 
 
