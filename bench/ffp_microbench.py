@@ -71,14 +71,14 @@ def data_in_sequence(
     return bytes(out)
 
 
-def run(qd: int, size: int, ios: int, digests: bool, pdu: int = 1 << 24) -> float:
-    params = ConnectionParams(
-        header_digest=digests, data_digest=digests, max_recv_data_segment_length=262144
-    )
+def start(
+    params: ConnectionParams, qd: int, size: int, ios: int, write: bool
+) -> tuple[FullFeatureConnection, SessionState]:
+    """A machine with ``qd`` slots in flight, each resubmitted from its completion until
+    ``ios`` commands have been issued (the ``iscsikit-perf`` loop)."""
     state = SessionState(cmdsn=1, expcmdsn=1, maxcmdsn=1 << 20, expstatsn=1)
     conn = FullFeatureConnection(params, state, queue_depth=qd)
-    payload = bytes(range(256)) * (size // 256)
-    cdb = struct.pack(">BBQIBB", 0x88, 0, 0, size // 512, 0, 0)
+    cdb = struct.pack(">BBQIBB", 0x8A if write else 0x88, 0, 0, size // 512, 0, 0)
     left = [ios]
 
     def done(task: ScsiTask) -> None:
@@ -87,28 +87,49 @@ def run(qd: int, size: int, ios: int, digests: bool, pdu: int = 1 << 24) -> floa
             conn.reissue(task, cdb, size)
 
     for _ in range(qd):
-        task = ScsiTask(cdb, read_buffer=bytearray(size), callback=done)
+        if write:
+            task = ScsiTask(cdb, write_data=bytes(range(256)) * (size // 256), callback=done)
+        else:
+            task = ScsiTask(cdb, read_buffer=bytearray(size), callback=done)
         conn.reissue(task, cdb, size)
+    return conn, state
+
+
+def feed(conn: FullFeatureConnection, batch: bytes | bytearray) -> float:
+    """Hand ``batch`` to the machine as receives would; the CPU seconds it took."""
+    view = memoryview(batch)
+    started = time.thread_time()
+    while view:
+        buf = conn.get_buffer()
+        n = min(len(buf), len(view))
+        buf[:n] = view[:n]
+        view = view[n:]
+        conn.buffer_updated(n)
+    return time.thread_time() - started
+
+
+def sent(conn: FullFeatureConnection) -> float:
+    """Take what the machine queued; the CPU seconds it took."""
+    started = time.thread_time()
+    conn.data_to_send()
+    return time.thread_time() - started
+
+
+def run(qd: int, size: int, ios: int, digests: bool, pdu: int = 1 << 24) -> float:
+    params = ConnectionParams(
+        header_digest=digests, data_digest=digests, max_recv_data_segment_length=262144
+    )
+    conn, state = start(params, qd, size, ios, write=False)
+    payload = bytes(range(256)) * (size // 256)
     statsn = 0
     elapsed = 0.0
-    clock = time.thread_time
     while conn.outstanding:
-        started = clock()
-        conn.data_to_send()
-        elapsed += clock() - started
+        elapsed += sent(conn)
         batch = bytearray()
         for itt in sorted(conn._tasks):
             statsn += 1
             batch += data_in_sequence(itt, statsn, state.cmdsn, payload, digests, pdu)
-        view = memoryview(batch)
-        started = clock()
-        while view:
-            buf = conn.get_buffer()
-            n = min(len(buf), len(view))
-            buf[:n] = view[:n]
-            view = view[n:]
-            conn.buffer_updated(n)
-        elapsed += clock() - started
+        elapsed += feed(conn, batch)
     return elapsed / ios * 1e6
 
 
@@ -122,39 +143,12 @@ def run_write(qd: int, size: int, ios: int, digests: bool) -> float:
         initial_r2t=True,
         immediate_data=True,
     )
-    state = SessionState(cmdsn=1, expcmdsn=1, maxcmdsn=1 << 20, expstatsn=1)
-    conn = FullFeatureConnection(params, state, queue_depth=qd)
-    cdb = struct.pack(">BBQIBB", 0x8A, 0, 0, size // 512, 0, 0)
-    left = [ios]
-
-    def done(task: ScsiTask) -> None:
-        left[0] -= 1
-        if left[0] >= qd:
-            conn.reissue(task, cdb, size)
-
-    for _ in range(qd):
-        task = ScsiTask(cdb, write_data=bytes(range(256)) * (size // 256), callback=done)
-        conn.reissue(task, cdb, size)
+    conn, state = start(params, qd, size, ios, write=True)
     immediate = min(size, TGT_MAX_XMIT)
     statsn = 0
     elapsed = 0.0
-    clock = time.thread_time
-
-    def feed(batch: bytes) -> float:
-        view = memoryview(batch)
-        started = clock()
-        while view:
-            buf = conn.get_buffer()
-            n = min(len(buf), len(view))
-            buf[:n] = view[:n]
-            view = view[n:]
-            conn.buffer_updated(n)
-        return clock() - started
-
     while conn.outstanding:
-        started = clock()
-        conn.data_to_send()
-        elapsed += clock() - started
+        elapsed += sent(conn)
         itts = sorted(conn._tasks)
         if immediate < size:
             r2ts = b"".join(
@@ -165,10 +159,8 @@ def run_write(qd: int, size: int, ios: int, digests: bool) -> float:
                 ).encode(digests, digests)
                 for itt in itts
             )  # fmt: skip
-            elapsed += feed(r2ts)
-            started = clock()
-            conn.data_to_send()
-            elapsed += clock() - started
+            elapsed += feed(conn, r2ts)
+            elapsed += sent(conn)
         responses = bytearray()
         for itt in itts:
             statsn += 1
@@ -176,7 +168,7 @@ def run_write(qd: int, size: int, ios: int, digests: bool) -> float:
                 itt=itt, statsn=statsn, expcmdsn=state.cmdsn, maxcmdsn=state.cmdsn + 64,
                 expdatasn=1 if immediate < size else 0,
             ).encode(digests, digests)  # fmt: skip
-        elapsed += feed(bytes(responses))
+        elapsed += feed(conn, responses)
     return elapsed / ios * 1e6
 
 
