@@ -42,6 +42,7 @@ from iscsikit.records.layout import TEMP_MARKER
 __all__ = [
     "DIR_MODE",
     "FILE_MODE",
+    "Remover",
     "WriteBatch",
     "db_error",
     "make_dirs",
@@ -362,6 +363,88 @@ def remove_empty_dir(path: str, *, root: str | None = None, root_fd: int | None 
         if fd is not None:
             os.close(fd)
     return True
+
+
+class Remover:
+    """:func:`unlink` and :func:`remove_empty_dir` for many paths below ``root``, with
+    the last few directories kept open (a node's portal and target directory, the
+    directory above them): a directory is opened from its open parent
+    (``O_NOFOLLOW``, one component), else from the root as :func:`open_dir` does, which
+    also reports whatever refuses the fast way.  Use as a context manager."""
+
+    #: Directories kept open at most.
+    KEEP = 8
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._fds: dict[str, int] = {}  # path -> fd, least recently used first
+        self._root_fd: int | None = None
+
+    def __enter__(self) -> Remover:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        if self._root_fd is not None:
+            os.close(self._root_fd)
+            self._root_fd = None
+
+    def _dir(self, directory: str) -> int:
+        fd = self._fds.pop(directory, None)
+        if fd is None:
+            fd = self._open(directory)
+        self._fds[directory] = fd
+        if len(self._fds) > self.KEEP:
+            oldest = next(iter(self._fds))
+            os.close(self._fds.pop(oldest))
+        return fd
+
+    def _open(self, directory: str) -> int:
+        parent, _, name = directory.rpartition("/")
+        parent_fd = self._fds.get(parent)
+        if parent_fd is not None and name not in ("", ".", ".."):
+            try:
+                return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent_fd)
+            except OSError:
+                pass  # a link, a file, missing: the walk from the root says which
+        if self._root_fd is None:
+            self._root_fd = open_root(self.root)
+        return open_dir(directory, self.root, root_fd=self._root_fd)
+
+    def unlink(self, path: str) -> bool:
+        """:func:`unlink` ``path`` (below the root): False if it was not there."""
+        head, _, tail = path.rpartition("/")
+        try:
+            fd = self._dir(head)
+        except FileNotFoundError:
+            return False
+        try:
+            os.unlink(tail, dir_fd=fd)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise db_error("remove", path, exc) from exc
+        return True
+
+    def remove_empty_dir(self, path: str) -> bool:
+        """:func:`remove_empty_dir` ``path`` (below the root)."""
+        head, _, tail = path.rpartition("/")
+        try:
+            fd = self._dir(head)
+        except FileNotFoundError:
+            return False
+        try:
+            os.rmdir(tail, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                return False
+            raise db_error("remove directory", path, exc) from exc
+        gone = self._fds.pop(path, None)
+        if gone is not None:
+            os.close(gone)
+        return True
 
 
 def _walk_dirs(root: str, depth: int) -> Iterator[str]:

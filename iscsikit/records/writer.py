@@ -236,15 +236,8 @@ class Writer:
                 continue
             files.append((node, path))
         touched: list[str] = []
-        try:
-            root_fd: int | None = fsio.open_root(self.root)
-        except FileNotFoundError:
-            root_fd = None  # no database: nothing below to remove
-        try:
-            self._remove(files, links, touched, root_fd)
-        finally:
-            if root_fd is not None:
-                os.close(root_fd)
+        with fsio.Remover(self.root) as remover:
+            self._remove(files, links, touched, remover)
         if self.durable:
             fsio.sync_dirs(touched, many=len(files) >= fsio.SYNCFS_THRESHOLD)
         for item in items:
@@ -257,23 +250,21 @@ class Writer:
         files: list[tuple[NodeId, str]],
         links: list[str],
         touched: list[str],
-        root_fd: int | None,
+        remover: fsio.Remover,
     ) -> None:
-        """Links first, then files, then emptied portal and target directories (each
-        directory reached from the open root, ``root_fd``); ``touched`` collects the
-        directories whose entries changed."""
-        layout, root = self.layout, self.root
+        """Links first, then files, then emptied portal and target directories;
+        ``touched`` collects the directories whose entries changed."""
+        layout = self.layout
         for link in dict.fromkeys(links):  # usr/idbm.c removes the link first
-            if fsio.unlink(link, root=root, root_fd=root_fd):
+            if remover.unlink(link):
                 touched.append(os.path.dirname(link))
         for _, path in files:
-            fsio.unlink(path, root=root, root_fd=root_fd)
+            remover.unlink(path)
             touched.append(os.path.dirname(path))
         for node, _ in files:
-            portal = layout.portal_dir(node)
-            if node.tpgt != -1 and fsio.remove_empty_dir(portal, root=root, root_fd=root_fd):
+            if node.tpgt != -1 and remover.remove_empty_dir(layout.portal_dir(node)):
                 touched.append(layout.target_dir(node.target))
-            if fsio.remove_empty_dir(layout.target_dir(node.target), root=root, root_fd=root_fd):
+            if remover.remove_empty_dir(layout.target_dir(node.target)):
                 touched.append(layout.nodes)
 
     # -- updates ----------------------------------------------------------------------
