@@ -1,10 +1,12 @@
 """The asyncio shell around :class:`~iscsikit.nbd.protocol.NbdServerProtocol`.
 
 :func:`serve` listens on a unix socket or a TCP port and runs one task per connection.  A
-connection reads, feeds the protocol object and starts one task per request, so many requests
-of one client are in flight at once (that is how the client's queue depth reaches the device);
-each task writes its reply as soon as it completes.  ``max_in_flight`` bounds the requests of
-one connection: beyond it the connection stops reading, and TCP pushes back on the client.
+connection reads, feeds the protocol object and hands each request to a pool of worker
+coroutines, so many requests of one client are in flight at once (that is how the client's
+queue depth reaches the device); each reply is queued as soon as its request completes and a
+single pump sends what is queued.  ``max_in_flight`` bounds the requests of one connection
+(a request counts until its reply is handed to the socket): beyond it the connection stops
+reading, and the socket pushes back on the client.
 
 Every wait is bounded except an idle transmission phase (NBD clients such as the kernel's keep
 connections open for hours): the handshake, each device request, each socket drain and the
@@ -23,6 +25,7 @@ import logging
 import os
 import socket
 import stat
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -208,7 +211,14 @@ class _Connection:
         self.limits = limits
         self.protocol = NbdServerProtocol([export])
         self.peer = writer.get_extra_info("peername") or "unix client"
-        self.tasks: set[asyncio.Task[None]] = set()
+        # Requests are run by worker coroutines (up to max_in_flight, started on demand)
+        # that take them from ``queue``: a task per request cost a tenth of the CPU of
+        # small reads (asyncio registers every task in a weak set).
+        self.queue: deque[RequestEvent] = deque()
+        self.idle: deque[asyncio.Future[None]] = deque()
+        self.workers: set[asyncio.Task[None]] = set()
+        self.closing = False
+        self.drained = asyncio.Event()
         self.slots = asyncio.Semaphore(limits.max_in_flight)
         # Replies go out through one pump (see _pump): finished requests queue their bytes
         # here, so the replies of one event-loop round leave in one send.
@@ -221,7 +231,7 @@ class _Connection:
         # Request timeouts: one watchdog timer per connection instead of a timer per request
         # (asyncio.timeout() cost as much as parsing the request).  It cancels the requests
         # older than request_timeout; _execute turns that cancellation into a timeout.
-        self.started: dict[asyncio.Task[None], float] = {}
+        self.started: dict[asyncio.Task[None], float] = {}  # busy workers
         self.expired: set[asyncio.Task[None]] = set()
         self.watchdog: asyncio.TimerHandle | None = None
 
@@ -252,10 +262,14 @@ class _Connection:
         # On DISC, EOF or a protocol error the requests in flight finish first (proto.md,
         # NBD_CMD_DISC: "The server MUST handle all outstanding requests"); on shutdown
         # (cancellation) they are cancelled.
-        if self.tasks and not cancelled:
-            await asyncio.wait(self.tasks, timeout=self.limits.drain_timeout)
-        for task in self.tasks:
+        self.closing = True
+        if (self.queue or self.started) and not cancelled:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), self.limits.drain_timeout)
+        for task in self.workers:
             task.cancel()
+        if self.workers:
+            await asyncio.wait(self.workers, timeout=self.limits.drain_timeout)
         if self.watchdog is not None:
             self.watchdog.cancel()
         if self.pump is not None:
@@ -305,7 +319,6 @@ class _Connection:
             self.protocol.receive_data(data)
 
     async def _transmit(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             while (event := self.protocol.next_event()) is not None:
                 if isinstance(event, DisconnectRequested):
@@ -317,10 +330,11 @@ class _Connection:
                     continue
                 assert not isinstance(event, OptionRequested | ExportChosen | HandshakeAborted)
                 await self.slots.acquire()
-                task = asyncio.create_task(self._execute(event))
-                self.tasks.add(task)
-                self.started[task] = loop.time()
-                task.add_done_callback(self._done)
+                self.queue.append(event)
+                if not self._wake() and len(self.workers) < self.limits.max_in_flight:
+                    worker = asyncio.create_task(self._worker())
+                    self.workers.add(worker)
+                    worker.add_done_callback(self.workers.discard)
             await self._send_queued()
             data = await self.reader.read(_READ_SIZE)
             if not data:
@@ -340,12 +354,40 @@ class _Connection:
                 task.cancel()
         self._arm_watchdog()
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        self.started.pop(task, None)
-        self.expired.discard(task)
-        if task.cancelled() or task.exception() is not None:
-            self.slots.release()  # no reply was queued: the pump will not release the slot
+    def _wake(self) -> bool:
+        """Wake an idle worker; False if none is idle."""
+        while self.idle:
+            waiter = self.idle.popleft()
+            if not waiter.done():  # a cancelled worker's waiter is done
+                waiter.set_result(None)
+                return True
+        return False
+
+    async def _worker(self) -> None:
+        """Run queued requests one after the other until the connection ends."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        queue, started = self.queue, self.started
+        while True:
+            if not queue:
+                if self.closing and not started:
+                    self.drained.set()
+                waiter = loop.create_future()
+                self.idle.append(waiter)
+                await waiter
+                continue
+            event = queue.popleft()
+            started[task] = loop.time()
+            try:
+                await self._execute(event)
+            except Exception:
+                # Only a bug gets here (_execute answers device errors itself).
+                log.exception("%s: %s failed", self.peer, _describe(event))
+                self.slots.release()  # no reply was queued: the pump will not release it
+            finally:
+                del started[task]
+                self.expired.discard(task)
 
     async def _execute(self, event: RequestEvent) -> None:
         reply: bytes | bytearray

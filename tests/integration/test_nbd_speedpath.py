@@ -171,3 +171,18 @@ def test_structured_read_reply_built_in_place(tmp_path: Path) -> None:
         sock.close()
     finally:
         server.stop()
+
+
+def test_requests_in_flight_at_disconnect_are_all_answered(slow: tuple[SlowDevice, Path]) -> None:
+    """NBD_CMD_DISC right behind 40 requests (more than the 16 workers): the server
+    answers every one of them before it closes (proto.md, NBD_CMD_DISC)."""
+    _device, path = slow
+    sock = connect(path)
+    requests = b"".join(
+        struct.pack(">IHHQQI", 0x25609513, 0, READ, h, 4096 * h, 4096) for h in range(1, 41)
+    )
+    sock.sendall(requests + struct.pack(">IHHQQI", 0x25609513, 0, DISC, 99, 0, 0))
+    lengths = dict.fromkeys(range(1, 41), 4096)
+    handles = {receive(sock, lengths)[0] for _ in range(40)}
+    assert handles == set(range(1, 41))
+    assert is_closed(sock)
