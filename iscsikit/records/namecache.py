@@ -133,26 +133,43 @@ class NameCache:
         self.checked = len(rels)
         return nodes
 
-    def store(
-        self, top: str, read: list[tuple[str, os.stat_result]], nodes: list[_Node], started: int
-    ) -> bool:
-        """Keep ``nodes``, the listing of ``top`` made from the directories ``read``
-        (path, stat taken before reading it) by a walk that began at ``started``;
-        nothing is kept when a directory is racily clean.  Returns whether kept."""
+    def store(self, top: str, read: list[str], nodes: list[_Node], started: int) -> bool:
+        """Keep ``nodes``, the listing of ``top`` made from the directories ``read`` by
+        a walk that began at ``started``; returns whether it was kept.
+
+        Each directory is stat()-ed now, after the walk: a directory changed after it
+        was read has a time no older than ``started`` minus one clock tick, so it is
+        racily clean -- and then nothing is kept (the walk stops at the first such
+        directory: right after a write that is the first one written to).
+        """
         prefix = top.rstrip("/") + "/"
         rels, keys = [], []
-        for directory, st in read:
-            limit = started - _margin(st)
-            if not stat.S_ISDIR(st.st_mode) or st.st_mtime_ns >= limit or st.st_ctime_ns >= limit:
-                return False
-            if directory == top:
-                rel = "."
-            elif directory.startswith(prefix):
-                rel = directory[len(prefix) :]
-            else:
-                return False
-            rels.append(rel)
-            keys.append(_key(st))
+        try:
+            fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            for directory in read:
+                if directory == top:
+                    rel = "."
+                elif directory.startswith(prefix):
+                    rel = directory[len(prefix) :]
+                else:
+                    return False
+                st = os.stat(rel, dir_fd=fd)
+                limit = started - _margin(st)
+                if (
+                    not stat.S_ISDIR(st.st_mode)
+                    or st.st_mtime_ns >= limit
+                    or st.st_ctime_ns >= limit
+                ):
+                    return False
+                rels.append(rel)
+                keys.append(_key(st))
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
         path = self.path()
         if path is None:
             return False
@@ -233,17 +250,13 @@ class NameCache:
 
 
 class Recorder:
-    """A lister for a walk that records each directory's stat (taken before it is
-    read) for :meth:`NameCache.store`; ``stable`` turns False if one could not be."""
+    """A lister for a walk that records which directories it read, for
+    :meth:`NameCache.store`."""
 
     def __init__(self, lister: Callable[[str], list[str]]) -> None:
         self._lister = lister
-        self.read: list[tuple[str, os.stat_result]] = []
-        self.stable = True
+        self.read: list[str] = []
 
     def listdir(self, directory: str) -> list[str]:
-        try:
-            self.read.append((directory, os.stat(directory)))
-        except OSError:
-            self.stable = False  # missing or odd: not cached, the lister decides
+        self.read.append(directory)
         return self._lister(directory)

@@ -191,7 +191,7 @@ class Reader:
         known = len(problems)
         found = self._node_ids(recorder.listdir, problems, None, None, None, None, None)
         self.last_walk = (0, len(recorder.read))
-        if recorder.stable and len(problems) == known and all(n.tpgt != -1 for n in found):
+        if len(problems) == known and all(n.tpgt != -1 for n in found):
             nodes = [(n.target, n.address, n.port, n.tpgt, n.iface) for n in found]
             names.store(top, recorder.read, nodes, started)
         return found

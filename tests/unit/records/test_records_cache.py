@@ -87,8 +87,8 @@ def test_racily_clean_directory_is_not_trusted(tmp_path: Path) -> None:
     the walk by the margin: a change in the same clock tick leaves them as they were."""
     top = tmp_path / "nodes"
     (top / "a").mkdir(parents=True)
-    read = [(str(top), top.stat()), (str(top / "a"), (top / "a").stat())]
-    newest = max(max(st.st_mtime_ns, st.st_ctime_ns) for _, st in read)
+    read = [str(top), str(top / "a")]
+    newest = max(max(st.st_mtime_ns, st.st_ctime_ns) for st in map(os.stat, read))
     cache = NameCache(str(tmp_path), str(tmp_path / "run"))
     nodes = [("t", "127.0.0.1", 3260, 1, "a")]
     assert not cache.store(str(top), read, nodes, newest + MARGIN_NS)  # racy: not kept
