@@ -3,6 +3,7 @@
     flock /work/tmp/bench.lock python3 bench/startup_bench.py              # 30 rounds
     flock /work/tmp/bench.lock python3 bench/startup_bench.py -n 10 --json out.json
     python3 bench/startup_bench.py --tree /path/to/other/checkout         # another tree
+    python3 bench/startup_bench.py --case "-m iface" --case "-m node"      # some cases
 
 What runs: the installed console script ``iscsikit-adm`` (the one next to this
 interpreter, not a pyenv shim), with byte code compiled first (as for an installed
@@ -16,9 +17,11 @@ unless ``--no-daemon``.
 
 Each round runs every case once, each paired with a ``python3 -c pass`` run next to it
 (the pair's order alternates between rounds); a case's figure is the median and p90 of
-its per-pair differences, in ms.  ``--tree DIR`` runs the CLI from another checkout of
-the project (a ``git worktree``): its ``iscsikit`` and ``drivers`` directories go first
-on ``PYTHONPATH``, for the CLI and for its ``python3 -c pass`` alike.
+its per-pair differences of wall time, in ms, and the median difference of CPU time
+(user + system: steadier than wall time when other work shares the machine).
+``--tree DIR`` runs the CLI from another checkout of the project (a ``git worktree``):
+its ``iscsikit`` and ``drivers`` directories go first on ``PYTHONPATH``, for the CLI and
+for its ``python3 -c pass`` alike.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -109,13 +113,18 @@ def make_root(adm: Path, env: dict[str, str], root: Path) -> None:
             raise RuntimeError(f"{argv} exited {done.returncode}: {done.stderr}")
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Wall time of one command in seconds, and its exit code."""
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """Wall time and CPU time (user + system) of one command in seconds, and its exit
+    code.  CPU time is the steadier figure when other work shares the machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
         argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
     )
-    return time.perf_counter() - start, done.returncode
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.returncode
 
 
 def p90(values: list[float]) -> float:
@@ -132,7 +141,9 @@ def daemon_env(env: dict[str, str], wanted: bool) -> Iterator[dict[str, str] | N
         yield daemon.env
 
 
-def measure(rounds: int, tree: Path | None, with_daemon: bool) -> dict[str, Any]:
+def measure(
+    rounds: int, tree: Path | None, with_daemon: bool, only: list[str] | None = None
+) -> dict[str, Any]:
     adm = entry_point()
     base_argv = [sys.executable, "-c", "pass"]
     results: dict[str, Any] = {"rounds": rounds, "tree": str(tree or "installed")}
@@ -143,10 +154,13 @@ def measure(rounds: int, tree: Path | None, with_daemon: bool) -> dict[str, Any]
         root = scratch / "root"
         make_root(adm, env, root)
         local = {**env, "ISCSIKIT_ROOT": str(root)}
-        remote = stack.enter_context(daemon_env(env, with_daemon))
-        cases = [c for c in CASES if not c[2] or remote is not None]
+        cases = [c for c in CASES if not only or c[0] in only]
+        remote = stack.enter_context(daemon_env(env, with_daemon and any(c[2] for c in cases)))
+        cases = [c for c in cases if not c[2] or remote is not None]
         diffs: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+        cpu_diffs: dict[str, list[float]] = {label: [] for label, _, _ in cases}
         bases: list[float] = []
+        cpu_bases: list[float] = []
         codes: dict[str, set[int]] = {label: set() for label, _, _ in cases}
         for _ in range(2):  # warm the page cache for both commands
             for _, argv, needs in cases:
@@ -157,20 +171,24 @@ def measure(rounds: int, tree: Path | None, with_daemon: bool) -> dict[str, Any]
                 pair = [(base_argv, env), ([str(adm), *argv], case_env)]
                 if (n + i) % 2:
                     pair.reverse()
-                times: dict[bool, float] = {}
+                times: dict[bool, tuple[float, float]] = {}
                 for cmd, cmd_env in pair:
-                    t, code = timed(cmd, cmd_env)
+                    wall, cpu, code = timed(cmd, cmd_env)
                     is_case = cmd is not base_argv
-                    times[is_case] = t
+                    times[is_case] = (wall, cpu)
                     if is_case:
                         codes[label].add(code)
-                bases.append(times[False])
-                diffs[label].append(times[True] - times[False])
+                bases.append(times[False][0])
+                cpu_bases.append(times[False][1])
+                diffs[label].append(times[True][0] - times[False][0])
+                cpu_diffs[label].append(times[True][1] - times[False][1])
         results["python_pass_ms"] = statistics.median(bases) * 1e3
+        results["python_pass_cpu_ms"] = statistics.median(cpu_bases) * 1e3
         results["cases"] = {
             label: {
                 "median_ms": statistics.median(values) * 1e3,
                 "p90_ms": p90(values) * 1e3,
+                "cpu_median_ms": statistics.median(cpu_diffs[label]) * 1e3,
                 "exit": sorted(codes[label]),
             }
             for label, values in diffs.items()
@@ -181,16 +199,20 @@ def measure(rounds: int, tree: Path | None, with_daemon: bool) -> dict[str, Any]
 
 def table(results: dict[str, Any]) -> str:
     lines = [
-        f"`python3 -c pass`: {results['python_pass_ms']:.1f} ms (median); "
+        f"`python3 -c pass`: {results['python_pass_ms']:.1f} ms (median; CPU "
+        f"{results['python_pass_cpu_ms']:.1f} ms); "
         f"{results['rounds']} rounds; tree: {results['tree']}; "
         f"load average {' '.join(results['loadavg'])}",
         "",
-        "| `iscsikit-adm` | exit | over `python3 -c pass`, median (ms) | p90 (ms) |",
-        "|---|---|---|---|",
+        "| `iscsikit-adm` | exit | over `python3 -c pass`, median (ms) | p90 (ms) | CPU (ms) |",
+        "|---|---|---|---|---|",
     ]
     for label, row in results["cases"].items():
         code = ",".join(str(c) for c in row["exit"])
-        lines.append(f"| `{label}` | {code} | {row['median_ms']:+.1f} | {row['p90_ms']:+.1f} |")
+        lines.append(
+            f"| `{label}` | {code} | {row['median_ms']:+.1f} | {row['p90_ms']:+.1f} "
+            f"| {row['cpu_median_ms']:+.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -200,9 +222,12 @@ def main() -> int:
     parser.add_argument("--tree", type=Path, help="run the CLI from this checkout")
     parser.add_argument("--no-daemon", action="store_true", help="skip the iscsikitd cases")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument(
+        "--case", action="append", metavar="LABEL", help="only this case (repeatable)"
+    )
     args = parser.parse_args()
     tree = args.tree.resolve() if args.tree else None
-    results = measure(args.runs, tree, not args.no_daemon)
+    results = measure(args.runs, tree, not args.no_daemon, args.case)
     print(table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -28,7 +28,6 @@ Parsing never touches the system: no records, no sysfs, no I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from iscsikit.cli.getopt import Event, LongOption, c_atoi, c_strtoull, getopt_long
@@ -202,18 +201,21 @@ class UsageError(IscsiError):
         self.usage = usage
 
 
-@dataclass
 class ParsedArgs:
-    """What the command line asked for (field meanings: docs/cli-contract.md)."""
+    """What the command line asked for (field meanings: docs/cli-contract.md).
+
+    A plain class, not a dataclass: generating a dataclass's methods for these 40
+    fields was a millisecond of every command's start-up.  The defaults are class
+    attributes; the lists are made per instance."""
 
     mode: str | None = None
     submode: str | None = None
-    ops: list[str] = field(default_factory=list)
+    ops: list[str]
     portal: str | None = None
     targetname: str | None = None
-    ifaces: list[str] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
-    values: list[str] = field(default_factory=list)
+    ifaces: list[str]
+    names: list[str]
+    values: list[str]
     print_level: int = -1
     type: str | None = None
     login: bool = False
@@ -241,9 +243,42 @@ class ParsedArgs:
     debug: bool = False  # --traceback
     no_progress: bool = False
     #: Arguments that are not options (iscsiadm ignores them).
-    operands: list[str] = field(default_factory=list)
+    operands: list[str]
     #: getopt complaints that did not stop iscsiadm (printed on stderr first).
-    diagnostics: list[str] = field(default_factory=list)
+    diagnostics: list[str]
+
+    def __init__(self, *, operands: list[str] | None = None) -> None:
+        self.ops = []
+        self.ifaces = []
+        self.names = []
+        self.values = []
+        self.operands = [] if operands is None else operands
+        self.diagnostics = []
+
+    def replace(self, **changes: object) -> ParsedArgs:
+        """A copy with ``changes`` (``dataclasses.replace``'s contract: fields only)."""
+        fields = self._fields()
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"ParsedArgs has no field {', '.join(sorted(unknown))}")
+        new = ParsedArgs()
+        for name, value in {**fields, **changes}.items():
+            setattr(new, name, value)
+        return new
+
+    def _fields(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in type(self).__annotations__}
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self._fields().items())
+        return f"ParsedArgs({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParsedArgs):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass was
 
     @property
     def params(self) -> list[tuple[str, str]]:

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import enum
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from iscsikit.config import keytable
 from iscsikit.config.cnum import strtoul
@@ -57,6 +58,7 @@ __all__ = [
 EMULATED_VERSION = "2.1.8"
 
 Family = Literal["ipv4", "ipv6"]
+_V = TypeVar("_V")
 
 #: C ``isspace()`` in the C locale: what open-iscsi strips and splits on.
 C_SPACE = " \t\n\v\f\r"
@@ -368,18 +370,47 @@ def _split_list(text: str) -> list[str]:
     return [t for t in re.split(r"[, \n]", text) if t]
 
 
+class _PerRecord(dict[RecordType, _V]):
+    """One of a :class:`Registry`'s tables, filled for a record type when first asked."""
+
+    def __init__(self, build: Callable[[RecordType], None]) -> None:
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, record: RecordType) -> _V:
+        self._build(record)
+        return self[record]
+
+
 class Registry:
-    """All record keys of one open-iscsi version (default: :data:`EMULATED_VERSION`)."""
+    """All record keys of one open-iscsi version (default: :data:`EMULATED_VERSION`).
+
+    A record type's keys are made when it is first used: a command reads one or two of
+    the six types, and making all of them was a millisecond of its start-up."""
 
     def __init__(self, version: str = EMULATED_VERSION) -> None:
         self._version = version
-        v = _version(version)
-        self._disk: dict[RecordType, tuple[RecordKey, ...]] = {}
-        self._show: dict[RecordType, tuple[RecordKey, ...]] = {}
-        self._by_name: dict[RecordType, dict[str, RecordKey]] = {}
-        self._later: dict[RecordType, dict[str, str]] = {}
-        self._parsers: dict[RecordType, dict[str, ValueParser]] = {}
-        for record, (specs, show_names) in _tables().items():
+        self._v = _version(version)
+        self._lock = threading.Lock()
+        self._specs: dict[RecordType, tuple[list[KeySpec], list[str]]] | None = None
+        self._disk: _PerRecord[tuple[RecordKey, ...]] = _PerRecord(self._build)
+        self._show: _PerRecord[tuple[RecordKey, ...]] = _PerRecord(self._build)
+        self._by_name: _PerRecord[dict[str, RecordKey]] = _PerRecord(self._build)
+        self._later: _PerRecord[dict[str, str]] = _PerRecord(self._build)
+        self._parsers: _PerRecord[dict[str, ValueParser]] = _PerRecord(self._build)
+
+    def _tables(self) -> dict[RecordType, tuple[list[KeySpec], list[str]]]:
+        if self._specs is None:
+            self._specs = _tables()
+        return self._specs
+
+    def _build(self, record: RecordType) -> None:
+        """Make the tables of ``record`` (once, whichever thread asks first)."""
+        with self._lock:
+            if dict.__contains__(self._disk, record):
+                return
+            specs, show_names = self._tables()[record]
+            v = self._v
             self._later[record] = {
                 s.name: s.since for s in specs if s.since is not None and v < _version(s.since)
             }
@@ -391,8 +422,8 @@ class Registry:
             by_name = {k.name: k for k in keys}
             self._by_name[record] = by_name
             self._parsers[record] = {k.name: self._make_parser(k) for k in keys}
-            self._disk[record] = tuple(keys)
             self._show[record] = tuple(by_name[n] for n in show_names if n in by_name)
+            self._disk[record] = tuple(keys)  # last: it marks the type as made
 
     @property
     def version(self) -> str:
@@ -587,7 +618,7 @@ class Registry:
         return _number_parser(vt)
 
     def records(self) -> Iterable[RecordType]:
-        return self._disk.keys()
+        return tuple(self._tables())
 
     def for_version(self, version: str) -> Registry:
         """The registry of another open-iscsi version (e.g. ``"2.1.11"``)."""

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from iscsikit.errors import InvalidParameterError, NotSupportedError, TransportNotFoundError
-from iscsikit.proto.ffp_params import Timers
 
 # The protocol types below are annotations only: importing iscsikit.plugin (every
 # driver does, and the CLI for its registry) must not load the protocol machines, CHAP
@@ -25,6 +24,7 @@ from iscsikit.proto.ffp_params import Timers
 if TYPE_CHECKING:
     from iscsikit.netlink.wire import ChapRecord, ParamAttr
     from iscsikit.proto.address import Portal
+    from iscsikit.proto.ffp_params import Timers
     from iscsikit.proto.login import LoginAccepted, LoginConfig, TargetRedirected
     from iscsikit.proto.sendtargets import DiscoveredTarget
     from iscsikit.proto.task import PingTask, ScsiTask, TmfTask
@@ -60,6 +60,12 @@ class Timeouts:
                 raise InvalidParameterError(f"timeout {name} must be positive")
 
 
+def _default_timers() -> Timers:
+    from iscsikit.proto.ffp_params import Timers
+
+    return Timers()
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectSpec:
     """One login attempt: where to connect and what to say."""
@@ -70,7 +76,7 @@ class ConnectSpec:
     #: Transport-specific binding (network interface name, source address...), by key.
     binding: Mapping[str, str] = field(default_factory=dict)
     #: Full Feature Phase: keepalive, command and task management timeouts.
-    timers: Timers = field(default_factory=Timers)
+    timers: Timers = field(default_factory=_default_timers)
     #: Commands in flight at most (open-iscsi's ``node.session.cmds_max``).
     queue_depth: int = 128
     #: Seconds a failed session's commands wait for a new connection before they fail

@@ -410,13 +410,11 @@ def _run_one(args: ParsedArgs, env: CliEnv, service: SessionService, sid: int) -
 
         env.out("".join(node_text(n, show_secrets=args.show) for n in nodes))
         return 0
-    from dataclasses import replace
-
     from iscsikit.cli.modes import load
 
     portal = _portal(info.persistent_address, info.persistent_port)
-    node_args = replace(
-        args, mode="node", session=None, targetname=info.target, portal=portal, ifaces=[info.iface]
+    node_args = args.replace(
+        mode="node", session=None, targetname=info.target, portal=portal, ifaces=[info.iface]
     )
     return load("node").run(node_args, env)
 
