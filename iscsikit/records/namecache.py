@@ -18,8 +18,9 @@ than the filesystem's timestamp granularity (:data:`MARGIN_NS`; :data:`COARSE_MA
 where the times carry no nanoseconds); any later change then gives the directory a
 newer time.  After a change just before a listing, the next one walks the tree again.
 ``touch -d`` restoring an mtime still changes the ctime; a directory replaced by
-another has another inode.  This assumes a local filesystem (one clock, no attribute
-caching); the database on NFS is not supported here.
+another has another inode.  This needs a local filesystem (one clock, no attribute
+caching): the cache is used only where ``statfs(2)`` names one (:data:`LOCAL_FS`:
+ext2/3/4, xfs, btrfs, f2fs, tmpfs); on NFS, CIFS, FUSE and the rest every listing walks.
 
 **Where the cache lives.**  Never inside ``nodes/`` or any directory iscsiadm reads:
 the file is ``<run_dir>/records-cache/nodes-<key>`` (``/run/iscsikit/...`` for the
@@ -34,20 +35,25 @@ and the tree is read.  The cache is a hint: losing it costs one full listing.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import marshal
 import os
 import stat
+import sys
 import time
 from collections.abc import Callable
 
-__all__ = ["COARSE_MARGIN_NS", "MARGIN_NS", "NameCache", "Recorder"]
+__all__ = ["COARSE_MARGIN_NS", "LOCAL_FS", "MARGIN_NS", "NameCache", "Recorder", "fs_type"]
 
 #: Granularity allowance for filesystems with nanosecond times: a coarse-clock tick is
 #: at most 10 ms (HZ=100); this leaves ten of them.
 MARGIN_NS = 100_000_000
 #: For times without nanoseconds (1 s or, FAT, 2 s granularity).
 COARSE_MARGIN_NS = 3_000_000_000
+
+#: statfs(2) f_type of the filesystems whose directory times the cache trusts.
+LOCAL_FS = frozenset({0xEF53, 0x58465342, 0x9123683E, 0xF2F52010, 0x01021994})
 
 _MAGIC = b"iscsikit-names 1\n"
 _DIGEST = 32
@@ -58,6 +64,20 @@ _CACHE_DIR = "records-cache"
 _Key = tuple[int, int, int, int]
 #: A node id as stored: (target, address, port, tpgt, iface)
 _Node = tuple[str, str, int, int, str]
+
+
+def fs_type(path: str) -> int | None:
+    """``statfs(2)``'s f_type of the filesystem holding ``path`` (None if unknown)."""
+    if sys.platform != "linux":
+        return None
+    try:
+        statfs = ctypes.CDLL(None, use_errno=True).statfs
+    except (OSError, AttributeError):
+        return None
+    buf = ctypes.create_string_buffer(256)  # struct statfs: 120 bytes on 64-bit Linux
+    if statfs(os.fsencode(path), buf) != 0:
+        return None
+    return int(ctypes.c_long.from_buffer(buf).value)
 
 
 def _margin(st: os.stat_result) -> int:
@@ -103,6 +123,8 @@ class NameCache:
         """The cached listing of the tree at ``top`` if every directory it was made
         from is unchanged, else None."""
         path = self.path()
+        if fs_type(top) not in LOCAL_FS:
+            return None
         data = self._read(path) if path is not None else None
         if not isinstance(data, tuple) or len(data) != 4:
             return None
@@ -144,6 +166,8 @@ class NameCache:
         """
         prefix = top.rstrip("/") + "/"
         rels, keys = [], []
+        if fs_type(top) not in LOCAL_FS:
+            return False
         try:
             fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:

@@ -181,3 +181,15 @@ def test_listing_works_without_a_usable_cache_directory(db: Records) -> None:
     directory.write_text("not a directory")
     assert db.node_ids() == truth
     assert db.node_ids() == truth
+
+
+def test_cache_only_on_local_filesystems(db: Records, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Directory times are trusted only where one clock stamps them and stat() is not
+    served from an attribute cache: on anything else every listing walks."""
+    top = str(db.db_root / "nodes")
+    assert namecache.fs_type(top) in namecache.LOCAL_FS  # tmp_path: ext4 or tmpfs here
+    truth = warm(db)
+    monkeypatch.setattr(namecache, "LOCAL_FS", frozenset({0x6969}))  # as if only NFS were
+    forge(db)
+    assert db.node_ids() == truth
+    assert db._reader.last_walk[1] > 0  # walked, the (forged) cache not used
