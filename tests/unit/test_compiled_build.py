@@ -108,7 +108,7 @@ def run_setup(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             captured.setup = kwargs
 
         def mypycify(paths: list[str], **_: Any) -> list[str]:
-            captured.compiled = paths
+            captured.compiled = [path for path in paths if not path.startswith("-")]
             return ["<extensions>"]
 
         for name, value in env.items():
@@ -162,6 +162,10 @@ def test_iscsikit_compile_asks_for_mypy_then_insists(run_setup: Any) -> None:
     asked = run_setup(["egg_info"], mypyc=False, ISCSIKIT_COMPILE="1")
     assert asked.setup is not None
     assert any(r.startswith("mypy==") for r in asked.setup["setup_requires"])
+    # Metadata runs compile nothing, even where mypy is installed.
+    again = run_setup(["egg_info"], mypyc=True, ISCSIKIT_COMPILE="1")
+    assert again.compiled is None
+    assert again.setup == asked.setup
     # The build itself without mypy (--no-build-isolation) fails instead of going pure.
     with pytest.raises(SystemExit, match="mypy is not installed"):
         run_setup(["bdist_wheel"], mypyc=False, ISCSIKIT_COMPILE="1")
