@@ -44,6 +44,7 @@ from types import FrameType
 from typing import IO, Any
 
 import iscsikit
+import iscsikit.proto
 from iscsikit.cli.console import ArgumentParser, console_main
 from iscsikit.errors import (
     ConnectionFailedError,
@@ -534,6 +535,7 @@ def report(
     cpu = cpu_user + cpu_sys
     return {
         "version": iscsikit.__version__,
+        "compiled": iscsikit.proto.compiled(),
         "tool": PROG,
         "url": url,
         "write": work.write,
