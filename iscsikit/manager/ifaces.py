@@ -15,17 +15,19 @@ them) are never touched.
 from __future__ import annotations
 
 from pathlib import Path
-
-import pluggy
+from typing import TYPE_CHECKING
 
 from iscsikit.config.paths import resolve_root
 from iscsikit.errors import NoObjectsFoundError
-from iscsikit.plugin import manager
-from iscsikit.plugin.transport import OffloadPort
 from iscsikit.records.model import IfaceRecord
-from iscsikit.records.store import Records
 from iscsikit.sysfs import SysfsContext
-from iscsikit.sysfs.host import HostIface
+
+if TYPE_CHECKING:  # annotations only: `iscsikit-adm -m iface` starts without them
+    import pluggy
+
+    from iscsikit.plugin.transport import OffloadPort
+    from iscsikit.records.store import Records
+    from iscsikit.sysfs.host import HostIface
 
 __all__ = ["ensure_offload_ifaces", "kernel_iface_name", "offload_ports", "read_iface"]
 
@@ -109,8 +111,17 @@ _VLAN = {"vlan_id": ("iface.vlan_id", 65535), "vlan_priority": ("iface.vlan_prio
 
 
 def offload_ports(root: Path, pm: pluggy.PluginManager | None = None) -> list[OffloadPort]:
-    """Every port every driver reports under ``root``, in hook order, without repeats."""
-    pm = manager.plugin_manager() if pm is None else pm
+    """Every port every driver reports under ``root``, in hook order, without repeats.
+
+    Without ``pm``: the process-wide plugins, asked only when ``root`` has an iSCSI host
+    an offload driver could own (``manager.offload_ports_possible``); otherwise no driver
+    can have a port, and none is imported to say so."""
+    if pm is None:
+        from iscsikit.plugin import manager
+
+        if not manager.offload_ports_possible(root):
+            return []
+        pm = manager.plugin_manager()
     ports: dict[str, OffloadPort] = {}
     for reported in pm.hook.iscsikit_offload_ports(root=root):
         for port in reported:

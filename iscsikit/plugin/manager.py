@@ -13,8 +13,8 @@ start-up (bench/startup_bench.py), so the process-wide manager loads them on dem
   drivers and the convention for others), and every plugin when that does not register
   it, or when all names are asked for (``names()``, iteration);
 * :func:`plugin_manager` loads every plugin (a hook call goes to all of them);
-* :func:`for_offload_ports` skips the drivers when the ``iscsikit_offload_ports`` hook
-  cannot answer anything (:func:`offload_ports_possible`).
+* :func:`offload_ports_possible` tells when the ``iscsikit_offload_ports`` hook cannot
+  answer anything, so its callers (``iscsikit.manager.ifaces``) skip the drivers.
 
 :func:`build` makes a fresh manager with every plugin loaded, as before.  Nothing here
 runs at import; pluggy itself is imported when a manager is made.
@@ -187,12 +187,3 @@ def offload_ports_possible(root: Path) -> bool:
     return any(
         host.transport_name not in SOFTWARE_TRANSPORTS for host in SysfsContext(root).hosts()
     )
-
-
-def for_offload_ports(root: Path) -> pluggy.PluginManager:
-    """The plugin manager whose ``iscsikit_offload_ports`` hook to call for ``root``:
-    the process-wide one when :func:`offload_ports_possible`, else one without the
-    entry-point plugins (its hook answers nothing, and no driver is imported)."""
-    if offload_ports_possible(root):
-        return plugin_manager()
-    return build(entry_points=False)[0]

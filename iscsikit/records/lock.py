@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import logging
 import os
 import threading
 import time
@@ -59,7 +58,12 @@ OWNER_NAME = "lock.iscsikit"
 DEFAULT_TIMEOUT = 30.0
 RETRY_INTERVAL = 0.01
 
-_log = logging.getLogger(__name__)
+
+def _warn(message: str, *args: object) -> None:
+    """Log a warning; ``logging`` is imported only then (it costs the CLI ~4 ms)."""
+    import logging
+
+    logging.getLogger(__name__).warning(message, *args)
 
 
 class _State:
@@ -263,7 +267,7 @@ class DbLock:
             if info is not None and state.ident == (info.st_dev, info.st_ino, info.st_ctime_ns):
                 os.unlink(self.write_file)
             else:
-                _log.warning(
+                _warn(
                     "%s was removed or replaced while iscsikit held it (an iscsiadm that "
                     "timed out waiting?); leaving it alone",
                     self.write_file,
@@ -309,7 +313,7 @@ class DbLock:
             if (current.st_ino, current.st_ctime_ns) != (info.st_ino, ctime):
                 return False
             os.unlink(self.write_file)
-            _log.warning("removed stale %s left by iscsikit process %d", self.write_file, pid)
+            _warn("removed stale %s left by iscsikit process %d", self.write_file, pid)
             return True
         except FileNotFoundError:
             return True

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import marshal
 import os
 import stat
@@ -45,6 +44,14 @@ import time
 from collections.abc import Callable
 
 __all__ = ["COARSE_MARGIN_NS", "LOCAL_FS", "MARGIN_NS", "NameCache", "Recorder", "fs_type"]
+
+
+def _blake2b(data: bytes, digest_size: int) -> bytes:
+    """BLAKE2b of ``data``; hashlib is imported on first use (it costs the CLI ~4 ms)."""
+    import hashlib
+
+    return hashlib.blake2b(data, digest_size=digest_size).digest()
+
 
 #: Granularity allowance for filesystems with nanosecond times: a coarse-clock tick is
 #: at most 10 ms (HZ=100); this leaves ten of them.
@@ -116,7 +123,7 @@ class NameCache:
         ident = f"{os.path.realpath(self.db_root)}\0{st.st_dev}\0{st.st_ino}".encode(
             "utf-8", "surrogateescape"
         )
-        key = hashlib.blake2b(ident, digest_size=12).hexdigest()
+        key = _blake2b(ident, 12).hex()
         return os.path.join(self.directory, f"nodes-{key}")
 
     def load(self, top: str) -> list[_Node] | None:
@@ -235,7 +242,7 @@ class NameCache:
         if not data.startswith(_MAGIC) or len(data) < head + _DIGEST:
             return None
         digest, payload = data[head : head + _DIGEST], data[head + _DIGEST :]
-        if hashlib.blake2b(payload, digest_size=_DIGEST).digest() != digest:
+        if _blake2b(payload, _DIGEST) != digest:
             return None  # truncated or corrupt: marshal never sees it
         try:
             return marshal.loads(payload)
@@ -250,7 +257,7 @@ class NameCache:
         if not self._dir_ok():
             return False
         payload = marshal.dumps(value)
-        data = _MAGIC + hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload
+        data = _MAGIC + _blake2b(payload, _DIGEST) + payload
         temp = f"{path}.tmp.{os.getpid()}"
         try:
             fd = os.open(

@@ -108,12 +108,11 @@ def _binding_ifaces(cmd: Command, records: Records) -> list[IfaceRecord]:
                 )
         return found
     from iscsikit.manager.ifaces import ensure_offload_ifaces
-    from iscsikit.plugin.manager import for_offload_ports
 
     # open-iscsi makes them whenever it lists ifaces (the drivers are asked only when
     # an offload host is there: the others need not be imported)
     root = cmd.env.paths.root
-    ensure_offload_ifaces(records, for_offload_ports(root), root=root)
+    ensure_offload_ifaces(records, root=root)
     tcp = []
     for name in listdir(records.layout.ifaces):
         try:

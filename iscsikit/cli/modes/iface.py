@@ -158,12 +158,11 @@ def _read(cmd: _Cmd, name: str, code: IscsiErr) -> IfaceRecord:
 def _all(cmd: _Cmd) -> list[IfaceRecord]:
     """Every iface as ``-m iface`` lists them: files by name, then the built-ins."""
     from iscsikit.manager.ifaces import ensure_offload_ifaces
-    from iscsikit.plugin.manager import for_offload_ports
     from iscsikit.records.reader import listdir_sorted
 
     records = cmd.env.records()
     root = cmd.env.paths.root
-    ensure_offload_ifaces(records, for_offload_ports(root), root=root)
+    ensure_offload_ifaces(records, root=root)
     names = [n for n in listdir_sorted(records.layout.ifaces) if n not in _BUILTIN]
     return [_read(cmd, n, IscsiErr.INVAL) for n in [*names, *_BUILTIN]]
 
