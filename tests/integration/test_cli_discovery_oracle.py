@@ -591,9 +591,20 @@ def test_no_portals_found(fresh_db: Db, targets: Targets, tmp_path: Path) -> Non
 
 
 def test_connection_closed_during_login(fresh_db: Db, targets: Targets, tmp_path: Path) -> None:
-    """iscsiadm retries, then exits 243 (a negative return code): kept."""
+    """iscsiadm retries, then exits 243 (a negative return code): kept.
+
+    On a loaded machine iscsiadm sometimes takes its other path: each attempt ends as a
+    login I/O error and it gives up after reopen_max with 11 ("connection login retries
+    (reopen_max) 5 exceeded", discovery.c ``iscsi_create_session``).  Which one it takes
+    depends on when it sees the close, not on anything iscsikit-adm could match; then
+    iscsikit-adm must still give iscsiadm's usual answer and the same stdout."""
     argv = ("-m", "discovery", "-t", "st", "-p", targets.bare.portal)
-    assert_same(*fresh_db.run_both(tmp_path, argv, host_network=True))
+    theirs, ours, ordered = fresh_db.run_both(tmp_path, argv, host_network=True)
+    if theirs.rc == 11 and "reopen_max" in theirs.stderr:
+        assert ours.rc == 243, ours.stderr
+        assert ours.stdout == theirs.stdout
+        return
+    assert_same(theirs, ours, ordered)
 
 
 def test_connection_refused(fresh_db: Db, targets: Targets, tmp_path: Path) -> None:
