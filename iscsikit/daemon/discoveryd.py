@@ -210,8 +210,12 @@ class RecordWorker:
             if self._scn_pending:
                 continue
             timeout = None if due is None else max(due - clock(), 0.0)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when
+            # its inner wait finishes as the task is cancelled (an SCN arriving while the
+            # daemon stops), the cancellation is lost and Discoveryd.stop waits forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def notify(self) -> None:
         """An SCN: discover at once (or right after the discovery in flight)."""
