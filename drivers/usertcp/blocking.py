@@ -142,15 +142,12 @@ class BlockingChannel(CommandChannel):
             return
         try:
             buffers = machine.get_buffers()
-            n = -1
-            if self.busy_poll and machine.outstanding:
-                n = self._spin(buffers)
-            if n >= 0:
-                pass
-            elif len(buffers) == 1:
-                n = self.sock.recv_into(buffers[0])
-            else:  # the rest of a large read payload, then the scratch buffer
-                n = self.sock.recvmsg_into(buffers)[0]
+            n = self._spin(buffers) if self.busy_poll and machine.outstanding else -1
+            if n < 0:
+                if len(buffers) == 1:
+                    n = self.sock.recv_into(buffers[0])
+                else:  # the rest of a large read payload, then the scratch buffer
+                    n = self.sock.recvmsg_into(buffers)[0]
         except (BlockingIOError, TimeoutError):
             return  # SO_RCVTIMEO: time to look at the timers
         except InterruptedError:

@@ -413,13 +413,19 @@ class Remover:
             self._root_fd = open_root(self.root)
         return open_dir(directory, self.root, root_fd=self._root_fd)
 
-    def unlink(self, path: str) -> bool:
-        """:func:`unlink` ``path`` (below the root): False if it was not there."""
+    def _parent(self, path: str) -> tuple[int, str] | None:
+        """The open directory of ``path`` and its last component; None if missing."""
         head, _, tail = path.rpartition("/")
         try:
-            fd = self._dir(head)
+            return self._dir(head), tail
         except FileNotFoundError:
+            return None
+
+    def unlink(self, path: str) -> bool:
+        """:func:`unlink` ``path`` (below the root): False if it was not there."""
+        if (found := self._parent(path)) is None:
             return False
+        fd, tail = found
         try:
             os.unlink(tail, dir_fd=fd)
         except FileNotFoundError:
@@ -430,11 +436,9 @@ class Remover:
 
     def remove_empty_dir(self, path: str) -> bool:
         """:func:`remove_empty_dir` ``path`` (below the root)."""
-        head, _, tail = path.rpartition("/")
-        try:
-            fd = self._dir(head)
-        except FileNotFoundError:
+        if (found := self._parent(path)) is None:
             return False
+        fd, tail = found
         try:
             os.rmdir(tail, dir_fd=fd)
         except OSError as exc:
